@@ -1,0 +1,43 @@
+#!/usr/bin/env node
+// quietflame's command line: thin, parses arguments and hands over to the rooms.
+
+import { runAddr2line, UsageError } from './cli/addr2line';
+import { describeError } from './cli/errors';
+
+const USAGE = `usage: quietflame <command> [options]
+
+commands:
+  addr2line [--inline] BINARY   symbolize link-time addresses read from stdin (Go's format, or JSON with inlined frames)
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...args] = argv;
+  switch (command) {
+    case 'addr2line':
+      await runAddr2line(args);
+      return 0;
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      throw new UsageError(`unknown command "${command}"\n${USAGE}`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof UsageError) {
+      process.stderr.write(`quietflame: ${err.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    process.stderr.write(`quietflame ${process.argv[2] ?? ''}: ${describeError(err, process.argv.at(-1) ?? '')}\n`);
+    process.exitCode = 1;
+  },
+);

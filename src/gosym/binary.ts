@@ -1,0 +1,106 @@
+// GoBinary: one Go executable's symbol tables. Opening reads the ELF headers and the pclntab (one read); names,
+// files, line tables and inline trees are decoded only when a PC asks for them.
+
+import { FormatError } from './bytes';
+import { applyRelativeRelocs, ElfFile, EM_AARCH64, EM_X86_64, ET_DYN } from './elf';
+import { GoVersion, parseGoVersion, readGoBuildId, readGoVersionString, versionFromLayout } from './buildinfo';
+import { findModuledata, findTextStart, locatePclntab, ModuleData } from './locate';
+import { FuncInfo, Pclntab } from './pclntab';
+import { Frame, InlineExpander, inlineLayout } from './inline';
+
+export type GoArch = 'amd64' | 'arm64';
+
+/** What `go tool addr2line` prints for a PC: the outermost function, and file:line (file '' and line -1 when unknown). */
+export interface LineInfo {
+  function: string;
+  file: string;
+  line: number;
+}
+
+export class GoBinary {
+  readonly arch: GoArch;
+  readonly pcln: Pclntab;
+  readonly pclntabAddr: number;
+  readonly textStart: number;
+  readonly moduledata: ModuleData | undefined;
+  readonly version: GoVersion;
+  readonly buildId: string | undefined;
+  /** Link-time address of file offset 0 (PIE executables are linked at 0x400000, not 0). */
+  readonly baseVaddr: number;
+  readonly isPie: boolean;
+  private readonly expander: InlineExpander;
+
+  static open(path: string): GoBinary {
+    const elf = ElfFile.open(path);
+    try {
+      return new GoBinary(elf);
+    } catch (e) {
+      elf.close();
+      throw e;
+    }
+  }
+
+  constructor(readonly elf: ElfFile) {
+    if (elf.machine === EM_X86_64) this.arch = 'amd64';
+    else if (elf.machine === EM_AARCH64) this.arch = 'arm64';
+    else throw new FormatError(`unsupported machine type ${elf.machine} (only amd64 and arm64)`);
+    const loc = locatePclntab(elf);
+    this.pclntabAddr = loc.vaddr;
+    this.isPie = elf.type === ET_DYN;
+    this.baseVaddr = elf.baseVaddr();
+    if (this.isPie && (loc.header.generation === 'go1.2' || loc.header.generation === 'go1.16')) {
+      // Absolute PCs in the functab: an old internally linked PIE may have left them to its relocations.
+      if (loc.data.readBigUInt64LE(loc.header.generation === 'go1.2' ? 16 : Number(loc.data.readBigUInt64LE(8 + 6 * 8))) === 0n) {
+        loc.data = Buffer.from(loc.data);
+        applyRelativeRelocs(elf, loc.vaddr, loc.data);
+      }
+    }
+    this.moduledata = findModuledata(elf, loc);
+    this.textStart = loc.header.generation === 'go1.18' || loc.header.generation === 'go1.20' ? findTextStart(elf, loc, this.moduledata) : 0;
+    this.pcln = new Pclntab(loc.data, this.textStart);
+    const versionString = readGoVersionString(elf);
+    this.version = (versionString && parseGoVersion(versionString)) || versionFromLayout(loc.header.generation, elf.section('.go.module') !== undefined);
+    this.buildId = readGoBuildId(elf);
+    const gofunc = this.findGofunc();
+    this.expander = new InlineExpander(this.pcln, elf, inlineLayout(this.pcln, this.version.exact ? this.version.minor : undefined), gofunc);
+  }
+
+  private findGofunc(): number {
+    if (this.pcln.generation === 'go1.2' || this.pcln.generation === 'go1.16') return 0; // funcdata are absolute pointers
+    const sym = this.elf.symbol('go:func.*') ?? this.elf.symbol('go.func.*');
+    if (sym) return sym.value;
+    return this.moduledata?.gofunc ?? 0;
+  }
+
+  close(): void {
+    this.elf.close();
+  }
+
+  /** The function containing a link-time PC (debug/gosym's findFunc: [entry, next entry)). */
+  funcAt(pc: number): FuncInfo | undefined {
+    return this.pcln.find(pc);
+  }
+
+  funcName(f: FuncInfo): string {
+    return this.pcln.funcName(f);
+  }
+
+  /** `go tool addr2line` semantics for one link-time PC. */
+  lineInfo(pc: number): LineInfo | undefined {
+    const f = this.pcln.find(pc);
+    if (!f) return undefined;
+    return { function: this.pcln.funcName(f), file: this.pcln.file(f, pc), line: this.pcln.line(f, pc) };
+  }
+
+  /** All frames at exactly this link-time PC, inlined calls expanded, innermost first; [] when unknown. */
+  frames(pc: number): Frame[] {
+    const f = this.pcln.find(pc);
+    return f ? this.expander.frames(f, pc) : [];
+  }
+
+  /** Bytes below the entry SP at pc (-1 unknown); with the function's flags, what the BPF unwinder needs. */
+  spDelta(pc: number): number {
+    const f = this.pcln.find(pc);
+    return f ? this.pcln.spDelta(f, pc) : -1;
+  }
+}

@@ -1,0 +1,92 @@
+// Random access to a binary's bytes. Big executables (100+ MB) are never read whole: the ELF headers, the
+// pclntab and the few other ranges symbolization needs are read on demand.
+
+import * as fs from 'node:fs';
+
+/** Something that goes wrong with the input, not with the code: callers turn it into a one-line message. */
+export class FormatError extends Error {
+  override name = 'FormatError';
+}
+
+export interface ByteSource {
+  readonly size: number;
+  /** Exactly `length` bytes at `offset`, or a FormatError when the range is not inside the source. */
+  read(offset: number, length: number): Buffer;
+  close(): void;
+}
+
+function checkRange(size: number, offset: number, length: number, what: string): void {
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
+    throw new FormatError(`${what}: range [${offset}, +${length}) is outside the file (${size} bytes); the file is truncated or corrupt`);
+  }
+}
+
+export class BufferSource implements ByteSource {
+  constructor(private readonly buf: Buffer) {}
+  get size(): number {
+    return this.buf.length;
+  }
+  read(offset: number, length: number): Buffer {
+    checkRange(this.buf.length, offset, length, 'read');
+    return this.buf.subarray(offset, offset + length);
+  }
+  close(): void {}
+}
+
+/** Reads a file with pread; each read allocates exactly what was asked for. */
+export class FileSource implements ByteSource {
+  private fd: number | undefined;
+  readonly size: number;
+
+  constructor(readonly path: string) {
+    this.fd = fs.openSync(path, 'r');
+    try {
+      const st = fs.fstatSync(this.fd);
+      if (!st.isFile()) throw new FormatError(`${path}: not a regular file`);
+      this.size = st.size;
+    } catch (e) {
+      fs.closeSync(this.fd);
+      throw e;
+    }
+  }
+
+  read(offset: number, length: number): Buffer {
+    if (this.fd === undefined) throw new Error(`${this.path}: read after close`);
+    checkRange(this.size, offset, length, this.path);
+    const out = Buffer.allocUnsafe(length);
+    let done = 0;
+    while (done < length) {
+      const n = fs.readSync(this.fd, out, done, length - done, offset + done);
+      if (n === 0) throw new FormatError(`${this.path}: unexpected end of file at ${offset + done}`);
+      done += n;
+    }
+    return out;
+  }
+
+  close(): void {
+    if (this.fd !== undefined) fs.closeSync(this.fd);
+    this.fd = undefined;
+  }
+}
+
+/** Reads unsigned LEB128 at `pos`; returns the value and the position after it. Values above 2^53 are corrupt input. */
+export function readUvarint(buf: Buffer, pos: number): [value: number, next: number] {
+  let value = 0;
+  let mul = 1;
+  for (;;) {
+    if (pos >= buf.length) throw new FormatError('varint runs past the end of its table');
+    const b = buf[pos++]!;
+    value += (b & 0x7f) * mul;
+    if (b < 0x80) return [value, pos];
+    mul *= 128;
+    if (mul > 2 ** 49) throw new FormatError('varint too long');
+  }
+}
+
+/** A NUL-terminated string at `pos` (latin1 is wrong for non-ASCII names, so decode as UTF-8). */
+export function readCString(buf: Buffer, pos: number): string {
+  if (pos < 0 || pos >= buf.length) throw new FormatError(`string offset ${pos} outside its table (${buf.length} bytes)`);
+  const end = buf.indexOf(0, pos);
+  if (end < 0) throw new FormatError(`unterminated string at offset ${pos}`);
+  return buf.toString('utf8', pos, end);
+}

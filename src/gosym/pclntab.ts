@@ -1,0 +1,367 @@
+// Go's pclntab: the function table, names, files, and the pcvalue tables (line, file, SP delta, inline index).
+// One place (`layoutFor`) decides what a header generation looks like; everything else reads fields through it.
+// Semantics follow debug/gosym for file/line (what `go tool addr2line` prints) and runtime/symtab.go for pcdata.
+
+import { FormatError, readCString } from './bytes';
+
+export type PclnGeneration = 'go1.2' | 'go1.16' | 'go1.18' | 'go1.20';
+
+const MAGICS: Record<number, PclnGeneration> = {
+  0xfffffffb: 'go1.2',
+  0xfffffffa: 'go1.16',
+  0xfffffff0: 'go1.18',
+  0xfffffff1: 'go1.20',
+};
+
+export function pclnGenerationOf(magic: number): PclnGeneration | undefined {
+  return MAGICS[magic];
+}
+
+/** Byte offsets inside a `_func` record for one generation (64-bit; field widths as in runtime/runtime2.go). */
+interface FuncLayout {
+  entrySize: number; // 4 (entryOff) from 1.18, else ptrSize (absolute entry PC)
+  funcIdOff: number;
+  flagOff: number | undefined;
+  nfuncdataOff: number;
+  size: number; // where pcdata[] starts
+  funcdataIsOffset: boolean; // 1.18+: u32 offsets from moduledata.gofunc; before: absolute pointers
+}
+
+function funcLayout(gen: PclnGeneration, ptrSize: number): FuncLayout {
+  switch (gen) {
+    case 'go1.2': // 1.12–1.15 layout
+      return { entrySize: ptrSize, funcIdOff: ptrSize + 28, flagOff: undefined, nfuncdataOff: ptrSize + 31, size: ptrSize + 32, funcdataIsOffset: false };
+    case 'go1.16':
+      return { entrySize: ptrSize, funcIdOff: ptrSize + 32, flagOff: ptrSize + 33, nfuncdataOff: ptrSize + 35, size: ptrSize + 36, funcdataIsOffset: false };
+    case 'go1.18':
+      return { entrySize: 4, funcIdOff: 36, flagOff: 37, nfuncdataOff: 39, size: 40, funcdataIsOffset: true };
+    case 'go1.20': // startLine was added before funcID
+      return { entrySize: 4, funcIdOff: 40, flagOff: 41, nfuncdataOff: 43, size: 44, funcdataIsOffset: true };
+  }
+}
+
+export const FUNC_FLAG_TOPFRAME = 1;
+export const FUNC_FLAG_SPWRITE = 2;
+export const FUNC_FLAG_ASM = 4;
+
+export interface PclnHeader {
+  generation: PclnGeneration;
+  quantum: number;
+  ptrSize: number;
+  nfunc: number;
+  /** The text start stored in the header (1.18+); 0 when the linker did not write it (Go 1.26). */
+  textStart: number;
+}
+
+/** Parses and validates the fixed header; throws FormatError when the bytes are not a pclntab. */
+export function parsePclnHeader(data: Buffer): PclnHeader {
+  if (data.length < 16) throw new FormatError(`pclntab too short (${data.length} bytes)`);
+  const magic = data.readUInt32LE(0);
+  const generation = pclnGenerationOf(magic);
+  if (!generation) throw new FormatError(`unknown pclntab magic 0x${magic.toString(16)}`);
+  const quantum = data[6]!;
+  const ptrSize = data[7]!;
+  if (data[4] !== 0 || data[5] !== 0 || ![1, 2, 4].includes(quantum) || ptrSize !== 8) {
+    throw new FormatError(`bad pclntab header (pad ${data[4]},${data[5]}, quantum ${quantum}, pointer size ${ptrSize}; only 64-bit is supported)`);
+  }
+  const word = (i: number): number => readWord(data, 8 + i * ptrSize);
+  const nfunc = word(0);
+  const textStart = generation === 'go1.18' || generation === 'go1.20' ? word(2) : 0;
+  return { generation, quantum, ptrSize, nfunc, textStart };
+}
+
+function readWord(data: Buffer, off: number): number {
+  if (off < 0 || off + 8 > data.length) throw new FormatError(`pclntab word at ${off} is outside the table (${data.length} bytes)`);
+  const v = data.readBigUInt64LE(off);
+  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new FormatError(`pclntab word at ${off} is implausibly large`);
+  return Number(v);
+}
+
+/** A function record: what the rest of the package needs, decoded on demand. */
+export interface FuncInfo {
+  readonly index: number;
+  readonly entry: number; // link-time address
+  readonly end: number; // next function's entry
+  readonly off: number; // offset of the _func record in the table data
+}
+
+export class Pclntab {
+  readonly header: PclnHeader;
+  readonly generation: PclnGeneration;
+  readonly nfunc: number;
+  readonly quantum: number;
+  private readonly layout: FuncLayout;
+  private readonly funcnameBase: number;
+  private readonly cutabBase: number;
+  private readonly filetabBase: number;
+  private readonly pctabBase: number;
+  private readonly functabBase: number;
+  private readonly functabEntrySize: number;
+  /** Text start that functab entry offsets are added to (1.18+); 0 for absolute-PC generations. */
+  readonly textStart: number;
+  private readonly nameCache = new Map<number, string>();
+  private readonly fileCache = new Map<number, string>();
+  private firstPc = 0;
+  private endPc = 0;
+
+  /**
+   * @param data the table, starting at its header (bytes after the table may follow).
+   * @param textStart for 1.18+: the address functab offsets are relative to (see findTextStart); ignored before.
+   */
+  constructor(readonly data: Buffer, textStart: number) {
+    const h = parsePclnHeader(data);
+    this.header = h;
+    this.generation = h.generation;
+    this.nfunc = h.nfunc;
+    this.quantum = h.quantum;
+    this.layout = funcLayout(h.generation, h.ptrSize);
+    const p = h.ptrSize;
+    const word = (i: number): number => readWord(data, 8 + i * p);
+    switch (h.generation) {
+      case 'go1.2':
+        this.funcnameBase = 0;
+        this.cutabBase = 0;
+        this.pctabBase = 0;
+        this.functabBase = 8 + p;
+        this.functabEntrySize = 2 * p;
+        this.filetabBase = data.readUInt32LE(this.checkedOffset(this.functabBase + h.nfunc * 2 * p + p, 4));
+        this.textStart = 0;
+        break;
+      case 'go1.16':
+        this.funcnameBase = word(2);
+        this.cutabBase = word(3);
+        this.filetabBase = word(4);
+        this.pctabBase = word(5);
+        this.functabBase = word(6);
+        this.functabEntrySize = 2 * p;
+        this.textStart = 0;
+        break;
+      default:
+        this.funcnameBase = word(3);
+        this.cutabBase = word(4);
+        this.filetabBase = word(5);
+        this.pctabBase = word(6);
+        this.functabBase = word(7);
+        this.functabEntrySize = 8;
+        this.textStart = textStart;
+    }
+    if (h.nfunc <= 0 || h.nfunc > 1e8) throw new FormatError(`implausible function count ${h.nfunc}`);
+    for (const [what, off] of [['funcnametab', this.funcnameBase], ['cutab', this.cutabBase], ['filetab', this.filetabBase], ['pctab', this.pctabBase]] as const) {
+      if (off >= data.length) throw new FormatError(`pclntab ${what} offset ${off} is outside the table (${data.length} bytes)`);
+    }
+    // functab = nfunc pairs plus the end PC of the last function.
+    this.checkedOffset(this.functabBase, this.functabEntrySize * h.nfunc + this.functabEntrySize / 2);
+    this.firstPc = this.pcAt(0);
+    this.endPc = this.pcAt(h.nfunc);
+    if (this.endPc < this.firstPc) throw new FormatError('pclntab function table is not sorted');
+  }
+
+  private checkedOffset(off: number, len: number): number {
+    if (off < 0 || off + len > this.data.length) throw new FormatError(`pclntab range [${off}, +${len}) is outside the table (${this.data.length} bytes)`);
+    return off;
+  }
+
+  /** Entry PC of function i (i == nfunc gives the end of the last function). */
+  pcAt(i: number): number {
+    const o = this.functabBase + i * this.functabEntrySize;
+    if (this.functabEntrySize === 8) return this.textStart + this.data.readUInt32LE(o);
+    return Number(this.data.readBigUInt64LE(o));
+  }
+
+  private funcOffAt(i: number): number {
+    const o = this.functabBase + i * this.functabEntrySize + this.functabEntrySize / 2;
+    const rel = this.functabEntrySize === 8 ? this.data.readUInt32LE(o) : Number(this.data.readBigUInt64LE(o));
+    return this.generation === 'go1.2' ? rel : this.functabBase + rel;
+  }
+
+  get minPc(): number {
+    return this.firstPc;
+  }
+  get maxPc(): number {
+    return this.endPc;
+  }
+
+  /** Index of the function whose [entry, next entry) holds pc, or -1 (debug/gosym's findFunc). */
+  findIndex(pc: number): number {
+    if (pc < this.firstPc || pc >= this.endPc) return -1;
+    let lo = 0;
+    let hi = this.nfunc; // first i with pcAt(i) > pc, minus one
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.pcAt(mid) > pc) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo - 1;
+  }
+
+  funcAt(i: number): FuncInfo {
+    const off = this.funcOffAt(i);
+    if (off < 0 || off + this.layout.size > this.data.length) throw new FormatError(`_func record ${i} at ${off} is outside the table`);
+    return { index: i, entry: this.pcAt(i), end: this.pcAt(i + 1), off };
+  }
+
+  find(pc: number): FuncInfo | undefined {
+    const i = this.findIndex(pc);
+    return i < 0 ? undefined : this.funcAt(i);
+  }
+
+  /** The n-th uint32 field after the entry (1 = nameOff, 2 = args, 4 = pcsp, 5 = pcfile, 6 = pcln, 7 = npcdata, 8 = cuOffset). */
+  private field(f: FuncInfo, n: number): number {
+    return this.data.readUInt32LE(f.off + this.layout.entrySize + 4 * (n - 1));
+  }
+
+  funcName(f: FuncInfo): string {
+    return this.nameAt(this.field(f, 1));
+  }
+
+  /** A function name by its offset in funcnametab (also used by inline tree records). */
+  nameAt(nameOff: number): string {
+    let s = this.nameCache.get(nameOff);
+    if (s === undefined) {
+      s = readCString(this.data, this.funcnameBase + nameOff);
+      this.nameCache.set(nameOff, s);
+    }
+    return s;
+  }
+
+  funcFlag(f: FuncInfo): number {
+    return this.layout.flagOff === undefined ? 0 : this.data[f.off + this.layout.flagOff]!;
+  }
+
+  funcId(f: FuncInfo): number {
+    return this.data[f.off + this.layout.funcIdOff]!;
+  }
+
+  // pcvalue decoding state, kept in fields so the hot loop allocates nothing.
+  private stepPos = 0;
+  private stepPc = 0;
+  private stepVal = -1;
+
+  private readVarint(): number {
+    const d = this.data;
+    let v = 0;
+    let mul = 1;
+    for (;;) {
+      if (this.stepPos >= d.length) return -1;
+      const b = d[this.stepPos++]!;
+      v += (b & 0x7f) * mul;
+      if (b < 0x80) return v % 2 ** 32; // gosym reads uint32 varints
+      mul *= 128;
+      if (mul > 2 ** 35) return -1;
+    }
+  }
+
+  /** One (value delta, pc delta) step; false at the end of the table (debug/gosym's step). */
+  private step(entry: number): boolean {
+    const uv = this.readVarint();
+    if (uv < 0 || (uv === 0 && this.stepPc !== entry)) return false;
+    const pd = this.readVarint();
+    if (pd < 0) return false;
+    this.stepVal = (this.stepVal + (uv & 1 ? -(Math.floor(uv / 2) + 1) : uv / 2)) | 0;
+    this.stepPc += pd * this.quantum;
+    return true;
+  }
+
+  private startTable(tableOff: number, entry: number): void {
+    this.stepPos = this.pctabBase + tableOff;
+    this.stepPc = entry;
+    this.stepVal = -1;
+  }
+
+  /** pcvalue as debug/gosym decodes it (table offset 0 is decoded, not treated as absent). */
+  private pcvalue(tableOff: number, entry: number, target: number): number {
+    this.startTable(tableOff, entry);
+    while (this.step(entry)) {
+      if (target < this.stepPc) return this.stepVal;
+    }
+    return -1;
+  }
+
+  /** pcdata as the runtime reads it: an absent table (offset 0) gives -1. */
+  private pcvalueOrAbsent(tableOff: number, entry: number, target: number): number {
+    return tableOff === 0 ? -1 : this.pcvalue(tableOff, entry, target);
+  }
+
+  line(f: FuncInfo, pc: number): number {
+    return this.pcvalue(this.field(f, 6), f.entry, pc);
+  }
+
+  /** File name at pc, '' when unknown (debug/gosym's go12PCToFile). */
+  file(f: FuncInfo, pc: number): string {
+    const fno = this.pcvalue(this.field(f, 5), f.entry, pc);
+    if (this.generation === 'go1.2') {
+      if (fno <= 0) return '';
+      const at = this.filetabBase + 4 * fno;
+      if (at + 4 > this.data.length) return '';
+      return this.cachedFile(this.data.readUInt32LE(at), 0);
+    }
+    if (fno < 0) return '';
+    const at = this.cutabBase + (this.field(f, 8) + fno) * 4;
+    if (at + 4 > this.data.length) return '';
+    const nameOff = this.data.readUInt32LE(at);
+    if (nameOff === 0xffffffff) return '';
+    return this.cachedFile(nameOff, this.filetabBase);
+  }
+
+  private cachedFile(nameOff: number, base: number): string {
+    let s = this.fileCache.get(nameOff);
+    if (s === undefined) {
+      s = readCString(this.data, base + nameOff);
+      this.fileCache.set(nameOff, s);
+    }
+    return s;
+  }
+
+  /** Bytes the function has below its entry SP at pc (runtime pcsp), or -1 when unknown. */
+  spDelta(f: FuncInfo, pc: number): number {
+    return this.pcvalueOrAbsent(this.field(f, 4), f.entry, pc);
+  }
+
+  /** The pcsp table as [startPc, delta] change points, for the BPF side (which cannot decode varints). */
+  spDeltaRanges(f: FuncInfo): Array<[pc: number, delta: number]> {
+    const out: Array<[number, number]> = [];
+    const off = this.field(f, 4);
+    if (off === 0) return out;
+    this.startTable(off, f.entry);
+    let start = f.entry;
+    while (this.step(f.entry)) {
+      if (out.length === 0 || out[out.length - 1]![1] !== this.stepVal) out.push([start, this.stepVal]);
+      start = this.stepPc;
+      if (start >= f.end) break;
+    }
+    return out;
+  }
+
+  private npcdata(f: FuncInfo): number {
+    return this.field(f, 7);
+  }
+
+  /** pcdata table `index` at pc (runtime pcdatavalue): -1 when the function has no such table. */
+  pcdata(f: FuncInfo, index: number, pc: number): number {
+    if (index >= this.npcdata(f)) return -1;
+    const at = f.off + this.layout.size + 4 * index;
+    if (at + 4 > this.data.length) return -1;
+    return this.pcvalueOrAbsent(this.data.readUInt32LE(at), f.entry, pc);
+  }
+
+  /**
+   * Where funcdata `index` lives: for 1.18+ an offset from moduledata.gofunc, before that an absolute address.
+   * undefined when the function has none.
+   */
+  funcdata(f: FuncInfo, index: number): { kind: 'gofunc-offset' | 'address'; value: number } | undefined {
+    const nfuncdata = this.data[f.off + this.layout.nfuncdataOff]!;
+    if (index >= nfuncdata) return undefined;
+    let at = f.off + this.layout.size + 4 * this.npcdata(f);
+    if (this.layout.funcdataIsOffset) {
+      at += 4 * index;
+      if (at + 4 > this.data.length) return undefined;
+      const v = this.data.readUInt32LE(at);
+      return v === 0xffffffff ? undefined : { kind: 'gofunc-offset', value: v };
+    }
+    at = (at + 7) & ~7; // pointers are 8-aligned after pcdata
+    at += 8 * index;
+    if (at + 8 > this.data.length) return undefined;
+    const v = Number(this.data.readBigUInt64LE(at));
+    return v === 0 ? undefined : { kind: 'address', value: v };
+  }
+}
