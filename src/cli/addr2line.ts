@@ -3,11 +3,17 @@
 import { GoBinary } from '../gosym/binary';
 import { goAddr2line, inlineAddr2line } from '../gosym/addr2line';
 
+const USAGE = 'usage: quietflame addr2line [--inline] BINARY  (link-time addresses in hex on stdin, one per line)';
+
 export async function runAddr2line(args: string[]): Promise<void> {
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(USAGE + '\n');
+    return;
+  }
   const inline = args.includes('--inline');
   const rest = args.filter((a) => a !== '--inline');
   if (rest.length !== 1 || rest[0]!.startsWith('-')) {
-    throw new UsageError('usage: quietflame addr2line [--inline] BINARY  (addresses in hex on stdin, one per line)');
+    throw new UsageError(USAGE);
   }
   const bin = GoBinary.open(rest[0]!);
   const answer = inline ? inlineAddr2line : goAddr2line;

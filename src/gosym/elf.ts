@@ -67,6 +67,7 @@ export class ElfFile {
   readonly segments: readonly Segment[];
   private readonly byName = new Map<string, Section>();
   private symbolCache = new Map<string, ElfSymbol[]>();
+  private rawSymtab: { data: Buffer; strtab: Buffer } | undefined;
 
   static open(path: string): ElfFile {
     const src = new FileSource(path);
@@ -228,8 +229,29 @@ export class ElfFile {
     return out;
   }
 
+  /** One `.symtab` symbol by name, found by comparing bytes in place: big binaries have 100k+ symbols. */
   symbol(name: string): ElfSymbol | undefined {
-    return this.symbols('.symtab').find((s) => s.name === name);
+    const cached = this.symbolCache.get('.symtab');
+    if (cached) return cached.find((s) => s.name === name);
+    const sec = this.section('.symtab');
+    const strSec = sec && this.sections[sec.link];
+    if (!sec || sec.type !== SHT_SYMTAB || !strSec) return undefined;
+    this.rawSymtab ??= { data: this.sectionData(sec), strtab: this.sectionData(strSec) };
+    const { data, strtab } = this.rawSymtab;
+    const want = Buffer.from(name + '\0', 'utf8');
+    for (let o = 24; o + 24 <= data.length; o += 24) {
+      const nameOff = data.readUInt32LE(o);
+      if (strtab[nameOff] !== want[0] || nameOff + want.length > strtab.length) continue;
+      if (strtab.compare(want, 0, want.length, nameOff, nameOff + want.length) !== 0) continue;
+      return {
+        name,
+        type: data[o + 4]! & 0xf,
+        shndx: data.readUInt16LE(o + 6),
+        value: toNumber(data.readBigUInt64LE(o + 8), 'st_value'),
+        size: toNumber(data.readBigUInt64LE(o + 16), 'st_size'),
+      };
+    }
+    return undefined;
   }
 
   /** Notes from SHT_NOTE sections, or from PT_NOTE segments when section headers are gone. */

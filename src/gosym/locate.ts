@@ -143,16 +143,12 @@ function looksLikeModuledata(words: BigUint64Array, pcln: PclntabLocation): bool
 }
 
 export function findModuledata(elf: ElfFile, pcln: PclntabLocation): ModuleData | undefined {
-  const candidates: number[] = [];
-  const sym = elf.symbol('runtime.firstmoduledata');
-  if (sym) candidates.push(sym.value);
   const mod = elf.section('.go.module');
-  if (mod) candidates.push(mod.addr);
-  for (const v of candidates) {
-    const words = readModuleWords(elf, v);
-    if (words && looksLikeModuledata(words, pcln)) return decode(words, v, pcln.header.generation);
+  if (mod) {
+    const words = readModuleWords(elf, mod.addr);
+    if (words && looksLikeModuledata(words, pcln)) return decode(words, mod.addr, pcln.header.generation);
   }
-  // Stripped: look for the pointer to the pclntab in writable data (moduledata lives in .noptrdata).
+  // Look for the pointer to the pclntab in writable data (moduledata lives in .noptrdata): works stripped too.
   const needle = Buffer.alloc(8);
   needle.writeBigUInt64LE(BigInt(pcln.vaddr));
   const noptr = elf.section('.noptrdata');
@@ -168,7 +164,9 @@ export function findModuledata(elf: ElfFile, pcln: PclntabLocation): ModuleData 
       if (words && looksLikeModuledata(words, pcln)) return decode(words, start + i, pcln.header.generation);
     }
   }
-  return undefined;
+  const sym = elf.symbol('runtime.firstmoduledata'); // e.g. an old PIE whose pointer words are left to relocations
+  const words = sym && readModuleWords(elf, sym.value);
+  return words && looksLikeModuledata(words, pcln) ? decode(words, sym.value, pcln.header.generation) : undefined;
 }
 
 function decode(words: BigUint64Array, vaddr: number, gen: PclnGeneration): ModuleData {

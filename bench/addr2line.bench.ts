@@ -1,0 +1,109 @@
+// addr2line speed and table load cost on a big Go binary (>= 50 MB), against Go's own tool in the same script.
+//   npm run bench -- [BINARY]      (default: the generated bigbin fixture, built on first use)
+// Prints medians over alternating runs; nothing here is asserted.
+
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { GoBinary } from '../src/gosym/binary';
+import { buildBigBinary, newestToolchain } from '../test/support/go-toolchains';
+import { Rng } from '../test/support/random';
+
+const ADDRESSES = 200_000;
+const RUNS = Number(process.env.QF_BENCH_RUNS ?? 5);
+const CLI = path.resolve(__dirname, '../src/cli.js');
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+function timeRun(cmd: string, args: string[], input: string): { ms: number; out: string } {
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(cmd, args, { input, encoding: 'utf8', maxBuffer: 1 << 30 });
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
+  return { ms, out: r.stdout };
+}
+
+function main(): void {
+  const binary = process.argv[2] ?? buildBigBinary();
+  const size = fs.statSync(binary).size;
+  const goBin = newestToolchain().goBin;
+
+  // Load cost, in this process: a fresh child per measurement so caches and heap start empty.
+  const loads: number[] = [];
+  const heaps: number[] = [];
+  let pclntabSize = 0;
+  for (let i = 0; i < RUNS; i++) {
+    const r = spawnSync(process.execPath, ['--expose-gc', __filename, '--load-only', binary], { encoding: 'utf8' });
+    const m = JSON.parse(r.stdout) as { ms: number; heapDelta: number; pclntab: number };
+    loads.push(m.ms);
+    heaps.push(m.heapDelta);
+    pclntabSize = m.pclntab;
+  }
+
+  const bin = GoBinary.open(binary);
+  const text = bin.elf.section('.text')!;
+  bin.close();
+  const rng = new Rng(42);
+  const input = Array.from({ length: ADDRESSES }, () => '0x' + rng.int(text.addr, text.addr + text.size).toString(16)).join('\n') + '\n';
+
+  const ours: number[] = [];
+  const gos: number[] = [];
+  let same = true;
+  for (let i = 0; i < RUNS; i++) {
+    const g = timeRun(goBin, ['tool', 'addr2line', binary], input);
+    const q = timeRun(process.execPath, [CLI, 'addr2line', binary], input);
+    gos.push(g.ms);
+    ours.push(q.ms);
+    same &&= g.out === q.out;
+  }
+  const mb = (n: number): string => (n / 2 ** 20).toFixed(1) + ' MiB';
+  console.log(`binary: ${binary} (${mb(size)}, ${bin.pcln.nfunc} functions, pclntab ${mb(pclntabSize)}), ${os.cpus().length} CPUs, ${RUNS} alternating runs`);
+  console.log(`addr2line ${ADDRESSES} random .text addresses, whole process:`);
+  console.log(`  go tool addr2line (${spawnSync(goBin, ['version'], { encoding: 'utf8' }).stdout.trim()}): median ${median(gos).toFixed(0)} ms`);
+  console.log(`  quietflame addr2line:            median ${median(ours).toFixed(0)} ms   ratio ${(median(ours) / median(gos)).toFixed(2)}x   identical output: ${same}`);
+  console.log(`table load (GoBinary.open, warm page cache): median ${median(loads).toFixed(1)} ms; heap+external growth median ${mb(median(heaps))} = ${(median(heaps) / pclntabSize).toFixed(2)}x the pclntab`);
+  elfyComparison(binary);
+}
+
+/** The design card's ELF package needs the whole file as one Buffer; measured here to justify our own reader. */
+function elfyComparison(binary: string): void {
+  let elfy: { parse(b: Buffer): { body: { sections: Array<{ name: string }> } } };
+  try {
+    elfy = require('elfy');
+  } catch {
+    console.log('elfy: not installed (devDependency), skipped');
+    return;
+  }
+  const r = spawnSync(process.execPath, ['--expose-gc', __filename, '--elfy-only', binary], { encoding: 'utf8' });
+  console.log(`elfy 1.0.0 on the same file: ${r.stdout.trim()}`);
+  void elfy;
+}
+
+function memNow(): number {
+  (global as { gc?: () => void }).gc?.();
+  const m = process.memoryUsage();
+  return m.heapUsed + m.external + m.arrayBuffers;
+}
+
+if (process.argv[2] === '--load-only') {
+  const before = memNow();
+  const t0 = process.hrtime.bigint();
+  const bin = GoBinary.open(process.argv[3]!);
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  const heapDelta = memNow() - before;
+  process.stdout.write(JSON.stringify({ ms, heapDelta, pclntab: bin.pcln.data.length }));
+} else if (process.argv[2] === '--elfy-only') {
+  const elfy = require('elfy') as { parse(b: Buffer): { body: { sections: Array<{ name: string; data: Buffer }> } } };
+  const before = memNow();
+  const t0 = process.hrtime.bigint();
+  const parsed = elfy.parse(fs.readFileSync(process.argv[3]!));
+  const pcln = parsed.body.sections.find((s) => s.name === '.gopclntab');
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  process.stdout.write(`read + parse ${ms.toFixed(1)} ms, heap+external growth ${((memNow() - before) / 2 ** 20).toFixed(1)} MiB (the whole file), .gopclntab ${pcln ? 'found' : 'not found'}`);
+} else {
+  main();
+}
