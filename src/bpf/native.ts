@@ -111,7 +111,7 @@ export interface NativeBpfObject {
   ringBufferStart(
     map: number,
     onBatch: (data: Buffer | null, offsets: Uint32Array | null) => void,
-    options?: { maxBatchRecords?: number; maxQueuedBytes?: number },
+    options?: { maxBatchRecords?: number; maxQueuedBytes?: number; minIntervalMs?: number },
   ): number;
   ringBufferStop(id: number): NativeRingStats | undefined;
   ringBufferStats(id: number): NativeRingStats | undefined;
@@ -121,6 +121,8 @@ export interface NativeBpfObject {
 export interface NativeAddon {
   BpfObject: new (path: string) => NativeBpfObject;
   mount(source: string, target: string, fstype: string): void;
+  /** An fd; BPF run-time statistics are collected while it is open. */
+  enableRunTimeStats(): number;
   possibleCpus(): number;
   onlineCpus(): number[];
   libbpfVersion: string;

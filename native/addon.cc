@@ -1,0 +1,82 @@
+// quietflame's libbpf binding: module entry point and the few free functions.
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <napi.h>
+#include <sys/mount.h>
+
+#include "bpf_object.h"
+#include "errors.h"
+#include "util.h"
+
+namespace qf {
+
+Napi::Object Init(Napi::Env env, Napi::Object exports);
+
+namespace {
+
+// mount(source, target, fstype): mount(2) with no flags/data, for tracefs and bpffs.
+Napi::Value Mount(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  for (size_t i = 0; i < 3; i++) {
+    if (info.Length() <= i || !info[i].IsString()) ThrowUsage(env, "mount(source, target, fstype): strings expected", true);
+  }
+  std::string source = info[0].As<Napi::String>(), target = info[1].As<Napi::String>(),
+              fstype = info[2].As<Napi::String>();
+  if (mount(source.c_str(), target.c_str(), fstype.c_str(), 0, nullptr) != 0) {
+    int err = errno;
+    std::string hint;
+    if (err == EPERM) hint = "mounting needs CAP_SYS_ADMIN in the host mount namespace; mount " + fstype + " at " + target + " before starting the agent";
+    if (err == ENOENT) hint = target + " does not exist";
+    if (err == ENODEV) hint = "this kernel has no " + fstype + " filesystem";
+    if (err == EBUSY) hint = "something is already mounted at " + target;
+    ThrowErrno(env, err, "mount(" + fstype + " on " + target + ")", hint);
+  }
+  return env.Undefined();
+}
+
+// enableRunTimeStats() -> fd: run_time_ns/run_cnt of every program are counted while it is open
+// (BPF_ENABLE_STATS; the same as kernel.bpf_stats_enabled=1, undone when the fd closes).
+Napi::Value EnableRunTimeStats(const Napi::CallbackInfo& info) {
+  ResetLibbpfLog();
+  int fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+  if (fd < 0) {
+    int err = errno;
+    ThrowErrno(info.Env(), err, "bpf_enable_stats(BPF_STATS_RUN_TIME)",
+               err == EPERM ? "needs CAP_SYS_ADMIN" : err == EINVAL ? "kernel older than 5.8" : "");
+  }
+  return Napi::Number::New(info.Env(), fd);
+}
+
+Napi::Value PossibleCpus(const Napi::CallbackInfo& info) {
+  int n = libbpf_num_possible_cpus();
+  if (n < 0) ThrowErrno(info.Env(), n, "libbpf_num_possible_cpus");
+  return Napi::Number::New(info.Env(), n);
+}
+
+Napi::Value OnlineCpuList(const Napi::CallbackInfo& info) {
+  std::vector<int> cpus = OnlineCpus();
+  Napi::Array out = Napi::Array::New(info.Env(), cpus.size());
+  for (size_t i = 0; i < cpus.size(); i++) out.Set(static_cast<uint32_t>(i), cpus[i]);
+  return out;
+}
+
+}  // namespace
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  InstallLibbpfPrint();
+  exports.Set("BpfObject", BpfObject::Init(env));
+  exports.Set("mount", Napi::Function::New<Mount>(env, "mount"));
+  exports.Set("enableRunTimeStats", Napi::Function::New<EnableRunTimeStats>(env, "enableRunTimeStats"));
+  exports.Set("possibleCpus", Napi::Function::New<PossibleCpus>(env, "possibleCpus"));
+  exports.Set("onlineCpus", Napi::Function::New<OnlineCpuList>(env, "onlineCpus"));
+  exports.Set("libbpfVersion",
+              Napi::String::New(env, std::to_string(libbpf_major_version()) + "." + std::to_string(libbpf_minor_version())));
+  return exports;
+}
+
+}  // namespace qf
+
+static Napi::Object InitModule(Napi::Env env, Napi::Object exports) { return qf::Init(env, exports); }
+
+NODE_API_MODULE(quietflame_bpf, InitModule)

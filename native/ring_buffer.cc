@@ -1,0 +1,194 @@
+#include "ring_buffer.h"
+
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <string.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <chrono>
+
+#include "errors.h"
+
+namespace qf {
+
+struct RingBufferPoller::Batch {
+  std::vector<uint8_t> data;
+  std::vector<uint32_t> offsets{0};
+  std::shared_ptr<RingStats> stats;
+  size_t count() const { return offsets.size() - 1; }
+};
+
+namespace {
+constexpr uint64_t kStopTag = 1;
+constexpr uint64_t kRingTag = 2;
+}  // namespace
+
+RingBufferPoller::RingBufferPoller(Napi::Env env, int map_fd, const std::string& map_name,
+                                   Napi::Function callback, Options options)
+    : name_(map_name), options_(options), stats_(std::make_shared<RingStats>()) {
+  ResetLibbpfLog();
+  rb_ = ring_buffer__new(map_fd, OnRecord, this, nullptr);
+  if (rb_ == nullptr) {
+    int err = errno;
+    ThrowErrno(env, err, "ring_buffer__new(" + name_ + ")",
+               err == EPERM || err == EACCES ? CapabilityHint() : "is it a BPF_MAP_TYPE_RINGBUF map of a loaded object?");
+  }
+  event_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (event_fd_ < 0 || epoll_fd_ < 0) {
+    int err = errno;
+    Stop();
+    ThrowErrno(env, err, "eventfd/epoll_create1 for ring buffer " + name_);
+  }
+  struct epoll_event ev = {};
+  ev.events = EPOLLIN;
+  ev.data.u64 = kStopTag;
+  int r1 = epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, event_fd_, &ev);
+  ev.data.u64 = kRingTag;
+  int r2 = epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, ring_buffer__epoll_fd(rb_), &ev);
+  if (r1 < 0 || r2 < 0) {
+    int err = errno;
+    Stop();
+    ThrowErrno(env, err, "epoll_ctl for ring buffer " + name_);
+  }
+
+  tsfn_ = Napi::ThreadSafeFunction::New(env, callback, "quietflame:ringbuf:" + name_, 0, 1);
+  batch_ = std::make_unique<Batch>();
+  batch_->stats = stats_;
+  running_ = true;
+  thread_ = std::thread(&RingBufferPoller::Run, this);
+  // Registered after the TSFN's own hook, so it runs first at environment teardown
+  // (hooks run in reverse order): join the thread while the TSFN is still valid.
+  env_ = env;
+  cleanup_hook_ = napi_add_env_cleanup_hook(env_, OnEnvCleanup, this) == napi_ok;
+}
+
+void RingBufferPoller::OnEnvCleanup(void* arg) {
+  auto* self = static_cast<RingBufferPoller*>(arg);
+  self->cleanup_hook_ = false;  // being run: must not be removed
+  self->Stop();
+}
+
+RingBufferPoller::~RingBufferPoller() { Stop(); }
+
+int RingBufferPoller::OnRecord(void* ctx, void* data, size_t size) {
+  auto* self = static_cast<RingBufferPoller*>(ctx);
+  RingStats& st = *self->stats_;
+  st.records.fetch_add(1, std::memory_order_relaxed);
+  st.bytes.fetch_add(size, std::memory_order_relaxed);
+  Batch& b = *self->batch_;
+  if (st.queued_bytes.load(std::memory_order_relaxed) + static_cast<int64_t>(b.data.size()) >
+      self->options_.max_queued_bytes) {
+    st.dropped.fetch_add(1, std::memory_order_relaxed);
+    return 0;
+  }
+  const uint8_t* p = static_cast<const uint8_t*>(data);
+  b.data.insert(b.data.end(), p, p + size);
+  b.offsets.push_back(static_cast<uint32_t>(b.data.size()));
+  if (b.count() >= self->options_.max_batch_records) self->Flush();
+  return 0;
+}
+
+void RingBufferPoller::Flush() {
+  if (batch_->count() == 0) return;
+  Batch* b = batch_.release();
+  batch_ = std::make_unique<Batch>();
+  batch_->stats = stats_;
+  stats_->queued_bytes.fetch_add(static_cast<int64_t>(b->data.size()));
+  napi_status st = tsfn_.NonBlockingCall(b, [](Napi::Env env, Napi::Function fn, Batch* batch) {
+    std::unique_ptr<Batch> owned(batch);
+    RingStats& stats = *owned->stats;
+    stats.queued_bytes.fetch_sub(static_cast<int64_t>(owned->data.size()));
+    if (env == nullptr || fn.IsEmpty()) {
+      stats.dropped.fetch_add(owned->count());
+      return;
+    }
+    size_t n = owned->count();
+    Napi::Buffer<uint8_t> data = Napi::Buffer<uint8_t>::Copy(env, owned->data.data(), owned->data.size());
+    Napi::Uint32Array offsets = Napi::Uint32Array::New(env, owned->offsets.size());
+    memcpy(offsets.Data(), owned->offsets.data(), owned->offsets.size() * sizeof(uint32_t));
+    stats.delivered.fetch_add(n);
+    stats.batches.fetch_add(1);
+    owned.reset();
+    fn.Call({data, offsets});
+  });
+  if (st != napi_ok) {  // closing: the function no longer accepts calls
+    stats_->queued_bytes.fetch_sub(static_cast<int64_t>(b->data.size()));
+    stats_->dropped.fetch_add(b->count());
+    delete b;
+  }
+}
+
+void RingBufferPoller::Run() {
+  using Clock = std::chrono::steady_clock;
+  const auto interval = std::chrono::milliseconds(options_.min_interval_ms);
+  auto last = Clock::now() - interval;
+  struct epoll_event events[2];
+  bool stop = false;
+  while (!stop) {
+    int n = epoll_wait(epoll_fd_, events, 2, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      thread_error_ = errno;
+      break;
+    }
+    for (int i = 0; i < n; i++) {
+      if (events[i].data.u64 == kStopTag) stop = true;
+    }
+    auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(last + interval - Clock::now());
+    if (!stop && wait.count() > 0) {  // let more records gather; wake early only to stop
+      struct pollfd pfd = {event_fd_, POLLIN, 0};
+      if (poll(&pfd, 1, static_cast<int>(wait.count())) > 0) stop = true;
+    }
+    last = Clock::now();
+    // Drain whatever is there (also on stop, so records produced before stop() arrive).
+    int r = ring_buffer__consume(rb_);
+    if (r < 0 && r != -EINTR) {
+      thread_error_ = -r;
+      stop = true;
+    }
+    Flush();
+  }
+}
+
+void RingBufferPoller::Ref(Napi::Env env, bool ref) {
+  if (!running_) return;
+  if (ref) {
+    tsfn_.Ref(env);
+  } else {
+    tsfn_.Unref(env);
+  }
+}
+
+void RingBufferPoller::Stop() {
+  if (cleanup_hook_) {
+    napi_remove_env_cleanup_hook(env_, OnEnvCleanup, this);
+    cleanup_hook_ = false;
+  }
+  if (thread_.joinable()) {
+    uint64_t one = 1;
+    ssize_t w = write(event_fd_, &one, sizeof(one));
+    (void)w;
+    thread_.join();
+  }
+  if (running_) {
+    // End-of-stream marker, queued behind every batch: JS sees (null, null) last.
+    tsfn_.NonBlockingCall(static_cast<Batch*>(nullptr), [](Napi::Env env, Napi::Function fn, Batch*) {
+      if (env != nullptr && !fn.IsEmpty()) fn.Call({env.Null(), env.Null()});
+    });
+    tsfn_.Release();
+    running_ = false;
+  }
+  if (rb_ != nullptr) {
+    ring_buffer__free(rb_);
+    rb_ = nullptr;
+  }
+  if (epoll_fd_ >= 0) close(epoll_fd_);
+  if (event_fd_ >= 0) close(event_fd_);
+  epoll_fd_ = event_fd_ = -1;
+}
+
+}  // namespace qf

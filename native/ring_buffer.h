@@ -1,0 +1,74 @@
+// A BPF ring buffer drained by its own thread; records reach JS in batches through a
+// ThreadSafeFunction as (data: Buffer, offsets: Uint32Array) — record i is
+// data[offsets[i], offsets[i + 1]).
+#pragma once
+
+#include <napi.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+struct ring_buffer;
+
+namespace qf {
+
+struct RingStats {
+  std::atomic<uint64_t> records{0};     // read from the kernel
+  std::atomic<uint64_t> delivered{0};   // handed to the JS callback
+  std::atomic<uint64_t> batches{0};     // JS callback invocations
+  std::atomic<uint64_t> bytes{0};       // record bytes read from the kernel
+  std::atomic<uint64_t> dropped{0};     // read but dropped because JS fell too far behind
+  std::atomic<int64_t> queued_bytes{0}; // handed off, not yet delivered
+};
+
+class RingBufferPoller {
+ public:
+  struct Options {
+    uint32_t max_batch_records = 4096;
+    int64_t max_queued_bytes = 64 << 20;
+    // After a delivery, let records accumulate in the kernel ring for this long before the
+    // next read: batches instead of one wakeup per record at low rates.
+    uint32_t min_interval_ms = 20;
+  };
+
+  // Throws a JS error when the ring buffer cannot be set up.
+  RingBufferPoller(Napi::Env env, int map_fd, const std::string& map_name, Napi::Function callback,
+                   Options options);
+  ~RingBufferPoller();
+
+  // Wakes the thread, joins it, frees the ring buffer. Batches already queued are still delivered.
+  // Idempotent.
+  void Stop();
+  bool running() const { return running_; }
+  void Ref(Napi::Env env, bool ref);
+  const RingStats& stats() const { return *stats_; }
+  int error() const { return thread_error_.load(); }
+
+ private:
+  struct Batch;
+  static int OnRecord(void* ctx, void* data, size_t size);
+  void Run();
+  void Flush();
+
+  static void OnEnvCleanup(void* arg);
+
+  napi_env env_ = nullptr;
+  bool cleanup_hook_ = false;
+  std::string name_;
+  Options options_;
+  struct ring_buffer* rb_ = nullptr;
+  int event_fd_ = -1;
+  int epoll_fd_ = -1;
+  std::thread thread_;
+  Napi::ThreadSafeFunction tsfn_;
+  std::shared_ptr<RingStats> stats_;
+  std::unique_ptr<Batch> batch_;  // owned by the polling thread while running
+  std::atomic<int> thread_error_{0};
+  bool running_ = false;
+};
+
+}  // namespace qf

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs the system packages quietflame's native build, BPF build and tests need
+# (fresh Debian bookworm, as root). Idempotent: does nothing when all are present.
+set -euo pipefail
+
+PACKAGES=(
+  # BPF objects: clang -target bpf, llvm-strip, bpftool (vmlinux.h, tests), libbpf headers
+  clang llvm libbpf-dev bpftool
+  # N-API addon: node-gyp needs python3, make and a C++ compiler; links -lbpf -lelf -lz
+  libelf-dev zlib1g-dev pkg-config make g++ python3
+  # tools the tests and people use next to the agent
+  linux-perf bpftrace util-linux procps
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-system-deps.sh: must run as root (apt-get install)" >&2
+  exit 1
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+    missing+=("$p")
+  fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "install-system-deps.sh: all ${#PACKAGES[@]} packages already installed"
+  exit 0
+fi
+
+echo "install-system-deps.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"
