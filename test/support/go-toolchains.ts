@@ -24,7 +24,7 @@ export interface Toolchain {
   goBin: string;
 }
 
-export type FixtureMode = 'plain' | 'stripped-pie' | 'cgo-external';
+export type FixtureMode = 'plain' | 'stripped-pie' | 'cgo-external' | 'external-stripped-pie';
 export type GoArch = 'amd64' | 'arm64';
 
 export interface BuildFixtureOptions {
@@ -34,7 +34,8 @@ export interface BuildFixtureOptions {
   fixture: string;
   /**
    * plain: `go build`; stripped-pie: `-ldflags='-s -w' -buildmode=pie`;
-   * cgo-external: CGO_ENABLED=1 `-ldflags=-linkmode=external` (for a fixture that imports "C"; host arch only).
+   * cgo-external: CGO_ENABLED=1 `-ldflags=-linkmode=external` (for a fixture that imports "C"; host arch only);
+   * external-stripped-pie: the C linker, PIE, `-s -w`: no pclntab section and no symbols (host arch only).
    */
   mode: FixtureMode;
   /** default: the host's architecture. arm64 on an amd64 host is cross-compiled with CGO_ENABLED=0. */
@@ -257,6 +258,11 @@ export function buildFixture(opts: BuildFixtureOptions): string {
     case 'cgo-external':
       if (cross) throw new Error(`cgo-external builds need a C cross compiler for ${goarch}; only ${hostArch()} is supported`);
       args.push('-ldflags=-linkmode=external');
+      env['CGO_ENABLED'] = '1';
+      break;
+    case 'external-stripped-pie':
+      if (cross) throw new Error(`external linking needs a C cross compiler for ${goarch}; only ${hostArch()} is supported`);
+      args.push('-buildmode=pie', '-ldflags=-s -w -linkmode=external');
       env['CGO_ENABLED'] = '1';
       break;
     default: {

@@ -1,14 +1,14 @@
 // The binaries the symbol-table tests run against: every toolchain the project supports, plain and stripped PIE,
 // plus arm64 and cgo (externally linked) builds. Tests fail, never skip, when a toolchain is missing.
 
-import { buildFixture, newestToolchain } from './go-toolchains';
+import { buildFixture, FixtureMode, newestToolchain } from './go-toolchains';
 
 export const SUPPORTED_GO = ['1.15', '1.19', '1.21', '1.22', '1.23', '1.26'] as const;
 
 export interface FixtureBuild {
   go: string;
   fixture: string;
-  mode: 'plain' | 'stripped-pie' | 'cgo-external';
+  mode: FixtureMode;
   goarch: 'amd64' | 'arm64';
   label: string;
 }
