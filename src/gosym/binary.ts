@@ -65,11 +65,12 @@ export class GoBinary {
     this.expander = new InlineExpander(this.pcln, elf, inlineLayout(this.pcln, this.version.exact ? this.version.minor : undefined), gofunc);
   }
 
+  /** Base of 1.18+ funcdata offsets: moduledata.gofunc, else the go:func.* symbol (which costs a .symtab scan). */
   private findGofunc(): number {
     if (this.pcln.generation === 'go1.2' || this.pcln.generation === 'go1.16') return 0; // funcdata are absolute pointers
+    if (this.moduledata && this.moduledata.gofunc !== 0 && this.elf.segmentAt(this.moduledata.gofunc)) return this.moduledata.gofunc;
     const sym = this.elf.symbol('go:func.*') ?? this.elf.symbol('go.func.*');
-    if (sym) return sym.value;
-    return this.moduledata?.gofunc ?? 0;
+    return sym ? sym.value : 0;
   }
 
   close(): void {

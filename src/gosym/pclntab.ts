@@ -100,6 +100,7 @@ export class Pclntab {
   /** Text start that functab entry offsets are added to (1.18+); 0 for absolute-PC generations. */
   readonly textStart: number;
   private readonly nameCache = new Map<number, string>();
+  private readonly nameByIndex: Array<string | undefined> = [];
   private readonly fileCache = new Map<number, string>();
   private firstPc = 0;
   private endPc = 0;
@@ -211,7 +212,12 @@ export class Pclntab {
   }
 
   funcName(f: FuncInfo): string {
-    return this.nameAt(this.field(f, 1));
+    let s = this.nameByIndex[f.index];
+    if (s === undefined) {
+      s = this.nameAt(this.field(f, 1));
+      this.nameByIndex[f.index] = s;
+    }
+    return s;
   }
 
   /** A function name by its offset in funcnametab (also used by inline tree records). */
@@ -270,11 +276,35 @@ export class Pclntab {
 
   /** pcvalue as debug/gosym decodes it (table offset 0 is decoded, not treated as absent). */
   private pcvalue(tableOff: number, entry: number, target: number): number {
-    this.startTable(tableOff, entry);
-    while (this.step(entry)) {
-      if (target < this.stepPc) return this.stepVal;
+    // The hot path of every lookup: locals only, one-byte varints (most of them) without a call.
+    const d = this.data;
+    const len = d.length;
+    const quantum = this.quantum;
+    let pos = this.pctabBase + tableOff;
+    let pc = entry;
+    let val = -1;
+    for (;;) {
+      if (pos >= len) return -1;
+      let uv = d[pos++]!;
+      if (uv >= 0x80) {
+        this.stepPos = pos - 1;
+        uv = this.readVarint();
+        pos = this.stepPos;
+        if (uv < 0) return -1;
+      }
+      if (uv === 0 && pc !== entry) return -1;
+      if (pos >= len) return -1;
+      let pd = d[pos++]!;
+      if (pd >= 0x80) {
+        this.stepPos = pos - 1;
+        pd = this.readVarint();
+        pos = this.stepPos;
+        if (pd < 0) return -1;
+      }
+      val = (val + (uv & 1 ? -((uv - 1) / 2) - 1 : uv / 2)) | 0;
+      pc += pd * quantum;
+      if (target < pc) return val;
     }
-    return -1;
   }
 
   /** pcdata as the runtime reads it: an absent table (offset 0) gives -1. */
