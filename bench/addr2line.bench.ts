@@ -86,7 +86,7 @@ function elfyComparison(binary: string): void {
 function memNow(): number {
   (global as { gc?: () => void }).gc?.();
   const m = process.memoryUsage();
-  return m.heapUsed + m.external + m.arrayBuffers;
+  return m.heapUsed + m.external; // external already includes arrayBuffers (Buffers)
 }
 
 if (process.argv[2] === '--load-only') {
