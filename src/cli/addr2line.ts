@@ -1,7 +1,9 @@
 // `quietflame addr2line [--inline] BINARY`: addresses on stdin, one per line; answers streamed to stdout.
+// Lines are answered in batches: whatever has arrived when the input pauses for a moment (so a program that
+// writes one address and waits still gets its answer), up to MAX_BATCH lines.
 
 import { GoBinary } from '../gosym/binary';
-import { goAddr2line, inlineAddr2line } from '../gosym/addr2line';
+import { goAddr2line, inlineAddr2line, parseAddressLine } from '../gosym/addr2line';
 
 const USAGE = 'usage: quietflame addr2line [--inline] BINARY  (link-time addresses in hex on stdin, one per line)';
 
@@ -18,11 +20,7 @@ export async function runAddr2line(args: string[]): Promise<void> {
   const bin = GoBinary.open(rest[0]!);
   const answer = inline ? inlineAddr2line : goAddr2line;
   try {
-    await streamLines(process.stdin, (lines) => {
-      let out = '';
-      for (const l of lines) out += answer(bin, l);
-      return out;
-    });
+    await streamLines(process.stdin, (pcs) => answer(bin, pcs));
   } finally {
     bin.close();
   }
@@ -30,22 +28,48 @@ export async function runAddr2line(args: string[]): Promise<void> {
 
 export class UsageError extends Error {}
 
-/** Splits input like bufio.ScanLines (a trailing \r is dropped) and writes each chunk's answers as they come. */
-async function streamLines(input: NodeJS.ReadableStream, answer: (lines: string[]) => string): Promise<void> {
-  let pending = '';
-  const write = (s: string): Promise<void> | undefined => {
-    if (s.length === 0 || process.stdout.write(s)) return undefined;
-    return new Promise((resolve) => process.stdout.once('drain', () => resolve()));
-  };
-  const split = (text: string): string[] => text.split('\n').map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l));
-  input.setEncoding('utf8');
-  for await (const chunk of input) {
-    pending += chunk as string;
-    const cut = pending.lastIndexOf('\n');
-    if (cut < 0) continue;
-    const lines = split(pending.slice(0, cut));
-    pending = pending.slice(cut + 1);
-    await write(answer(lines));
-  }
-  if (pending.length > 0) await write(answer(split(pending)));
+const QUIET_MS = 3;
+const MAX_BATCH = 1 << 20;
+
+/** Parses input lines as they arrive (bufio.ScanLines semantics) and writes each batch's answers. */
+function streamLines(input: NodeJS.ReadStream, answer: (pcs: Float64Array) => Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let pending: Buffer = Buffer.alloc(0);
+    let pcs: number[] = [];
+    let timer: NodeJS.Timeout | undefined;
+    const flush = (): void => {
+      clearTimeout(timer);
+      timer = undefined;
+      if (pcs.length === 0) return;
+      const batch = Float64Array.from(pcs);
+      pcs = [];
+      try {
+        if (!process.stdout.write(answer(batch))) {
+          input.pause();
+          process.stdout.once('drain', () => input.resume());
+        }
+      } catch (e) {
+        input.destroy();
+        reject(e);
+      }
+    };
+    input.on('data', (chunk: Buffer) => {
+      const buf = pending.length > 0 ? Buffer.concat([pending, chunk]) : chunk;
+      let start = 0;
+      for (let nl = buf.indexOf(0x0a); nl >= 0; nl = buf.indexOf(0x0a, start)) {
+        pcs.push(parseAddressLine(buf, start, nl));
+        start = nl + 1;
+      }
+      pending = buf.subarray(start);
+      clearTimeout(timer);
+      if (pcs.length >= MAX_BATCH) flush();
+      else timer = setTimeout(flush, QUIET_MS);
+    });
+    input.on('end', () => {
+      if (pending.length > 0) pcs.push(parseAddressLine(pending, 0, pending.length));
+      flush();
+      resolve();
+    });
+    input.on('error', reject);
+  });
 }

@@ -274,37 +274,51 @@ export class Pclntab {
     this.stepVal = -1;
   }
 
+  private readonly scratchTarget = new Float64Array(1);
+  private readonly scratchValue = new Int32Array(1);
+
   /** pcvalue as debug/gosym decodes it (table offset 0 is decoded, not treated as absent). */
   private pcvalue(tableOff: number, entry: number, target: number): number {
-    // The hot path of every lookup: locals only, one-byte varints (most of them) without a call.
+    this.scratchTarget[0] = target;
+    this.pcvalues(tableOff, entry, this.scratchTarget, 0, 1, this.scratchValue);
+    return this.scratchValue[0]!;
+  }
+
+  /**
+   * Values of one table at many PCs in one pass: targets[from..to) ascending, answers into out[from..to).
+   * This is the hot path of every lookup: locals only, one-byte varints (most of them) without a call.
+   */
+  private pcvalues(tableOff: number, entry: number, targets: Float64Array, from: number, to: number, out: Int32Array): void {
     const d = this.data;
     const len = d.length;
     const quantum = this.quantum;
     let pos = this.pctabBase + tableOff;
     let pc = entry;
     let val = -1;
+    let k = from;
     for (;;) {
-      if (pos >= len) return -1;
+      if (pos >= len) break;
       let uv = d[pos++]!;
       if (uv >= 0x80) {
         this.stepPos = pos - 1;
         uv = this.readVarint();
         pos = this.stepPos;
-        if (uv < 0) return -1;
+        if (uv < 0) break;
       }
-      if (uv === 0 && pc !== entry) return -1;
-      if (pos >= len) return -1;
+      if ((uv === 0 && pc !== entry) || pos >= len) break;
       let pd = d[pos++]!;
       if (pd >= 0x80) {
         this.stepPos = pos - 1;
         pd = this.readVarint();
         pos = this.stepPos;
-        if (pd < 0) return -1;
+        if (pd < 0) break;
       }
       val = (val + (uv & 1 ? -((uv - 1) / 2) - 1 : uv / 2)) | 0;
       pc += pd * quantum;
-      if (target < pc) return val;
+      while (k < to && targets[k]! < pc) out[k++] = val;
+      if (k === to) return;
     }
+    while (k < to) out[k++] = -1; // the table ended first
   }
 
   /** pcdata as the runtime reads it: an absent table (offset 0) gives -1. */
@@ -316,9 +330,23 @@ export class Pclntab {
     return this.pcvalue(this.field(f, 6), f.entry, pc);
   }
 
+  /** Lines at many PCs of f (ascending targets[from..to)) in one pass over its table. */
+  linesAt(f: FuncInfo, targets: Float64Array, from: number, to: number, out: Int32Array): void {
+    this.pcvalues(this.field(f, 6), f.entry, targets, from, to, out);
+  }
+
+  /** File numbers at many PCs of f; turn each into a name with fileName. */
+  fileNumbersAt(f: FuncInfo, targets: Float64Array, from: number, to: number, out: Int32Array): void {
+    this.pcvalues(this.field(f, 5), f.entry, targets, from, to, out);
+  }
+
   /** File name at pc, '' when unknown (debug/gosym's go12PCToFile). */
   file(f: FuncInfo, pc: number): string {
-    const fno = this.pcvalue(this.field(f, 5), f.entry, pc);
+    return this.fileName(f, this.pcvalue(this.field(f, 5), f.entry, pc));
+  }
+
+  /** The name of f's file number fno, '' when there is none. */
+  fileName(f: FuncInfo, fno: number): string {
     if (this.generation === 'go1.2') {
       if (fno <= 0) return '';
       const at = this.filetabBase + 4 * fno;
