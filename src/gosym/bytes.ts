@@ -42,7 +42,8 @@ export class FileSource implements ByteSource {
     this.fd = fs.openSync(path, 'r');
     try {
       const st = fs.fstatSync(this.fd);
-      if (!st.isFile()) throw new FormatError(`${path}: not a regular file`);
+      if (st.isDirectory()) throw new FormatError('is a directory, not a binary');
+      if (!st.isFile()) throw new FormatError('not a regular file');
       this.size = st.size;
     } catch (e) {
       fs.closeSync(this.fd);
@@ -52,12 +53,12 @@ export class FileSource implements ByteSource {
 
   read(offset: number, length: number): Buffer {
     if (this.fd === undefined) throw new Error(`${this.path}: read after close`);
-    checkRange(this.size, offset, length, this.path);
+    checkRange(this.size, offset, length, 'read');
     const out = Buffer.allocUnsafe(length);
     let done = 0;
     while (done < length) {
       const n = fs.readSync(this.fd, out, done, length - done, offset + done);
-      if (n === 0) throw new FormatError(`${this.path}: unexpected end of file at ${offset + done}`);
+      if (n === 0) throw new FormatError(`unexpected end of file at ${offset + done}: the file is truncated`);
       done += n;
     }
     return out;
