@@ -3,7 +3,7 @@
 // writes one address and waits still gets its answer), up to MAX_BATCH lines.
 
 import { GoBinary } from '../gosym/binary';
-import { goAddr2line, inlineAddr2line, parseAddressLine } from '../gosym/addr2line';
+import { goAddr2line, inlineAddr2line, parseAddressLine, parseAddressLines } from '../gosym/addr2line';
 
 const USAGE = 'usage: quietflame addr2line [--inline] BINARY  (link-time addresses in hex on stdin, one per line)';
 
@@ -55,12 +55,7 @@ function streamLines(input: NodeJS.ReadStream, answer: (pcs: Float64Array) => Bu
     };
     input.on('data', (chunk: Buffer) => {
       const buf = pending.length > 0 ? Buffer.concat([pending, chunk]) : chunk;
-      let start = 0;
-      for (let nl = buf.indexOf(0x0a); nl >= 0; nl = buf.indexOf(0x0a, start)) {
-        pcs.push(parseAddressLine(buf, start, nl));
-        start = nl + 1;
-      }
-      pending = buf.subarray(start);
+      pending = buf.subarray(parseAddressLines(buf, 0, buf.length, pcs));
       clearTimeout(timer);
       if (pcs.length >= MAX_BATCH) flush();
       else timer = setTimeout(flush, QUIET_MS);

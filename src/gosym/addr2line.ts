@@ -14,27 +14,40 @@ export const REVERSE_SYNTAX = -1;
  */
 export function parseAddressLine(buf: Buffer, start: number, end: number): number {
   if (end > start && buf[end - 1] === 0x0d) end--;
-  if (buf.indexOf(0x3a, start) >= 0 && buf.indexOf(0x3a, start) < end) return REVERSE_SYNTAX;
   if (end - start >= 2 && buf[start] === 0x30 && buf[start + 1] === 0x78) start += 2;
-  if (start === end) return 0;
   let v = 0;
+  let valid = start < end;
   for (let i = start; i < end; i++) {
     const c = buf[i]!;
-    let d: number;
-    if (c >= 0x30 && c <= 0x39) d = c - 0x30;
-    else if (c >= 0x61 && c <= 0x66) d = c - 0x57;
-    else if (c >= 0x41 && c <= 0x46) d = c - 0x37;
-    else return 0;
-    v = v * 16 + d;
+    if (c >= 0x30 && c <= 0x39) v = v * 16 + (c - 0x30);
+    else if (c >= 0x61 && c <= 0x66) v = v * 16 + (c - 0x57);
+    else if (c >= 0x41 && c <= 0x46) v = v * 16 + (c - 0x37);
+    else if (c === 0x3a) return REVERSE_SYNTAX;
+    else valid = false; // keep looking for a ':' further on
   }
+  if (!valid) return 0;
   return v > Number.MAX_SAFE_INTEGER ? Number.MAX_SAFE_INTEGER : v;
 }
 
-/** Grows as answers are appended; strings that repeat (function and file names) are encoded once. */
+/**
+ * Parses every complete line of buf[start, end) into out; returns where the unfinished last line starts.
+ * One pass over the bytes (a native indexOf per line costs more than the parsing).
+ */
+export function parseAddressLines(buf: Buffer, start: number, end: number, out: number[]): number {
+  let lineStart = start;
+  for (let i = start; i < end; i++) {
+    if (buf[i] === 0x0a) {
+      out.push(parseAddressLine(buf, lineStart, i));
+      lineStart = i + 1;
+    }
+  }
+  return lineStart;
+}
+
+/** Grows as answers are appended. */
 class OutputBuffer {
   private buf = Buffer.allocUnsafe(1 << 16);
   private len = 0;
-  private readonly encoded = new Map<string, Buffer>();
 
   private reserve(n: number): void {
     if (this.len + n <= this.buf.length) return;
@@ -43,32 +56,53 @@ class OutputBuffer {
     this.buf = bigger;
   }
 
-  /** Appends a string that recurs (cached as bytes). */
-  name(s: string): void {
-    let b = this.encoded.get(s);
-    if (!b) {
-      b = Buffer.from(s, 'utf8');
-      this.encoded.set(s, b);
+  get length(): number {
+    return this.len;
+  }
+
+  bytes(b: Uint8Array): void {
+    this.range(b, 0, b.length);
+  }
+
+  range(b: Uint8Array, from: number, to: number): void {
+    this.reserve(to - from);
+    const buf = this.buf;
+    const at = this.len - from;
+    for (let i = from; i < to; i++) buf[at + i] = b[i]!; // short runs: a loop beats a native call
+    this.len += to - from;
+  }
+
+  /** A decimal integer followed by a newline. */
+  intLine(n: number): void {
+    this.reserve(13);
+    const buf = this.buf;
+    if (n < 0) {
+      buf[this.len++] = 0x2d;
+      n = -n;
     }
-    this.reserve(b.length);
-    this.buf.set(b, this.len); // TypedArray.set: far cheaper than Buffer.copy for short names
-    this.len += b.length;
+    let digits = 1;
+    for (let x = n; x >= 10; x = Math.floor(x / 10)) digits++;
+    let at = this.len + digits;
+    this.len = at + 1;
+    buf[at] = 0x0a;
+    do {
+      buf[--at] = 0x30 + (n % 10);
+      n = Math.floor(n / 10);
+    } while (n > 0);
   }
 
-  ascii(s: string): void {
-    this.reserve(s.length);
-    this.len += this.buf.write(s, this.len, 'latin1');
-  }
-
-  byte(c: number): void {
-    this.reserve(1);
-    this.buf[this.len++] = c;
+  text(s: string): void {
+    this.reserve(s.length * 3);
+    this.len += this.buf.write(s, this.len, 'utf8');
   }
 
   take(): Buffer {
     return this.buf.subarray(0, this.len);
   }
 }
+
+const UNKNOWN = Buffer.from('?\n?:0\n');
+const REVERSE_ANSWER = Buffer.from('!reverse translation not implemented\n'); // cmd/addr2line says the same
 
 /**
  * Answers in `go tool addr2line` format (two lines each) for a batch of parsed input lines. The PCs are answered
@@ -81,8 +115,10 @@ export function goAddr2line(bin: GoBinary, pcs: Float64Array): Buffer {
   for (let k = 0; k < n; k++) sorted[k] = pcs[order[k]!]!;
   const lines = new Int32Array(n); // in sorted order
   const fnos = new Int32Array(n);
-  const names: Array<string | undefined> = new Array(n); // in input order
-  const files: string[] = new Array(n);
+  // Each answer is "function\nfile:" (encoded once per function and file into one dictionary) plus its line.
+  const dict = new OutputBuffer();
+  const heads: number[] = []; // dictionary offsets of entry e: [heads[e], heads[e + 1])
+  const answer = new Int32Array(n).fill(-1); // per input line: a dictionary entry, or -1 when unknown
   const lineOf = new Int32Array(n);
   const pcln = bin.pcln;
   for (let k = 0; k < n; ) {
@@ -97,25 +133,29 @@ export function goAddr2line(bin: GoBinary, pcs: Float64Array): Buffer {
     pcln.linesAt(f, sorted, k, end, lines);
     pcln.fileNumbersAt(f, sorted, k, end, fnos);
     const name = pcln.funcName(f);
+    let lastFno = NaN;
     for (let j = k; j < end; j++) {
+      if (fnos[j] !== lastFno) {
+        lastFno = fnos[j]!;
+        heads.push(dict.length);
+        dict.text(`${name}\n${pcln.fileName(f, lastFno)}:`);
+      }
       const i = order[j]!;
-      names[i] = name;
-      files[i] = pcln.fileName(f, fnos[j]!);
+      answer[i] = heads.length - 1;
       lineOf[i] = lines[j]!;
     }
     k = end;
   }
+  heads.push(dict.length);
+  const words = dict.take();
   const out = new OutputBuffer();
   for (let i = 0; i < n; i++) {
-    if (pcs[i] === REVERSE_SYNTAX) {
-      out.ascii('!reverse translation not implemented\n'); // cmd/addr2line says the same
-    } else if (names[i] === undefined) {
-      out.ascii('?\n?:0\n');
+    const e = answer[i]!;
+    if (e >= 0) {
+      out.range(words, heads[e]!, heads[e + 1]!);
+      out.intLine(lineOf[i]!);
     } else {
-      out.name(names[i]!);
-      out.byte(0x0a);
-      out.name(files[i]!);
-      out.ascii(`:${lineOf[i]}\n`);
+      out.bytes(pcs[i] === REVERSE_SYNTAX ? REVERSE_ANSWER : UNKNOWN);
     }
   }
   return out.take();
@@ -125,7 +165,9 @@ export function goAddr2line(bin: GoBinary, pcs: Float64Array): Buffer {
 function ascendingOrder(pcs: Float64Array): Uint32Array {
   const n = pcs.length;
   const order = new Uint32Array(n);
-  if (n < 2 ** 21 && pcs.every((p) => p < 2 ** 32)) {
+  let max = 0;
+  for (let i = 0; i < n; i++) if (pcs[i]! > max) max = pcs[i]!;
+  if (n < 2 ** 21 && max < 2 ** 32) {
     const packed = new Float64Array(n);
     for (let i = 0; i < n; i++) packed[i] = (pcs[i]! + 1) * 2 ** 21 + i; // +1: REVERSE_SYNTAX (-1) sorts first
     packed.sort();
@@ -141,8 +183,7 @@ export function inlineAddr2line(bin: GoBinary, pcs: Float64Array): Buffer {
   const out = new OutputBuffer();
   for (const p of pcs) {
     const pc = p === REVERSE_SYNTAX ? 0 : p;
-    out.name(JSON.stringify({ pc: '0x' + pc.toString(16), frames: bin.frames(pc) }));
-    out.byte(0x0a);
+    out.text(JSON.stringify({ pc: '0x' + pc.toString(16), frames: bin.frames(pc) }) + '\n');
   }
   return out.take();
 }
