@@ -1,0 +1,88 @@
+// The agent's HTTP face: net/http/pprof conventions for profiles (so `go tool pprof http://NODE:7070/...` just
+// works), plain JSON for the process list, and a health check that is green only while the BPF programs run.
+
+import Fastify, { FastifyBaseLogger, FastifyInstance, FastifyReply } from 'fastify';
+import type { Logger } from 'pino';
+import { SampleSource } from '../sampler/types';
+import { BadRequest, parsePid, parseSeconds } from './params';
+import { CaptureManager, CaptureWindow, TooManyCaptures } from './capture';
+
+export interface ProcessSummary {
+  pid: number;
+  exe: string;
+  goVersion?: string;
+  buildId?: string;
+}
+
+export interface AgentServices {
+  sampler: SampleSource;
+  /** Turns a finished capture into a gzipped pprof CPU profile. */
+  encodeCpuProfile(window: CaptureWindow, hz: number): Promise<Buffer> | Buffer;
+  /** Go processes the agent knows about. */
+  processes(): ProcessSummary[];
+  /** Whether a process with this pid exists on the node (404 otherwise). */
+  processExists(pid: number): boolean;
+}
+
+export interface ServerOptions {
+  logger: Logger;
+  maxSeconds?: number;
+  maxConcurrentProfiles?: number;
+}
+
+/** Errors as net/http/pprof writes them: text/plain with X-Go-Pprof, which pprof clients show to the user. */
+function pprofError(reply: FastifyReply, status: number, message: string): FastifyReply {
+  return reply
+    .code(status)
+    .header('Content-Type', 'text/plain; charset=utf-8')
+    .header('X-Go-Pprof', '1')
+    .header('X-Content-Type-Options', 'nosniff')
+    .send(message + '\n');
+}
+
+export function buildServer(services: AgentServices, opts: ServerOptions): { app: FastifyInstance; captures: CaptureManager } {
+  const maxSeconds = opts.maxSeconds ?? 300;
+  const captures = new CaptureManager(services.sampler, opts.maxConcurrentProfiles ?? 8);
+  const app: FastifyInstance = Fastify({ loggerInstance: opts.logger as FastifyBaseLogger, return503OnClosing: true, forceCloseConnections: true });
+
+  // Shutdown: end in-flight captures first so their requests answer and close() is not held up for `seconds`.
+  app.addHook('preClose', async () => captures.shutdown());
+
+  app.setNotFoundHandler((req, reply) => pprofError(reply, 404, `${req.method} ${req.url.split('?')[0]}: no such endpoint`));
+  app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
+    if (err instanceof BadRequest) return pprofError(reply, err.status, err.message);
+    if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) return pprofError(reply, err.statusCode, err.message);
+    req.log.error({ err }, 'request failed');
+    return pprofError(reply, 500, `internal error: ${err.message}`);
+  });
+
+  app.get('/healthz', async (_req, reply) => {
+    if (services.sampler.attached) return reply.type('text/plain; charset=utf-8').send('ok\n');
+    return reply.code(503).type('text/plain; charset=utf-8').send('BPF programs are not attached\n');
+  });
+
+  app.get('/api/processes', async () => ({ processes: services.processes() }));
+
+  app.get<{ Querystring: Record<string, string | undefined> }>('/debug/pprof/profile', async (req, reply) => {
+    const seconds = parseSeconds(req.query.seconds, maxSeconds);
+    const pid = parsePid(req.query.pid);
+    if (pid !== undefined && !services.processExists(pid)) return pprofError(reply, 404, `pid=${pid}: no such process`);
+    let window: CaptureWindow;
+    try {
+      window = await captures.capture(seconds, pid, req.signal);
+    } catch (e) {
+      if (e instanceof TooManyCaptures) return pprofError(reply.header('Retry-After', '5'), 429, e.message);
+      throw e;
+    }
+    if (window.ended === 'aborted') return reply; // the client left: nobody to answer
+    req.log.info({ pid, seconds, samples: window.samples.length, ended: window.ended }, 'cpu profile captured');
+    const profile = await services.encodeCpuProfile(window, services.sampler.hz);
+    return reply
+      .header('Content-Type', 'application/octet-stream')
+      .header('Content-Disposition', 'attachment; filename="profile"')
+      .header('X-Content-Type-Options', 'nosniff')
+      .send(profile);
+  });
+
+  return { app, captures };
+}
