@@ -60,37 +60,6 @@ class OutputBuffer {
     return this.len;
   }
 
-  bytes(b: Uint8Array): void {
-    this.range(b, 0, b.length);
-  }
-
-  range(b: Uint8Array, from: number, to: number): void {
-    this.reserve(to - from);
-    const buf = this.buf;
-    const at = this.len - from;
-    for (let i = from; i < to; i++) buf[at + i] = b[i]!; // short runs: a loop beats a native call
-    this.len += to - from;
-  }
-
-  /** A decimal integer followed by a newline. */
-  intLine(n: number): void {
-    this.reserve(13);
-    const buf = this.buf;
-    if (n < 0) {
-      buf[this.len++] = 0x2d;
-      n = -n;
-    }
-    let digits = 1;
-    for (let x = n; x >= 10; x = Math.floor(x / 10)) digits++;
-    let at = this.len + digits;
-    this.len = at + 1;
-    buf[at] = 0x0a;
-    do {
-      buf[--at] = 0x30 + (n % 10);
-      n = Math.floor(n / 10);
-    } while (n > 0);
-  }
-
   text(s: string): void {
     this.reserve(s.length * 3);
     this.len += this.buf.write(s, this.len, 'utf8');
@@ -147,18 +116,46 @@ export function goAddr2line(bin: GoBinary, pcs: Float64Array): Buffer {
     k = end;
   }
   heads.push(dict.length);
-  const words = dict.take();
-  const out = new OutputBuffer();
+  return assemble(dict.take(), Int32Array.from(heads), answer, lineOf, pcs);
+}
+
+/**
+ * Writes the answers in input order: dictionary entry + decimal line + newline each. One tight loop over locals
+ * (this runs once per address, so calls and property writes here are what the CLI's speed comes down to).
+ */
+function assemble(words: Buffer, heads: Int32Array, answer: Int32Array, lineOf: Int32Array, pcs: Float64Array): Buffer {
+  const n = answer.length;
+  let size = 0;
   for (let i = 0; i < n; i++) {
     const e = answer[i]!;
-    if (e >= 0) {
-      out.range(words, heads[e]!, heads[e + 1]!);
-      out.intLine(lineOf[i]!);
-    } else {
-      out.bytes(pcs[i] === REVERSE_SYNTAX ? REVERSE_ANSWER : UNKNOWN);
-    }
+    size += e >= 0 ? heads[e + 1]! - heads[e]! + 12 : pcs[i] === REVERSE_SYNTAX ? REVERSE_ANSWER.length : UNKNOWN.length;
   }
-  return out.take();
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (let i = 0; i < n; i++) {
+    const e = answer[i]!;
+    if (e < 0) {
+      const b = pcs[i] === REVERSE_SYNTAX ? REVERSE_ANSWER : UNKNOWN;
+      for (let k = 0; k < b.length; k++) out[at++] = b[k]!;
+      continue;
+    }
+    const end = heads[e + 1]!;
+    for (let k = heads[e]!; k < end; k++) out[at++] = words[k]!;
+    let line = lineOf[i]!;
+    if (line < 0) {
+      out[at++] = 0x2d;
+      line = -line;
+    }
+    let digits = 1;
+    for (let x = line; x >= 10; x = (x / 10) | 0) digits++;
+    at += digits;
+    for (let p = at - 1; p >= at - digits; p--) {
+      out[p] = 0x30 + (line % 10);
+      line = (line / 10) | 0;
+    }
+    out[at++] = 0x0a;
+  }
+  return out.subarray(0, at);
 }
 
 /** Indices of pcs in ascending order of value (a packed numeric sort when addresses fit in 32 bits). */
