@@ -1,0 +1,57 @@
+// Flags of `quietflame agent`, checked up front so a typo ends the command with a one-line message.
+
+import { UsageError } from './addr2line';
+
+export interface AgentArgs {
+  host: string;
+  port: number;
+  hz: number;
+  maxProfileSeconds: number;
+  logLevel: string;
+}
+
+export const AGENT_USAGE = `usage: quietflame agent [--listen HOST:PORT] [--hz N] [--max-profile-seconds N] [--log-level LEVEL]
+  --listen HOST:PORT        where to serve pprof, metrics and the UI (default 127.0.0.1:7070)
+  --hz N                    CPU samples per second per CPU (default 99; 1 to 1000)
+  --max-profile-seconds N   longest profile a request may ask for (default 300)
+  --log-level LEVEL         pino level: fatal, error, warn, info, debug, trace (default info)`;
+
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+function intFlag(name: string, raw: string | undefined, lo: number, hi: number): number {
+  if (raw === undefined || !/^\d+$/.test(raw) || Number(raw) < lo || Number(raw) > hi) {
+    throw new UsageError(`${name} ${raw ?? '(missing)'}: expected an integer from ${lo} to ${hi}\n${AGENT_USAGE}`);
+  }
+  return Number(raw);
+}
+
+export function parseAgentArgs(args: readonly string[]): AgentArgs {
+  const out: AgentArgs = { host: '127.0.0.1', port: 7070, hz: 99, maxProfileSeconds: 300, logLevel: 'info' };
+  for (let i = 0; i < args.length; i++) {
+    const flag = args[i]!;
+    const value = args[i + 1];
+    switch (flag) {
+      case '--listen': {
+        const m = value === undefined ? null : /^(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d{1,5})$/.exec(value);
+        if (!m || Number(m[2]) > 65535) throw new UsageError(`--listen ${value ?? '(missing)'}: expected HOST:PORT, e.g. 0.0.0.0:7070\n${AGENT_USAGE}`);
+        out.host = m[1]!.replace(/^\[(.*)\]$/, '$1');
+        out.port = Number(m[2]);
+        break;
+      }
+      case '--hz':
+        out.hz = intFlag(flag, value, 1, 1000);
+        break;
+      case '--max-profile-seconds':
+        out.maxProfileSeconds = intFlag(flag, value, 1, 3600);
+        break;
+      case '--log-level':
+        if (value === undefined || !LEVELS.includes(value)) throw new UsageError(`--log-level ${value ?? '(missing)'}: expected one of ${LEVELS.join(', ')}`);
+        out.logLevel = value;
+        break;
+      default:
+        throw new UsageError(`unknown flag ${flag}\n${AGENT_USAGE}`);
+    }
+    i++;
+  }
+  return out;
+}
