@@ -9,7 +9,9 @@ PACKAGES=(
   # N-API addon: node-gyp needs python3, make and a C++ compiler; links -lbpf -lelf -lz
   libelf-dev zlib1g-dev pkg-config make g++ python3
   # tools the tests and people use next to the agent
-  linux-perf bpftrace util-linux procps
+  linux-perf bpftrace util-linux procps prometheus
+  # oracles in the tests: gdb (native symbols), binutils (nm, readelf), gcc + libc6-dev (cgo fixtures)
+  gdb binutils gcc libc6-dev
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -1,0 +1,230 @@
+// Aggregates sampler records (RawSample) into a pprof CPU profile: sample types samples/count and cpu/nanoseconds,
+// period 1e9/hz ns of cpu, labels pid/tid/goid (numbers) and comm (string); one Location per (mapping, address)
+// with inlined calls as several Lines (innermost first); one Function per (name, file); kernel frames leaf-most.
+//
+// Symbolization is the resolver's job (src/symbols/Symbolizer fits StackResolver); the builder only arranges its
+// answers. Samples are resolved as they are added, while their processes most likely still run.
+
+import type { RawSample } from '../sampler/types';
+import { Label, Location, Mapping, Profile, ProfileFunction, Sample } from './pprof';
+
+export interface ResolvedFrame {
+  function: string;
+  file: string;
+  line: number;
+}
+
+export interface ResolvedMapping {
+  /** Identity: equal keys are one Mapping in the profile. */
+  key: string;
+  start: bigint;
+  limit: bigint;
+  offset: bigint;
+  file: string;
+  buildId: string;
+  hasFunctions: boolean;
+  hasFilenames: boolean;
+  hasLineNumbers: boolean;
+  hasInlineFrames: boolean;
+}
+
+export interface ResolvedLocation {
+  mapping: ResolvedMapping | undefined;
+  /** The address to record (the PC looked up: return addresses already minus 1). */
+  address: bigint;
+  /** Innermost first; empty when unknown. */
+  frames: readonly ResolvedFrame[];
+}
+
+/** What turns raw stacks into locations: src/symbols/Symbolizer. */
+export interface StackResolver {
+  /** stack[0] is the sampled PC, later entries return addresses. */
+  resolveUser(pid: number, stack: readonly number[]): ResolvedLocation[];
+  resolveKernel(stack: ReadonlyArray<number | bigint>): ResolvedLocation[];
+}
+
+export interface ProfileBuilderOptions {
+  resolver: StackResolver;
+  /** Sampling frequency: period = round(1e9 / hz) ns. */
+  hz: number;
+  /** Wall-clock start of the collection, ns since the Unix epoch (default: now). */
+  startTimeNs?: bigint;
+  /** Extra string labels for a sample's process (e.g. container_id), or undefined. */
+  processLabels?: (pid: number) => Record<string, string> | undefined;
+}
+
+interface SampleAcc {
+  locationId: number[];
+  count: number;
+  labels: Label[];
+}
+
+export function nowNs(): bigint {
+  // Date.now() has ms resolution; performance.timeOrigin + now() gives µs.
+  return BigInt(Math.round((performance.timeOrigin + performance.now()) * 1000)) * 1000n;
+}
+
+export class ProfileBuilder {
+  readonly period: number;
+  readonly startTimeNs: bigint;
+  private readonly strings = new Map<string, number>([['', 0]]);
+  private readonly stringTable: string[] = [''];
+  private readonly mappings = new Map<string, Mapping>();
+  private readonly locations = new Map<string, Location>();
+  private readonly functions = new Map<string, ProfileFunction>();
+  private readonly samples = new Map<string, SampleAcc>();
+  /** Location id per resolved object (the resolver caches them, so this skips the key building). */
+  private readonly locationByObject = new WeakMap<ResolvedLocation, number>();
+  private total = 0;
+
+  constructor(private readonly opts: ProfileBuilderOptions) {
+    if (!(opts.hz > 0) || !Number.isFinite(opts.hz)) throw new RangeError(`hz must be positive, got ${opts.hz}`);
+    this.period = Math.round(1e9 / opts.hz);
+    this.startTimeNs = opts.startTimeNs ?? nowNs();
+  }
+
+  /** Number of samples added so far. */
+  get sampleCount(): number {
+    return this.total;
+  }
+
+  private str(s: string): number {
+    let i = this.strings.get(s);
+    if (i === undefined) {
+      i = this.stringTable.length;
+      this.stringTable.push(s);
+      this.strings.set(s, i);
+    }
+    return i;
+  }
+
+  private mappingId(m: ResolvedMapping): number {
+    let pm = this.mappings.get(m.key);
+    if (!pm) {
+      pm = {
+        id: this.mappings.size + 1,
+        memoryStart: m.start,
+        memoryLimit: m.limit,
+        fileOffset: m.offset,
+        filename: this.str(m.file),
+        buildId: this.str(m.buildId),
+        hasFunctions: m.hasFunctions,
+        hasFilenames: m.hasFilenames,
+        hasLineNumbers: m.hasLineNumbers,
+        hasInlineFrames: m.hasInlineFrames,
+      };
+      this.mappings.set(m.key, pm);
+    }
+    return pm.id;
+  }
+
+  private functionId(name: string, file: string): number {
+    const key = `${name}\0${file}`;
+    let f = this.functions.get(key);
+    if (!f) {
+      const n = this.str(name);
+      f = { id: this.functions.size + 1, name: n, systemName: n, filename: this.str(file), startLine: 0 };
+      this.functions.set(key, f);
+    }
+    return f.id;
+  }
+
+  private locationId(loc: ResolvedLocation): number {
+    const known = this.locationByObject.get(loc);
+    if (known !== undefined) return known;
+    const key = `${loc.mapping ? loc.mapping.key : ''}\0${loc.address}`;
+    let l = this.locations.get(key);
+    if (!l) {
+      l = {
+        id: this.locations.size + 1,
+        mappingId: loc.mapping ? this.mappingId(loc.mapping) : 0,
+        address: loc.address,
+        line: loc.frames.map((f) => ({ functionId: this.functionId(f.function, f.file), line: f.line, column: 0 })),
+        isFolded: false,
+      };
+      this.locations.set(key, l);
+    }
+    this.locationByObject.set(loc, l.id);
+    return l.id;
+  }
+
+  /** Resolves and aggregates a batch of samples. */
+  add(samples: readonly RawSample[]): void {
+    const { resolver } = this.opts;
+    for (const s of samples) {
+      const ids: number[] = [];
+      if (s.kernelStack.length > 0) for (const l of resolver.resolveKernel(s.kernelStack)) ids.push(this.locationId(l));
+      if (s.userStack.length > 0) for (const l of resolver.resolveUser(s.pid, s.userStack)) ids.push(this.locationId(l));
+      const goid = s.goid === undefined ? '' : String(s.goid);
+      const key = `${ids.join(',')}|${s.pid}|${s.tid}|${goid}|${s.comm}`;
+      let acc = this.samples.get(key);
+      if (!acc) {
+        acc = { locationId: ids, count: 0, labels: this.labels(s) };
+        this.samples.set(key, acc);
+      }
+      acc.count++;
+      this.total++;
+    }
+  }
+
+  private labels(s: RawSample): Label[] {
+    const num = (key: string, n: number): Label => ({ key: this.str(key), str: 0, num: n, numUnit: 0 });
+    const out: Label[] = [num('pid', s.pid), num('tid', s.tid)];
+    if (s.goid !== undefined) out.push(num('goid', s.goid));
+    out.push({ key: this.str('comm'), str: this.str(s.comm), num: 0, numUnit: 0 });
+    const extra = this.opts.processLabels?.(s.pid);
+    if (extra) {
+      for (const [k, v] of Object.entries(extra)) out.push({ key: this.str(k), str: this.str(v), num: 0, numUnit: 0 });
+    }
+    return out;
+  }
+
+  /**
+   * Mappings in the order pprof expects: the main binary first (pprof reports mapping[0] as the profile's "File"),
+   * then libraries, then special mappings such as [vdso], the kernel last. Returns old id → new id.
+   */
+  private orderMappings(): { mappings: Mapping[]; newId: Map<number, number> } {
+    const rank = (m: Mapping): number => {
+      const file = this.stringTable[m.filename] ?? '';
+      if (file === '[kernel.kallsyms]') return 3;
+      if (file === '' || file.startsWith('[')) return 2;
+      if (/\.so(\.|$)/.test(file)) return 1;
+      return 0;
+    };
+    const sorted = [...this.mappings.values()].sort((a, b) => rank(a) - rank(b) || a.id - b.id);
+    const newId = new Map(sorted.map((m, i) => [m.id, i + 1]));
+    return { mappings: sorted.map((m) => ({ ...m, id: newId.get(m.id)! })), newId };
+  }
+
+  /** The profile so far. endTimeNs (wall clock, default now) sets duration_nanos. */
+  build(endTimeNs: bigint = nowNs()): Profile {
+    const { mappings, newId } = this.orderMappings();
+    const samples: Sample[] = [];
+    for (const acc of this.samples.values()) {
+      samples.push({ locationId: acc.locationId, value: [acc.count, acc.count * this.period], label: acc.labels });
+    }
+    const sampleType = [
+      { type: this.str('samples'), unit: this.str('count') },
+      { type: this.str('cpu'), unit: this.str('nanoseconds') },
+    ];
+    const periodType = { type: this.str('cpu'), unit: this.str('nanoseconds') };
+    const duration = endTimeNs > this.startTimeNs ? endTimeNs - this.startTimeNs : 0n;
+    return {
+      sampleType,
+      sample: samples,
+      mapping: mappings,
+      location: [...this.locations.values()].map((l) => (l.mappingId === 0 ? l : { ...l, mappingId: newId.get(l.mappingId)! })),
+      function: [...this.functions.values()],
+      stringTable: [...this.stringTable],
+      dropFrames: 0,
+      keepFrames: 0,
+      timeNanos: this.startTimeNs,
+      durationNanos: duration,
+      periodType,
+      period: this.period,
+      comment: [],
+      defaultSampleType: 0,
+      docUrl: 0,
+    };
+  }
+}

@@ -1,0 +1,640 @@
+// Sampled addresses → frames, per process: user PCs through the process's executable mappings to the Go table
+// (inlined calls expanded, innermost first) or to ELF .symtab/.dynsym for native code; kernel PCs through
+// /proc/kallsyms.
+//
+// Per process: its executable mappings from /proc/PID/maps, each resolved to a binary (through
+// /proc/PID/map_files/…, /proc/PID/root/<path> or /proc/PID/exe, so binaries in other mount namespaces and deleted
+// ones work) and to a load bias. Per binary (keyed by device, inode, size and mtime of the file actually opened):
+// the open tables, shared by every process mapping that file, closed once no process has used them for a while.
+//
+// Nothing here throws because a process went away: what was read while it lived is kept (and its binaries stay
+// open through their file descriptors), and what was never read gives address-only locations.
+
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import { BufferSource } from '../gosym/bytes';
+import { ElfFile, PF_X, PT_LOAD } from '../gosym/elf';
+import { GoBinary } from '../gosym/binary';
+import { readGoBuildId } from '../gosym/buildinfo';
+import { KernelSymbols, kernelAddress } from './kallsyms';
+import { NativeSymbols } from './native-elf';
+import { isExecutable, isFileBacked, ProcMapping, readProcMaps, readProcStartTime } from './process-mappings';
+
+/** One frame at an address; native and kernel frames have file '' and line 0. */
+export interface SymFrame {
+  function: string;
+  file: string;
+  line: number;
+}
+
+/** A mapping as a profile shows it. Mappings with the same key are the same (same file at the same range). */
+export interface SymMapping {
+  key: string;
+  start: bigint;
+  limit: bigint;
+  offset: bigint;
+  /** The path as the process sees it ('[kernel.kallsyms]', '[vdso]' for those). */
+  file: string;
+  /** GNU build ID (hex) when the file has one, as runtime/pprof reports it; '' otherwise. */
+  buildId: string;
+  hasFunctions: boolean;
+  hasFilenames: boolean;
+  hasLineNumbers: boolean;
+  hasInlineFrames: boolean;
+}
+
+/** One symbolized address. `address` is the address looked up: the sampled PC, or a return address minus 1. */
+export interface SymLocation {
+  mapping: SymMapping | undefined;
+  address: bigint;
+  /** Innermost first; [] when nothing is known about the address. */
+  frames: SymFrame[];
+}
+
+export interface SymbolizerOptions {
+  /** Where proc is mounted ('/proc'). */
+  procRoot?: string;
+  kallsymsPath?: string;
+  /** How often (ms) a process in use is checked for exec or PID reuse (its exe and start time). Default 2000. */
+  revalidateMs?: number;
+  /** How long (ms) the tables of a process that is gone are kept after its last use. Default 60 s. */
+  goneRetentionMs?: number;
+  /**
+   * How long (ms) the tables of a running process nobody asks about are kept (they are read again when needed),
+   * so a node-wide profile does not pin every binary of the node. Default 5 min.
+   */
+  idleProcessMs?: number;
+  /** How long (ms) a binary no process uses stays open. Default 60 s. */
+  binaryIdleMs?: number;
+  /** Kernel symbols are reloaded when older than this (ms; modules and BPF programs come and go). Default 5 min. */
+  kallsymsMaxAgeMs?: number;
+  /**
+   * Open binaries through /proc/PID/map_files first (default true). Opening those needs CAP_SYS_ADMIN; without it
+   * the symbolizer uses /proc/PID/root/<path> and, for the main executable, /proc/PID/exe.
+   */
+  mapFiles?: boolean;
+}
+
+export interface SymbolizerStats {
+  processes: number;
+  binaries: number;
+  kernelSymbols: number;
+}
+
+const NO_FRAMES: SymFrame[] = [];
+const ADDRESS_CACHE_LIMIT = 1 << 16;
+
+/** The symbol tables of one file, shared by all processes that map it. */
+class BinaryTables {
+  users = 0;
+  idleSince: number | undefined = Date.now();
+  private nativeSyms: NativeSymbols | undefined;
+  readonly buildId: string;
+  readonly hasFunctions: boolean;
+
+  /**
+   * @param findDebug finds the separate debug file of a native binary by its build ID (only native binaries
+   *   ask: Go binaries have their own table).
+   */
+  constructor(
+    readonly key: string,
+    readonly elf: ElfFile,
+    readonly go: GoBinary | undefined,
+    findDebug: (buildId: string) => ElfFile | undefined,
+  ) {
+    let buildId = '';
+    try {
+      buildId = elf.gnuBuildId() ?? '';
+    } catch {
+      // unreadable notes: no build ID
+    }
+    this.buildId = buildId;
+    if (!go) {
+      const debug = buildId ? findDebug(buildId) : undefined;
+      try {
+        this.nativeSyms = NativeSymbols.fromElf(elf, debug);
+      } catch {
+        this.nativeSyms = undefined;
+      } finally {
+        debug?.close();
+      }
+    }
+    this.hasFunctions = go !== undefined || this.native().size > 0;
+  }
+
+  /** ELF function symbols, decoded on first use (for Go binaries only when a PC misses the Go table). */
+  native(): NativeSymbols {
+    if (!this.nativeSyms) {
+      try {
+        this.nativeSyms = NativeSymbols.fromElf(this.elf);
+      } catch {
+        this.nativeSyms = new NativeSymbols([]);
+      }
+    }
+    return this.nativeSyms;
+  }
+
+  /** Frames at a link-time address. */
+  frames(vaddr: number): SymFrame[] {
+    if (this.go) {
+      try {
+        const f = this.go.frames(vaddr);
+        if (f.length > 0) return f;
+      } catch {
+        // a corrupt record for this function: try the ELF symbols
+      }
+    }
+    const sym = this.native().lookup(vaddr);
+    return sym ? [{ function: sym.name, file: '', line: 0 }] : NO_FRAMES;
+  }
+
+  close(): void {
+    try {
+      this.elf.close();
+    } catch {
+      // already closed
+    }
+  }
+}
+
+interface ResolvedMapping {
+  m: ProcMapping;
+  binary: BinaryTables | undefined;
+  /** runtime address − link-time address */
+  bias: number;
+  info: SymMapping;
+}
+
+interface ProcessState {
+  pid: number;
+  startTime: string | undefined;
+  exeId: string | undefined;
+  mappings: ResolvedMapping[];
+  mapsReadAt: number;
+  checkedAt: number;
+  lastUsed: number;
+  gone: boolean;
+  cache: Map<number, SymLocation>;
+}
+
+function hex(n: number): string {
+  return n.toString(16);
+}
+
+/** Does this ELF file carry Go's tables (checked cheaply, before any scan for them)? */
+function looksLikeGo(elf: ElfFile): boolean {
+  for (const name of ['.gopclntab', '.data.rel.ro.gopclntab', '.go.buildinfo', '.go.module']) {
+    if (elf.section(name)) return true;
+  }
+  try {
+    return readGoBuildId(elf) !== undefined;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * runtime − link-time address for a mapping of `elf`: a byte at file offset o in a PT_LOAD segment has link-time
+ * address p_vaddr + (o − p_offset), and the mapping puts file offset m.offset at m.start, so
+ * link = pc − (m.start − m.offset) + (p_vaddr − p_offset). The segment is the PT_LOAD whose file range the mapping
+ * covers most (executable ones first for an executable mapping). 0 for non-PIE executables; for a Go PIE (linked
+ * at 0x400000) the start of its first mapping minus 0x400000.
+ */
+export function mappingLoadBias(elf: ElfFile, m: { start: number; end: number; offset: number; perms: string }): number {
+  let best: { seg: (typeof elf.segments)[number]; score: number } | undefined;
+  const lo = m.offset;
+  const hi = m.offset + (m.end - m.start);
+  for (const seg of elf.segments) {
+    if (seg.type !== PT_LOAD) continue;
+    const overlap = Math.min(hi, seg.offset + Math.max(seg.filesz, 1)) - Math.max(lo, seg.offset);
+    if (overlap <= 0) continue;
+    const execMatch = ((seg.flags & PF_X) !== 0) === (m.perms[2] === 'x') ? 1 : 0;
+    const score = execMatch * 2 ** 52 + overlap;
+    if (!best || score > best.score) best = { seg, score };
+  }
+  if (!best) return m.start - m.offset - elf.baseVaddr();
+  return m.start - m.offset + best.seg.offset - best.seg.vaddr;
+}
+
+export class Symbolizer {
+  private readonly procRoot: string;
+  private readonly revalidateMs: number;
+  private readonly goneRetentionMs: number;
+  private readonly binaryIdleMs: number;
+  private readonly idleProcessMs: number;
+  private readonly kallsymsMaxAgeMs: number;
+  private readonly mapFiles: boolean;
+  private readonly processes = new Map<number, ProcessState>();
+  private readonly binaries = new Map<string, BinaryTables>();
+  /** Keys of files that could not be read as ELF, so they are not retried for every process. */
+  private readonly unreadable = new Set<string>();
+  private readonly kernel: KernelSymbols;
+  private kernelMappingInfo: SymMapping | undefined;
+  private readonly kernelCache = new Map<bigint, SymLocation>();
+  private kernelLoadedAt = 0;
+  private lastPrune = Date.now();
+
+  constructor(opts: SymbolizerOptions = {}) {
+    this.procRoot = opts.procRoot ?? '/proc';
+    this.revalidateMs = opts.revalidateMs ?? 2000;
+    this.goneRetentionMs = opts.goneRetentionMs ?? 60_000;
+    this.binaryIdleMs = opts.binaryIdleMs ?? 60_000;
+    this.idleProcessMs = opts.idleProcessMs ?? 5 * 60_000;
+    this.kallsymsMaxAgeMs = opts.kallsymsMaxAgeMs ?? 5 * 60_000;
+    this.mapFiles = opts.mapFiles ?? true;
+    this.kernel = new KernelSymbols(opts.kallsymsPath ?? `${this.procRoot}/kallsyms`);
+  }
+
+  /**
+   * A user stack of process pid (runtime addresses, innermost first): stack[0] is looked up as is, every later
+   * entry (a return address) at address − 1.
+   */
+  resolveUser(pid: number, stack: readonly number[]): SymLocation[] {
+    const now = Date.now();
+    this.maybePrune(now);
+    const state = this.process(pid, now);
+    const out = new Array<SymLocation>(stack.length);
+    for (let i = 0; i < stack.length; i++) {
+      const pc = stack[i]!;
+      out[i] = this.resolveIn(state, i === 0 || pc === 0 ? pc : pc - 1, now);
+    }
+    return out;
+  }
+
+  /** One user address, looked up exactly as given. */
+  resolveUserAddress(pid: number, address: number): SymLocation {
+    const now = Date.now();
+    return this.resolveIn(this.process(pid, now), address, now);
+  }
+
+  /** A kernel stack, innermost first, same convention as resolveUser. Addresses as for kernelAddress(). */
+  resolveKernel(stack: ReadonlyArray<number | bigint>): SymLocation[] {
+    const mapping = this.kernelMapping();
+    return stack.map((a, i) => {
+      let addr = kernelAddress(a);
+      if (i > 0 && addr !== 0n) addr -= 1n;
+      let loc = this.kernelCache.get(addr);
+      if (!loc) {
+        const sym = this.kernel.lookup(addr);
+        loc = { mapping, address: addr, frames: sym ? [{ function: sym.name, file: '', line: 0 }] : NO_FRAMES };
+        if (this.kernelCache.size >= ADDRESS_CACHE_LIMIT) this.kernelCache.clear();
+        this.kernelCache.set(addr, loc);
+      }
+      return loc;
+    });
+  }
+
+  /** Reads a process's mappings now (e.g. right after exec) so its samples symbolize even after it exits. */
+  observeProcess(pid: number): void {
+    this.process(pid, Date.now());
+  }
+
+  /** Drops what is known about a process (it exited, or exec'd a new image). */
+  forgetProcess(pid: number): void {
+    const st = this.processes.get(pid);
+    if (!st) return;
+    this.processes.delete(pid);
+    this.release(st, Date.now());
+  }
+
+  /**
+   * Drops processes that are gone (or idle for long), and closes binaries that no process has used for a while.
+   * Runs by itself every 10 s while stacks are resolved.
+   */
+  prune(now = Date.now()): void {
+    this.lastPrune = now;
+    for (const st of [...this.processes.values()]) {
+      const idle = now - st.lastUsed;
+      if (idle < this.goneRetentionMs) continue;
+      if (idle < this.idleProcessMs && !st.gone && this.sameProcess(st)) continue;
+      this.processes.delete(st.pid);
+      this.release(st, now);
+    }
+    if (this.unreadable.size > 4096) this.unreadable.clear();
+    for (const [key, b] of this.binaries) {
+      if (b.users === 0 && b.idleSince !== undefined && now - b.idleSince >= this.binaryIdleMs) {
+        this.binaries.delete(key);
+        b.close();
+      }
+    }
+  }
+
+  stats(): SymbolizerStats {
+    return { processes: this.processes.size, binaries: this.binaries.size, kernelSymbols: this.kernel.size };
+  }
+
+  /** Closes every binary. The symbolizer can be used again afterwards (it reopens what it needs). */
+  close(): void {
+    this.processes.clear();
+    for (const b of this.binaries.values()) b.close();
+    this.binaries.clear();
+    this.unreadable.clear();
+  }
+
+  // ---- processes
+
+  private maybePrune(now: number): void {
+    if (now - this.lastPrune >= 10_000) this.prune(now);
+  }
+
+  private exeId(pid: number): string | undefined {
+    try {
+      const st = fs.statSync(`${this.procRoot}/${pid}/exe`);
+      return `${st.dev}:${st.ino}`;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Is the process we read still the one with this PID, and still running the same executable? */
+  private sameProcess(st: ProcessState): boolean {
+    const start = readProcStartTime(st.pid, this.procRoot);
+    if (start === undefined) return false;
+    return start === st.startTime && this.exeId(st.pid) === st.exeId;
+  }
+
+  private process(pid: number, now: number): ProcessState {
+    let st = this.processes.get(pid);
+    if (st && !st.gone && now - st.checkedAt >= this.revalidateMs) {
+      st.checkedAt = now;
+      const start = readProcStartTime(pid, this.procRoot);
+      if (start === undefined) {
+        st.gone = true; // keep what we have: its samples may still be arriving
+      } else if (start !== st.startTime || this.exeId(pid) !== st.exeId) {
+        this.processes.delete(pid); // PID reuse or exec: a different image
+        this.release(st, now);
+        st = undefined;
+      }
+    }
+    if (!st) {
+      st = {
+        pid,
+        startTime: readProcStartTime(pid, this.procRoot),
+        exeId: this.exeId(pid),
+        mappings: [],
+        mapsReadAt: 0,
+        checkedAt: now,
+        lastUsed: now,
+        gone: false,
+        cache: new Map(),
+      };
+      this.processes.set(pid, st);
+      this.readMappings(st, now);
+    }
+    st.lastUsed = now;
+    return st;
+  }
+
+  private release(st: ProcessState, now: number): void {
+    for (const rm of st.mappings) {
+      if (rm.binary) this.unuse(rm.binary, now);
+    }
+    st.mappings = [];
+    st.cache.clear();
+  }
+
+  private unuse(b: BinaryTables, now: number): void {
+    b.users--;
+    if (b.users <= 0) {
+      b.users = 0;
+      b.idleSince = now;
+    }
+  }
+
+  /** (Re)reads /proc/PID/maps. Returns false when the process is gone. */
+  private readMappings(st: ProcessState, now: number): boolean {
+    st.mapsReadAt = now;
+    const maps = readProcMaps(st.pid, this.procRoot);
+    if (!maps) {
+      st.gone = true;
+      return false;
+    }
+    const old = st.mappings;
+    const fresh: ResolvedMapping[] = [];
+    for (const m of maps) {
+      if (!isExecutable(m)) continue;
+      const prev = old.find((r) => r.m.start === m.start && r.m.end === m.end && r.m.offset === m.offset && r.m.inode === m.inode && r.m.path === m.path);
+      if (prev) {
+        fresh.push(prev);
+        continue;
+      }
+      const rm = this.resolveMapping(st.pid, m);
+      if (rm) fresh.push(rm);
+    }
+    for (const r of old) {
+      if (!fresh.includes(r) && r.binary) this.unuse(r.binary, now);
+    }
+    fresh.sort((a, b) => a.m.start - b.m.start);
+    st.mappings = fresh;
+    st.cache.clear();
+    return true;
+  }
+
+  private resolveMapping(pid: number, m: ProcMapping): ResolvedMapping | undefined {
+    let binary: BinaryTables | undefined;
+    if (isFileBacked(m)) binary = this.fileBinary(pid, m);
+    else if (m.path === '[vdso]') binary = this.vdsoBinary(pid, m);
+    else return undefined; // anonymous executable memory (JIT), [vsyscall]: no file, no symbols
+    if (binary) {
+      binary.users++;
+      binary.idleSince = undefined;
+    }
+    let bias = m.start - m.offset;
+    if (binary) {
+      try {
+        bias = mappingLoadBias(binary.elf, m);
+      } catch {
+        // keep the naive bias
+      }
+    }
+    const go = binary?.go !== undefined;
+    const hasFunctions = binary?.hasFunctions ?? false;
+    const info: SymMapping = {
+      key: binary ? `${binary.key}@${hex(m.start)}-${hex(m.end)}+${hex(m.offset)}` : `file:${m.dev}:${m.inode}:${m.path}@${hex(m.start)}-${hex(m.end)}+${hex(m.offset)}`,
+      start: BigInt(m.start),
+      limit: BigInt(m.end),
+      offset: BigInt(m.offset),
+      file: m.path,
+      buildId: binary?.buildId ?? '',
+      hasFunctions,
+      hasFilenames: go,
+      hasLineNumbers: go,
+      hasInlineFrames: go,
+    };
+    return { m, binary, bias, info };
+  }
+
+  /** Candidate paths for a file mapping's bytes, most direct first. */
+  private candidatePaths(pid: number, m: ProcMapping): string[] {
+    const p = `${this.procRoot}/${pid}`;
+    const out: string[] = [];
+    if (this.mapFiles) out.push(`${p}/map_files/${hex(m.start)}-${hex(m.end)}`);
+    if (!m.deleted) out.push(`${p}/root${m.path}`);
+    out.push(`${p}/exe`);
+    return out;
+  }
+
+  private fileBinary(pid: number, m: ProcMapping): BinaryTables | undefined {
+    for (const path of this.candidatePaths(pid, m)) {
+      let st: fs.Stats;
+      try {
+        st = fs.statSync(path);
+      } catch {
+        continue;
+      }
+      if (!st.isFile() || st.ino !== m.inode) continue; // a different file now sits at that path
+      const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
+      const known = this.binaries.get(key);
+      if (known) return known;
+      if (this.unreadable.has(key)) return undefined;
+      let elf: ElfFile;
+      try {
+        elf = ElfFile.open(path);
+      } catch {
+        continue; // vanished between stat and open, or not ELF: try the next path
+      }
+      const b = this.tables(key, elf, pid);
+      if (!b) this.unreadable.add(key);
+      return b;
+    }
+    return undefined;
+  }
+
+  /**
+   * The separate debug file for a build ID (/usr/lib/debug/.build-id/ab/cdef….debug), looked for in the process's
+   * root and then in ours; only accepted when its build ID matches.
+   */
+  private debugFile(buildId: string, pid: number | undefined): ElfFile | undefined {
+    if (!/^[0-9a-f]{4,}$/.test(buildId)) return undefined;
+    const rel = `/usr/lib/debug/.build-id/${buildId.slice(0, 2)}/${buildId.slice(2)}.debug`;
+    const roots = pid === undefined ? [''] : [`${this.procRoot}/${pid}/root`, ''];
+    for (const root of roots) {
+      let elf: ElfFile | undefined;
+      try {
+        elf = ElfFile.open(root + rel);
+        if (elf.gnuBuildId() === buildId) return elf;
+      } catch {
+        // not there
+      }
+      elf?.close();
+    }
+    return undefined;
+  }
+
+  /** Builds the tables of an opened ELF file (closing it when it is of no use). */
+  private tables(key: string, elf: ElfFile, pid?: number): BinaryTables | undefined {
+    let go: GoBinary | undefined;
+    if (looksLikeGo(elf)) {
+      try {
+        go = new GoBinary(elf);
+      } catch {
+        go = undefined; // Go, but its table is gone or corrupt: the ELF symbols may still help
+      }
+    }
+    try {
+      const b = new BinaryTables(key, elf, go, (id) => this.debugFile(id, pid));
+      this.binaries.set(key, b);
+      return b;
+    } catch {
+      elf.close();
+      return undefined;
+    }
+  }
+
+  /** The vDSO, read from the process's memory (it is the same image in every process of this kernel). */
+  private vdsoBinary(pid: number, m: ProcMapping): BinaryTables | undefined {
+    const size = m.end - m.start;
+    if (size <= 0 || size > 1 << 20) return undefined;
+    let buf: Buffer;
+    try {
+      const fd = fs.openSync(`${this.procRoot}/${pid}/mem`, 'r');
+      try {
+        buf = Buffer.alloc(size);
+        const n = fs.readSync(fd, buf, 0, size, m.start);
+        if (n < 64) return undefined;
+        buf = buf.subarray(0, n);
+      } finally {
+        fs.closeSync(fd);
+      }
+    } catch {
+      return undefined;
+    }
+    let elf: ElfFile;
+    try {
+      elf = new ElfFile(new BufferSource(buf), '[vdso]');
+    } catch {
+      return undefined;
+    }
+    let id: string;
+    try {
+      id = elf.gnuBuildId() ?? crypto.createHash('sha1').update(buf).digest('hex');
+    } catch {
+      return undefined;
+    }
+    const key = `vdso:${id}`;
+    const known = this.binaries.get(key);
+    if (known) return known;
+    return this.tables(key, elf, pid);
+  }
+
+  // ---- addresses
+
+  private findMapping(st: ProcessState, addr: number): ResolvedMapping | undefined {
+    const ms = st.mappings;
+    let lo = 0;
+    let hi = ms.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (ms[mid]!.m.start > addr) hi = mid;
+      else lo = mid + 1;
+    }
+    const r = ms[lo - 1];
+    return r && addr < r.m.end ? r : undefined;
+  }
+
+  private resolveIn(st: ProcessState, addr: number, now: number): SymLocation {
+    const cached = st.cache.get(addr);
+    if (cached) return cached;
+    let rm = this.findMapping(st, addr);
+    if (!rm && !st.gone && now - st.mapsReadAt >= 1000) {
+      // Perhaps mapped since we looked (dlopen, a new thread's vDSO use…): read the maps again, at most once a second.
+      this.readMappings(st, now);
+      rm = this.findMapping(st, addr);
+    }
+    let loc: SymLocation;
+    if (!rm) {
+      loc = { mapping: undefined, address: BigInt(addr), frames: NO_FRAMES };
+    } else {
+      const frames = rm.binary ? rm.binary.frames(addr - rm.bias) : NO_FRAMES;
+      loc = { mapping: rm.info, address: BigInt(addr), frames };
+    }
+    if (st.cache.size >= ADDRESS_CACHE_LIMIT) st.cache.clear();
+    st.cache.set(addr, loc);
+    return loc;
+  }
+
+  // ---- kernel
+
+  private kernelMapping(): SymMapping {
+    const now = Date.now();
+    if (this.kernelMappingInfo === undefined || now - this.kernelLoadedAt > this.kallsymsMaxAgeMs) {
+      this.kernel.refreshIfOlderThan(this.kallsymsMaxAgeMs);
+      this.kernelLoadedAt = now;
+      this.kernelCache.clear();
+      const range = this.kernel.range();
+      this.kernelMappingInfo = {
+        key: 'kernel',
+        start: range ? range.start : 0n,
+        limit: range ? 0xffffffffffffffffn : 0n, // modules and BPF programs lie above the last core symbol
+        offset: 0n,
+        file: '[kernel.kallsyms]',
+        buildId: '',
+        hasFunctions: this.kernel.size > 0,
+        hasFilenames: false,
+        hasLineNumbers: false,
+        hasInlineFrames: false,
+      };
+    }
+    return this.kernelMappingInfo;
+  }
+}
