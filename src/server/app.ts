@@ -63,6 +63,13 @@ export function buildServer(services: AgentServices, opts: ServerOptions): { app
 
   app.get('/api/processes', async () => ({ processes: services.processes() }));
 
+  // pprof asks here for mappings without has_functions (only binaries the agent could not read). Profiles carry
+  // their own symbols, so the answer is net/http/pprof's "symbolization available" with no further names:
+  // pprof then keeps those addresses as they are instead of failing the whole fetch.
+  app.get('/debug/pprof/symbol', async (_req, reply) => reply.type('text/plain; charset=utf-8').send('num_symbols: 1\n'));
+  app.post('/debug/pprof/symbol', async (_req, reply) => reply.type('text/plain; charset=utf-8').send('num_symbols: 1\n'));
+  app.addContentTypeParser('*', { parseAs: 'string', bodyLimit: 1 << 20 }, (_req, body, done) => done(null, body));
+
   app.get<{ Querystring: Record<string, string | undefined> }>('/debug/pprof/profile', async (req, reply) => {
     const seconds = parseSeconds(req.query.seconds, maxSeconds);
     const pid = parsePid(req.query.pid);

@@ -64,6 +64,10 @@ test('healthz follows the sampler; bad parameters and paths get pprof-style erro
     await expectPprofError(`${base}/debug/pprof/profile?seconds=1&pid=-3`, 400, /not a process ID/);
     await expectPprofError(`${base}/debug/pprof/profile?seconds=1&pid=999999`, 404, /no such process/);
     await expectPprofError(`${base}/debug/pprof/nope`, 404, /no such endpoint/);
+    const sym = await fetch(`${base}/debug/pprof/symbol`, { method: 'POST', body: '0x401000+0x401010' });
+    assert.equal(sym.status, 200);
+    assert.equal(await sym.text(), 'num_symbols: 1\n');
+    assert.equal(await (await fetch(`${base}/debug/pprof/symbol`)).text(), 'num_symbols: 1\n');
     const procs = (await (await fetch(`${base}/api/processes`)).json()) as { processes: Array<{ pid: number }> };
     assert.equal(procs.processes[0]!.pid, process.pid);
   } finally {
