@@ -5,7 +5,7 @@ import Fastify, { FastifyBaseLogger, FastifyInstance, FastifyReply } from 'fasti
 import type { Logger } from 'pino';
 import { SampleSource } from '../sampler/types';
 import { BadRequest, parsePid, parseSeconds } from './params';
-import { CaptureManager, CaptureWindow, TooManyCaptures } from './capture';
+import { CaptureManager, CaptureWindow, SampleSink, TooManyCaptures } from './capture';
 
 export interface ProcessSummary {
   pid: number;
@@ -16,8 +16,8 @@ export interface ProcessSummary {
 
 export interface AgentServices {
   sampler: SampleSource;
-  /** Turns a finished capture into a gzipped pprof CPU profile. */
-  encodeCpuProfile(window: CaptureWindow, hz: number): Promise<Buffer> | Buffer;
+  /** A CPU profile in the making: takes samples as they come, then encodes the finished window (gzipped pprof). */
+  newCpuProfile(startUnixNs: bigint, hz: number): SampleSink & { finish(window: CaptureWindow): Promise<Buffer> | Buffer };
   /** Go processes the agent knows about. */
   processes(): ProcessSummary[];
   /** Whether a process with this pid exists on the node (404 otherwise). */
@@ -74,21 +74,23 @@ export function buildServer(services: AgentServices, opts: ServerOptions): { app
     const seconds = parseSeconds(req.query.seconds, maxSeconds);
     const pid = parsePid(req.query.pid);
     if (pid !== undefined && !services.processExists(pid)) return pprofError(reply, 404, `pid=${pid}: no such process`);
+    const startUnixNs = BigInt(Date.now()) * 1_000_000n;
+    const profile = services.newCpuProfile(startUnixNs, services.sampler.hz);
     let window: CaptureWindow;
     try {
-      window = await captures.capture(seconds, pid, req.signal);
+      window = await captures.capture(seconds, pid, req.signal, profile, startUnixNs);
     } catch (e) {
       if (e instanceof TooManyCaptures) return pprofError(reply.header('Retry-After', '5'), 429, e.message);
       throw e;
     }
     if (window.ended === 'aborted') return reply; // the client left: nobody to answer
-    req.log.info({ pid, seconds, samples: window.samples.length, ended: window.ended }, 'cpu profile captured');
-    const profile = await services.encodeCpuProfile(window, services.sampler.hz);
+    req.log.info({ pid, seconds, samples: window.samples, ended: window.ended }, 'cpu profile captured');
+    const body = await profile.finish(window);
     return reply
       .header('Content-Type', 'application/octet-stream')
       .header('Content-Disposition', 'attachment; filename="profile"')
       .header('X-Content-Type-Options', 'nosniff')
-      .send(profile);
+      .send(body);
   });
 
   return { app, captures };

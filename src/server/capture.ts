@@ -3,11 +3,16 @@
 
 import { RawSample, SampleSource } from '../sampler/types';
 
+/** Where a capture's samples go as they arrive (symbolizing then, while the processes most likely still run). */
+export interface SampleSink {
+  add(batch: readonly RawSample[]): void;
+}
+
 export interface CaptureWindow {
-  /** Wall-clock start (ns since the epoch) and actual duration, for pprof's time_nanos/duration_nanos. */
+  /** Wall-clock start and end (ns since the epoch), for pprof's time_nanos/duration_nanos. */
   startUnixNs: bigint;
-  durationNs: number;
-  samples: RawSample[];
+  endUnixNs: bigint;
+  samples: number;
   /** Why the window ended: its time was up, the client left, or the agent is shutting down. */
   ended: 'elapsed' | 'aborted' | 'shutdown';
 }
@@ -28,16 +33,16 @@ export class CaptureManager {
   }
 
   /** Collects samples for `seconds` (or until `signal` aborts). Throws TooManyCaptures past the limit. */
-  async capture(seconds: number, pid: number | undefined, signal: AbortSignal): Promise<CaptureWindow> {
+  async capture(seconds: number, pid: number | undefined, signal: AbortSignal, sink: SampleSink, startUnixNs: bigint): Promise<CaptureWindow> {
     if (this.closing) throw new TooManyCaptures('the agent is shutting down');
     if (this.running.size >= this.maxConcurrent) throw new TooManyCaptures(`${this.running.size} profiles are already being captured (the limit is ${this.maxConcurrent})`);
     const own = new AbortController();
     this.running.add(own);
-    const samples: RawSample[] = [];
-    const startUnixNs = BigInt(Date.now()) * 1_000_000n;
     const t0 = process.hrtime.bigint();
+    let samples = 0;
     const unsubscribe = this.source.subscribe(pid === undefined ? {} : { pid }, (batch) => {
-      for (const s of batch) samples.push(s);
+      samples += batch.length;
+      sink.add(batch);
     });
     let ended: CaptureWindow['ended'] = 'elapsed';
     try {
@@ -56,7 +61,7 @@ export class CaptureManager {
       unsubscribe();
       this.running.delete(own);
     }
-    return { startUnixNs, durationNs: Number(process.hrtime.bigint() - t0), samples, ended };
+    return { startUnixNs, endUnixNs: startUnixNs + BigInt(Math.round(Number(process.hrtime.bigint() - t0))), samples, ended };
   }
 
   /** Ends every capture now (their requests get what was collected so far) and refuses new ones. */

@@ -30,7 +30,13 @@ async function start(maxConcurrentProfiles = 8) {
   const { app, captures } = buildServer(
     {
       sampler,
-      encodeCpuProfile: (w: CaptureWindow) => Buffer.from(JSON.stringify({ samples: w.samples.length, ended: w.ended })),
+      newCpuProfile: () => {
+        let added = 0;
+        return {
+          add: (batch: readonly RawSample[]) => void (added += batch.length),
+          finish: (w: CaptureWindow) => Buffer.from(JSON.stringify({ samples: added, counted: w.samples, ended: w.ended })),
+        };
+      },
       processes: () => [{ pid: process.pid, exe: process.execPath }],
       processExists: (pid) => pid === process.pid,
     },
@@ -82,8 +88,9 @@ test('a profile request captures for its window and answers as net/http/pprof do
     assert.equal(r.status, 200);
     assert.equal(r.headers.get('content-type'), 'application/octet-stream');
     assert.equal(r.headers.get('content-disposition'), 'attachment; filename="profile"');
-    const body = JSON.parse(await r.text()) as { samples: number; ended: string };
+    const body = JSON.parse(await r.text()) as { samples: number; counted: number; ended: string };
     assert.equal(body.ended, 'elapsed');
+    assert.equal(body.samples, body.counted);
     assert.ok(body.samples >= 20 && body.samples <= 80, `${body.samples} samples in 0.5 s at 100/s`);
   } finally {
     await app.close();
