@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: Apache-2.0
+/* Run-queue latency, the method of bcc's libbpf-tools runqlat: a task becomes runnable (wakeup, new
+ * task, or preemption while still TASK_RUNNING), and when it next runs, now - then goes into a
+ * floor-log2 histogram of microseconds. Node-wide always; per cgroup v2 id when per_cgroup is set.
+ * Nothing is ever reset: user space reads cumulative counters.
+ *
+ * The enqueue time lives in task-local storage, not a pid-keyed hash: nothing to size or fill, the
+ * kernel frees it when the task exits (a hash leaks the entry of every thread woken before it exits),
+ * and the lookup is a pointer chase from task_struct instead of a hash of the tid. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+#include "runqlat.h"
+
+#define TASK_RUNNING 0
+
+const volatile bool per_cgroup = false;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u64); /* ktime ns when queued; 0 = not queued */
+} start SEC(".maps");
+
+/* Per-CPU so the per-switch path needs no atomics; user space sums the CPUs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct runq_hist);
+} hist SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, RUNQ_MAX_CGROUPS);
+	__type(key, __u64); /* cgroup v2 id (the cgroup directory's inode number) */
+	__type(value, struct runq_hist);
+} cgroup_hists SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, RUNQ_DROP_KINDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} drops SEC(".maps");
+
+static const struct runq_hist empty_hist;
+
+/* task_struct::state became __state in v5.14 (commit 2f064a59a1); libbpf-tools' core_fixes.bpf.h. */
+struct task_struct___o {
+	volatile long state;
+} __attribute__((preserve_access_index));
+
+static __always_inline long task_state(struct task_struct *t)
+{
+	if (bpf_core_field_exists(t->__state))
+		return BPF_CORE_READ(t, __state);
+	return BPF_CORE_READ((struct task_struct___o *)t, state);
+}
+
+static __always_inline void drop(__u32 why)
+{
+	__u64 *n = bpf_map_lookup_elem(&drops, &why);
+
+	if (n)
+		*n += 1;
+}
+
+static __always_inline __u64 log2l(__u64 v)
+{
+	__u64 r = 0;
+
+	if (v >> 32) { v >>= 32; r += 32; }
+	if (v >> 16) { v >>= 16; r += 16; }
+	if (v >> 8) { v >>= 8; r += 8; }
+	if (v >> 4) { v >>= 4; r += 4; }
+	if (v >> 2) { v >>= 2; r += 2; }
+	return r + (v >> 1);
+}
+
+static __always_inline void enqueue(struct task_struct *t)
+{
+	__u64 *ts;
+
+	if (!t->pid) /* the idle task */
+		return;
+	ts = bpf_task_storage_get(&start, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!ts) {
+		drop(RUNQ_DROP_START);
+		return;
+	}
+	*ts = bpf_ktime_get_ns();
+}
+
+static __always_inline struct runq_hist *cgroup_hist(struct task_struct *t)
+{
+	__u64 id = BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id);
+	struct runq_hist *h = bpf_map_lookup_elem(&cgroup_hists, &id);
+
+	if (h)
+		return h;
+	bpf_map_update_elem(&cgroup_hists, &id, &empty_hist, BPF_NOEXIST); /* -E2BIG when full */
+	h = bpf_map_lookup_elem(&cgroup_hists, &id);
+	if (!h)
+		drop(RUNQ_DROP_CGROUP);
+	return h;
+}
+
+SEC("tp_btf/sched_wakeup")
+int BPF_PROG(on_wakeup, struct task_struct *p)
+{
+	enqueue(p);
+	return 0;
+}
+
+SEC("tp_btf/sched_wakeup_new")
+int BPF_PROG(on_wakeup_new, struct task_struct *p)
+{
+	enqueue(p);
+	return 0;
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	struct runq_hist *h;
+	__u64 *ts, delta, slot;
+	__u32 zero = 0;
+
+	if (task_state(prev) == TASK_RUNNING) /* preempted: runnable again from now */
+		enqueue(prev);
+
+	ts = bpf_task_storage_get(&start, next, 0, 0);
+	if (!ts || !*ts)
+		return 0;
+	delta = bpf_ktime_get_ns() - *ts;
+	*ts = 0;
+	if ((__s64)delta < 0) /* re-queued on another CPU as we read it */
+		return 0;
+
+	slot = log2l(delta / 1000);
+	if (slot >= RUNQ_SLOTS)
+		slot = RUNQ_SLOTS - 1;
+
+	h = bpf_map_lookup_elem(&hist, &zero);
+	if (h) {
+		h->slots[slot] += 1;
+		h->sum_ns += delta;
+		h->count += 1;
+	}
+	if (per_cgroup && (h = cgroup_hist(next))) {
+		__sync_fetch_and_add(&h->slots[slot], 1);
+		__sync_fetch_and_add(&h->sum_ns, delta);
+		__sync_fetch_and_add(&h->count, 1);
+	}
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";

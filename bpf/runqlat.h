@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Shared layout between runqlat.bpf.c and src/metrics/runqlat.ts (mirrored there with src/bpf codecs). */
+#ifndef QUIETFLAME_RUNQLAT_H
+#define QUIETFLAME_RUNQLAT_H
+
+/* Slot i counts latencies of floor(log2(µs)) = i, i.e. [2^i, 2^(i+1)) µs (slot 0 also holds 0 µs);
+ * the last slot also takes everything longer (≥ 2^31 µs ≈ 36 min). */
+#define RUNQ_SLOTS 32
+
+/* Default capacity of the per-cgroup histograms (a hash; overridable at open). */
+#define RUNQ_MAX_CGROUPS 1024
+
+struct runq_hist {
+	__u64 slots[RUNQ_SLOTS];
+	__u64 sum_ns; /* sum of the latencies, nanoseconds */
+	__u64 count;  /* latencies recorded (= sum of slots) */
+};
+
+/* Index into the per-CPU `drops` array: why a latency was not recorded. */
+enum runq_drop {
+	RUNQ_DROP_START = 0,  /* task storage for the enqueue time unavailable (-ENOMEM, or busy on recursion) */
+	RUNQ_DROP_CGROUP = 1, /* cgroup_hists full: node-wide histogram still counted it */
+	RUNQ_DROP_KINDS = 2,
+};
+
+#endif

@@ -1,0 +1,219 @@
+// Run-queue latency (bpf/runqlat.bpf.c): the time from a thread becoming runnable (wakeup, new thread, or
+// preemption) to it running, as cumulative floor-log2 histograms of microseconds that are never reset, and
+// a prom-client collector exporting them as the Prometheus histogram quietflame_runqueue_latency_seconds.
+//
+//   const rq = RunqueueLatency.start();            // loads and attaches; throws with the loader's context
+//   rq.read();                                      // { slots, sumNs, count, drops }
+//   registry.registerMetric(runqueueLatencyHistogram(() => rq.read()) as unknown as Metric);
+//   rq.close();
+import type { Metric } from 'prom-client';
+
+import { type CodecValue, array, struct, u32, u64 } from '../bpf/codec';
+import { bpfObjectPath } from '../bpf/native';
+import { BpfLink, BpfMap, BpfObject } from '../bpf/object';
+
+// Mirrors bpf/runqlat.h.
+export const RUNQ_SLOTS = 32;
+export const RUNQ_MAX_CGROUPS = 1024;
+export const RunqHist = struct({ slots: array(u64, RUNQ_SLOTS), sum_ns: u64, count: u64 });
+type HistValue = CodecValue<typeof RunqHist>;
+export const RUNQ_DROP_START = 0;
+export const RUNQ_DROP_CGROUP = 1;
+
+/** Why latencies went unrecorded, as the `map` label of quietflame_runqueue_latency_drops_total. */
+export const DROP_MAPS = ['start', 'cgroup_hists'] as const;
+export type DropMap = (typeof DROP_MAPS)[number];
+
+/** One cumulative histogram. slots[i] counts latencies in [2^i, 2^(i+1)) µs (slot 0 also 0 µs); the last slot is open-ended. */
+export interface LatencyHistogram {
+  slots: number[];
+  /** Sum of the latencies in nanoseconds. */
+  sumNs: bigint;
+  /** Latencies recorded (the BPF counter; equals the sum of slots except while a CPU is mid-update). */
+  count: number;
+}
+
+export interface RunqueueLatencySnapshot extends LatencyHistogram {
+  /** Latencies not recorded, cumulative: `start` (no task storage for the enqueue time), `cgroup_hists` (map full). */
+  drops: Record<DropMap, number>;
+}
+
+export interface RunqueueLatencyOptions {
+  /** Also keep one histogram per cgroup v2 id (off by default). */
+  perCgroup?: boolean;
+  /** Capacity of the per-cgroup hash (default RUNQ_MAX_CGROUPS); cgroups beyond it count as drops. */
+  maxCgroups?: number;
+  /** The BPF object (default build/bpf/runqlat.bpf.o of this package). */
+  objectPath?: string;
+}
+
+const PROGRAMS = ['on_wakeup', 'on_wakeup_new', 'on_switch'] as const;
+
+export class RunqueueLatency {
+  readonly perCgroup: boolean;
+  private readonly hist: BpfMap<number, HistValue[]>;
+  private readonly drops: BpfMap<number, bigint[]>;
+  private readonly cgroups: BpfMap<bigint, HistValue>;
+
+  private constructor(
+    private readonly obj: BpfObject,
+    private readonly links: BpfLink[],
+    perCgroup: boolean,
+  ) {
+    this.perCgroup = perCgroup;
+    this.hist = obj.perCpuMap('hist', u32, RunqHist);
+    this.drops = obj.perCpuMap('drops', u32, u64);
+    this.cgroups = obj.map('cgroup_hists', u64, RunqHist);
+  }
+
+  /** Opens, loads and attaches the three sched tracepoint programs (tp_btf: needs kernel BTF, no tracefs). */
+  static start(options: RunqueueLatencyOptions = {}): RunqueueLatency {
+    const perCgroup = options.perCgroup ?? false;
+    const obj = BpfObject.open(options.objectPath ?? bpfObjectPath('runqlat'), {
+      globals: { per_cgroup: perCgroup ? 1 : 0 },
+      maxEntries: { cgroup_hists: options.maxCgroups ?? RUNQ_MAX_CGROUPS },
+    });
+    const links: BpfLink[] = [];
+    try {
+      obj.load();
+      for (const p of PROGRAMS) links.push(obj.attach(p));
+      return new RunqueueLatency(obj, links, perCgroup);
+    } catch (err) {
+      obj.close();
+      throw err;
+    }
+  }
+
+  /** True while every program is attached. */
+  get attached(): boolean {
+    return !this.obj.closed && this.links.every((l) => l.isAttached);
+  }
+
+  get closed(): boolean {
+    return this.obj.closed;
+  }
+
+  /** The node-wide histogram (all CPUs summed) and the drop counters; cumulative since start(). */
+  read(): RunqueueLatencySnapshot {
+    const perCpu = this.hist.lookup(0) ?? [];
+    const byKind = (k: number): number => Number((this.drops.lookup(k) ?? []).reduce((a, b) => a + b, 0n));
+    return {
+      ...sumHistograms(perCpu),
+      drops: { start: byKind(RUNQ_DROP_START), cgroup_hists: byKind(RUNQ_DROP_CGROUP) },
+    };
+  }
+
+  /** Per-cgroup histograms by cgroup v2 id (the cgroup directory's inode number); empty unless perCgroup. */
+  readCgroups(): Map<bigint, LatencyHistogram> {
+    const out = new Map<bigint, LatencyHistogram>();
+    for (const [id, h] of this.cgroups.entries()) out.set(id, sumHistograms([h]));
+    return out;
+  }
+
+  /** Entries and capacity of the bounded map (the per-cgroup hash), for quietflame_bpf_map_entries/_capacity. */
+  mapStats(): { name: string; entries: number; capacity: number } {
+    let entries = 0;
+    if (this.perCgroup && !this.obj.closed) for (const _ of this.cgroups.keys()) entries++;
+    return { name: 'runqlat_cgroup_hists', entries, capacity: this.cgroups.maxEntries };
+  }
+
+  /** Detaches and frees everything. Idempotent. */
+  close(): void {
+    this.obj.close();
+  }
+}
+
+function sumHistograms(hs: readonly HistValue[]): LatencyHistogram {
+  const slots = new Array<bigint>(RUNQ_SLOTS).fill(0n);
+  let sumNs = 0n;
+  let count = 0n;
+  for (const h of hs) {
+    h.slots.forEach((v, i) => (slots[i] = (slots[i] as bigint) + v));
+    sumNs += h.sum_ns;
+    count += h.count;
+  }
+  return { slots: slots.map(Number), sumNs, count: Number(count) };
+}
+
+// ---- Prometheus export ----------------------------------------------------------------------------------------
+
+export const RUNQUEUE_LATENCY_METRIC = 'quietflame_runqueue_latency_seconds';
+export const RUNQUEUE_DROPS_METRIC = 'quietflame_runqueue_latency_drops_total';
+
+/**
+ * The `le` label of each finite bucket, seconds: floor-log2 slot i covers [2^i, 2^(i+1)) µs, so its upper
+ * bound is 2^(i+1) µs. The last slot is open-ended (it also takes everything longer), so it has no finite
+ * bucket of its own: it only reaches `+Inf`. The strings are computed once and never change.
+ */
+export const BUCKET_LE: readonly string[] = Array.from({ length: RUNQ_SLOTS - 1 }, (_, i) => String(2 ** (i + 1) / 1e6));
+
+interface Sample {
+  metricName?: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** The samples of one classic Prometheus histogram built from floor-log2 µs slots: cumulative buckets, +Inf = _count. */
+export function histogramSamples(name: string, h: LatencyHistogram, labels: Record<string, string> = {}): Sample[] {
+  const out: Sample[] = [];
+  let cum = 0;
+  for (let i = 0; i < RUNQ_SLOTS; i++) {
+    cum += h.slots[i] ?? 0;
+    if (i < BUCKET_LE.length) out.push({ metricName: `${name}_bucket`, labels: { ...labels, le: BUCKET_LE[i] as string }, value: cum });
+  }
+  out.push({ metricName: `${name}_bucket`, labels: { ...labels, le: '+Inf' }, value: cum });
+  out.push({ metricName: `${name}_sum`, labels, value: nsToSeconds(h.sumNs) });
+  // _count from the slots, not the BPF count: a per-CPU read can catch a CPU between its two increments.
+  out.push({ metricName: `${name}_count`, labels, value: cum });
+  return out;
+}
+
+function nsToSeconds(ns: bigint): number {
+  return Number(ns / 1_000_000_000n) + Number(ns % 1_000_000_000n) / 1e9;
+}
+
+/**
+ * A duck-typed prom-client metric (prom-client's Histogram cannot be fed bucket counts) that reads the BPF
+ * histogram on every scrape. `read` returning undefined (e.g. the BPF side is gone) emits no samples.
+ */
+export function runqueueLatencyHistogram(read: () => LatencyHistogram | undefined): Metric {
+  return customMetric(
+    RUNQUEUE_LATENCY_METRIC,
+    'Time threads spent runnable before running (wakeup or preemption to on-CPU), node-wide, from BPF log2 buckets of microseconds.',
+    'histogram',
+    () => {
+      const h = read();
+      return h === undefined ? [] : histogramSamples(RUNQUEUE_LATENCY_METRIC, h);
+    },
+  );
+}
+
+/** quietflame_runqueue_latency_drops_total{map}: latencies the BPF side could not record. */
+export function runqueueLatencyDrops(read: () => Pick<RunqueueLatencySnapshot, 'drops'> | undefined): Metric {
+  return customMetric(
+    RUNQUEUE_DROPS_METRIC,
+    'Run-queue latencies not recorded: map="start" no task storage for the enqueue time, map="cgroup_hists" per-cgroup map full.',
+    'counter',
+    () => {
+      const s = read();
+      return s === undefined ? [] : DROP_MAPS.map((map) => ({ labels: { map }, value: s.drops[map] }));
+    },
+  );
+}
+
+/** A metric object prom-client's Registry accepts: name, help, type, get() (called on every scrape), reset(). */
+export function customMetric(name: string, help: string, type: 'counter' | 'gauge' | 'histogram', samples: () => Sample[]): Metric {
+  const m = {
+    name,
+    help,
+    type,
+    aggregator: 'sum',
+    get() {
+      return { name, help, type, aggregator: 'sum', values: samples() };
+    },
+    reset() {
+      // BPF counters are cumulative by design; Registry.resetMetrics() must not (and cannot) clear them.
+    },
+  };
+  return m as unknown as Metric;
+}
