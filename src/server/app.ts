@@ -3,6 +3,8 @@
 
 import Fastify, { FastifyBaseLogger, FastifyInstance, FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { countProfileRequest } from '../metrics/registry';
 import { SampleSource } from '../sampler/types';
 import { BadRequest, parsePid, parseSeconds } from './params';
 import { CaptureManager, CaptureWindow, SampleSink, TooManyCaptures } from './capture';
@@ -22,6 +24,8 @@ export interface AgentServices {
   processes(): ProcessSummary[];
   /** Whether a process with this pid exists on the node (404 otherwise). */
   processExists(pid: number): boolean;
+  /** Served at /metrics (Prometheus text format). */
+  metrics: Registry;
 }
 
 export interface ServerOptions {
@@ -55,6 +59,14 @@ export function buildServer(services: AgentServices, opts: ServerOptions): { app
     req.log.error({ err }, 'request failed');
     return pprofError(reply, 500, `internal error: ${err.message}`);
   });
+
+  // Profile requests by endpoint and status, for the agent's own health metrics (bounded: routes, not URLs).
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url;
+    if (route?.startsWith('/debug/pprof/')) countProfileRequest(route, reply.statusCode);
+  });
+
+  app.get('/metrics', async (_req, reply) => reply.type(services.metrics.contentType).send(await services.metrics.metrics()));
 
   app.get('/healthz', async (_req, reply) => {
     if (services.sampler.attached) return reply.type('text/plain; charset=utf-8').send('ok\n');

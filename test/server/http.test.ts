@@ -8,6 +8,7 @@ import pino from 'pino';
 import { buildServer } from '../../src/server/app';
 import { RawSample, SampleFilter, SampleSource } from '../../src/sampler/types';
 import { CaptureWindow } from '../../src/server/capture';
+import { createMetricsRegistry } from '../../src/metrics/registry';
 
 class TimerSampler implements SampleSource {
   readonly hz = 99;
@@ -39,6 +40,7 @@ async function start(maxConcurrentProfiles = 8) {
       },
       processes: () => [{ pid: process.pid, exe: process.execPath }],
       processExists: (pid) => pid === process.pid,
+      metrics: createMetricsRegistry({ defaultMetrics: false }),
     },
     { logger: pino({ level: 'silent' }), maxSeconds: 60, maxConcurrentProfiles },
   );
@@ -74,6 +76,8 @@ test('healthz follows the sampler; bad parameters and paths get pprof-style erro
     assert.equal(sym.status, 200);
     assert.equal(await sym.text(), 'num_symbols: 1\n');
     assert.equal(await (await fetch(`${base}/debug/pprof/symbol`)).text(), 'num_symbols: 1\n');
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    assert.match(metrics, /quietflame_profile_requests_total\{endpoint="\/debug\/pprof\/profile",code="400"\} [1-9]/);
     const procs = (await (await fetch(`${base}/api/processes`)).json()) as { processes: Array<{ pid: number }> };
     assert.equal(procs.processes[0]!.pid, process.pid);
   } finally {
