@@ -2,11 +2,13 @@
 // quietflame's command line: thin, parses arguments and hands over to the rooms.
 
 import { runAddr2line, UsageError } from './cli/addr2line';
+import { AgentStartError, runAgent } from './cli/agent';
 import { describeError } from './cli/errors';
 
 const USAGE = `usage: quietflame <command> [options]
 
 commands:
+  agent [--listen HOST:PORT] [--hz N]   profile every Go process on this node; serve pprof, metrics (default 127.0.0.1:7070)
   addr2line [--inline] BINARY   symbolize link-time addresses read from stdin (Go's format, or JSON with inlined frames)
 `;
 
@@ -16,6 +18,8 @@ async function main(argv: string[]): Promise<number> {
     case 'addr2line':
       await runAddr2line(args);
       return 0;
+    case 'agent':
+      return runAgent(args);
     case undefined:
     case '-h':
     case '--help':
@@ -30,6 +34,7 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
+    if (process.argv[2] === 'agent') process.exit(code); // do not wait for stray handles once the agent has stopped
   },
   (err: unknown) => {
     if (err instanceof UsageError) {
@@ -37,7 +42,8 @@ main(process.argv.slice(2)).then(
       process.exitCode = 2;
       return;
     }
-    process.stderr.write(`quietflame ${process.argv[2] ?? ''}: ${describeError(err, process.argv.at(-1) ?? '')}\n`);
+    const message = err instanceof AgentStartError ? err.message : describeError(err, process.argv.at(-1) ?? '');
+    process.stderr.write(`quietflame ${process.argv[2] ?? ''}: ${message}\n`);
     process.exitCode = 1;
   },
 );

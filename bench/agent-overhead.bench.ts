@@ -1,0 +1,120 @@
+// What the agent costs the node, and its memory with six Go processes (one of them ≥ 50 MB) profiled node-wide.
+//   npm run build && node dist/bench/agent-overhead.bench.js [WINDOW_SECONDS]
+// CPU share = (agent user+sys over the window, all threads + its BPF programs' run time from
+// kernel.bpf_stats_enabled) / (window × CPUs), while a CPU-bound Go fixture fills every core and a node-wide
+// profile is in flight. Prints numbers; asserts nothing.
+
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as readline from 'node:readline';
+import { decodePprof } from '../src/profile/pprof';
+import { buildBigBinary, buildFixture, newestToolchain } from '../test/support/go-toolchains';
+
+const CLI = path.resolve(__dirname, '../src/cli.js');
+const WINDOW = Number(process.argv[2] ?? 20);
+const TICK = 100; // USER_HZ
+
+function cpuSeconds(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / TICK; // utime, stime of the whole thread group
+}
+
+function rssKiB(pid: number): { rss: number; hwm: number } {
+  const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  return { rss: Number(/VmRSS:\s+(\d+)/.exec(s)![1]), hwm: Number(/VmHWM:\s+(\d+)/.exec(s)![1]) };
+}
+
+function progs(): Map<number, { name: string; runTimeNs: number }> {
+  const r = spawnSync('bpftool', ['prog', 'show', '--json'], { encoding: 'utf8' });
+  const out = new Map<number, { name: string; runTimeNs: number }>();
+  for (const p of JSON.parse(r.stdout || '[]') as Array<{ id: number; name?: string; run_time_ns?: number }>) {
+    out.set(p.id, { name: p.name ?? '?', runTimeNs: p.run_time_ns ?? 0 });
+  }
+  return out;
+}
+
+async function startAgent(): Promise<{ proc: ChildProcess; url: string; ids: number[] }> {
+  const before = progs();
+  const proc = spawn(process.execPath, [CLI, 'agent', '--listen', '127.0.0.1:0', '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const url = await new Promise<string>((resolve, reject) => {
+    readline.createInterface({ input: proc.stdout! }).on('line', (l) => {
+      try {
+        const o = JSON.parse(l) as { msg?: string; url?: string };
+        if (o.msg === 'quietflame agent listening') resolve(o.url!);
+      } catch {
+        // not a log line
+      }
+    });
+    proc.once('exit', (c) => reject(new Error(`agent exited ${c}`)));
+  });
+  proc.stdout!.resume();
+  const ids = [...progs().keys()].filter((id) => !before.has(id));
+  return { proc, url, ids };
+}
+
+function bpfRunTime(ids: number[]): number {
+  const now = progs();
+  return ids.reduce((sum, id) => sum + (now.get(id)?.runTimeNs ?? 0), 0);
+}
+
+async function profile(url: string, seconds: number): Promise<number> {
+  const r = await fetch(`${url}/debug/pprof/profile?seconds=${seconds}`);
+  if (r.status !== 200) throw new Error(`profile: HTTP ${r.status} ${await r.text()}`);
+  const p = decodePprof(Buffer.from(await r.arrayBuffer()));
+  return p.sample.reduce((n, s) => n + Number(s.value[0]), 0);
+}
+
+function startGo(binary: string, args: string[]): ChildProcess {
+  return spawn(binary, args, { stdio: 'ignore' });
+}
+
+async function main(): Promise<void> {
+  const go = newestToolchain().version;
+  const cpus = os.cpus().length;
+  const statsWas = fs.readFileSync('/proc/sys/kernel/bpf_stats_enabled', 'utf8').trim();
+  fs.writeFileSync('/proc/sys/kernel/bpf_stats_enabled', '1');
+  const procs: ChildProcess[] = [];
+  let agent: Awaited<ReturnType<typeof startAgent>> | undefined;
+  try {
+    // 1. CPU share with a CPU-bound fixture on every core and a node-wide profile in flight.
+    procs.push(startGo(buildFixture({ go, fixture: 'hot', mode: 'plain' }), ['-leaf', String(Math.ceil(cpus / 2)), '-framed', String(Math.floor(cpus / 2)), '-sleeper', '0']));
+    agent = await startAgent();
+    await new Promise((r) => setTimeout(r, 2000));
+    const cpu0 = cpuSeconds(agent.proc.pid!);
+    const bpf0 = bpfRunTime(agent.ids);
+    const samples = await profile(agent.url, WINDOW);
+    const cpu1 = cpuSeconds(agent.proc.pid!);
+    const bpf1 = bpfRunTime(agent.ids);
+    const userSys = cpu1 - cpu0;
+    const bpfSec = (bpf1 - bpf0) / 1e9;
+    const share = (userSys + bpfSec) / (WINDOW * cpus);
+    console.log(`window ${WINDOW} s × ${cpus} CPUs at 99 Hz, node-wide profile in flight, CPU-bound Go fixture on every core`);
+    console.log(`  agent user+sys ${userSys.toFixed(3)} s, its BPF programs ${bpfSec.toFixed(4)} s → ${(share * 100).toFixed(3)}% of the window's CPU (target ≤ 1%)`);
+    console.log(`  ${samples} samples: ${(((userSys + bpfSec) * 1000) / Math.max(samples, 1) * 1000).toFixed(1)} ms of CPU per 1,000 samples`);
+
+    // 2. Memory with six Go processes, one of them ≥ 50 MB, after node-wide profiles.
+    const big = buildBigBinary();
+    procs.push(startGo(big, ['spin']));
+    procs.push(startGo(buildFixture({ go: '1.19', fixture: 'hot', mode: 'plain' }), ['-leaf', '0', '-framed', '0', '-sleeper', '1']));
+    procs.push(startGo(buildFixture({ go: '1.15', fixture: 'hot', mode: 'stripped-pie' }), ['-leaf', '0', '-framed', '0', '-sleeper', '1']));
+    procs.push(startGo(buildFixture({ go: '1.23', fixture: 'hot', mode: 'stripped-pie' }), ['-leaf', '0', '-framed', '0', '-sleeper', '1']));
+    procs.push(startGo(buildFixture({ go, fixture: 'cgo', mode: 'cgo-external' }), ['spin']));
+    await new Promise((r) => setTimeout(r, 3000));
+    for (let i = 0; i < 3; i++) await profile(agent.url, 5);
+    const mem = rssKiB(agent.proc.pid!);
+    console.log(`six Go processes (bigbin ${(fs.statSync(big).size / 2 ** 20).toFixed(0)} MiB among them), after three node-wide profiles:`);
+    console.log(`  agent RSS ${(mem.rss / 1024).toFixed(1)} MiB, peak ${(mem.hwm / 1024).toFixed(1)} MiB (target ≤ 128 MiB)`);
+  } finally {
+    agent?.proc.kill('SIGTERM');
+    for (const p of procs) p.kill('SIGKILL');
+    fs.writeFileSync('/proc/sys/kernel/bpf_stats_enabled', statsWas);
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exitCode = 1;
+});

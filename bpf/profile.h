@@ -1,0 +1,139 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Shared layout between profile.bpf.c (the on-CPU sampler) and the agent. Mirrored in TypeScript with the
+ * src/bpf codecs: the unwind map in src/symbols/unwind-table.ts, the per-process config in
+ * src/symbols/injector.ts, the ring-buffer records and counters in src/sampler/cpu-sampler.ts.
+ * Change a struct here and there together (test/symbols/unwind-table.test.ts and test/sampler check the sizes).
+ *
+ * All addresses are 64-bit. "Link-time" addresses are the ones in the ELF file and its .gopclntab; "runtime"
+ * addresses are where the process has them: runtime = link-time + bias.
+ */
+#ifndef QUIETFLAME_PROFILE_H
+#define QUIETFLAME_PROFILE_H
+
+/* ---- the PC → frame-layout map (unwind_pages) ------------------------------------------------------------
+ *
+ * For each Go binary (binary_id, chosen by the agent) and each 4 KiB page of its Go text, counted from minpc:
+ *   page = (link_pc - minpc) >> UNWIND_PAGE_SHIFT     (not link_pc >> 12: minpc need not be page-aligned)
+ * the value lists the SP-delta ranges that intersect the page, in ascending order: range i covers page offsets
+ * [start[i], start[i+1]) (the last one up to `end`), and spdelta[i] is the number of bytes the function has
+ * pushed below its entry SP there (Go's pcsp table), so the return address is at [SP + spdelta].
+ *
+ * A page with more than UNWIND_CHUNK_RANGES ranges continues in further entries ("chunks") under the keys
+ *   page | (chunk << UNWIND_CHUNK_SHIFT),  chunk = 1, 2, … < UNWIND_MAX_CHUNKS;
+ * chunk k covers page offsets [end of chunk k-1, end of chunk k); its first range starts exactly where the
+ * previous chunk ended. Chunk 0's first range starts at offset 0, the last chunk's end is 4096 (or where the
+ * Go text ends). Offsets outside every range of the page have no entry: the BPF side falls back to the frame
+ * pointer.
+ *
+ * Whether the function has set up its own frame pointer at a PC is not in the table: the BPF program decides it
+ * from the registers (RBP == SP + spdelta - 8 exactly when the frame is set up).
+ */
+#define UNWIND_PAGE_SHIFT 12
+#define UNWIND_PAGE_SIZE (1u << UNWIND_PAGE_SHIFT)
+#define UNWIND_CHUNK_SHIFT 28
+#define UNWIND_MAX_CHUNKS 8
+#define UNWIND_CHUNK_RANGES 72
+
+/* unwind_chunk.flags[i] */
+#define UNWIND_F_GO 0x01        /* compiled Go code (not assembly): R14 holds g there (amd64, Go >= 1.17) */
+#define UNWIND_F_TOP_FRAME 0x02 /* runtime.goexit, mstart, rt0_go, sigtramp: the stack ends here */
+#define UNWIND_F_SPWRITE 0x04   /* the function writes SP (stack switch): spdelta is not trustworthy */
+#define UNWIND_F_NO_INFO 0x08   /* no function or no pcsp data here: unwind by frame pointer only */
+
+struct unwind_key {
+	__u32 binary_id;
+	__u32 page; /* page | chunk << UNWIND_CHUNK_SHIFT */
+};
+
+struct unwind_chunk {
+	__u16 count;                         /* ranges used, 1..UNWIND_CHUNK_RANGES */
+	__u16 end;                           /* this chunk covers page offsets [first start, end) */
+	__u16 start[UNWIND_CHUNK_RANGES];    /* page offset where range i begins, ascending */
+	__s32 spdelta[UNWIND_CHUNK_RANGES];  /* bytes below the function's entry SP in range i */
+	__u8 flags[UNWIND_CHUNK_RANGES];     /* UNWIND_F_* of range i */
+};                                       /* 508 bytes */
+
+/* ---- per-process configuration (proc_configs, keyed by tgid) ------------------------------------------- */
+
+#define PROC_F_R14_G 0x01 /* amd64, Go >= 1.17: in Go code (UNWIND_F_GO) R14 holds the current g */
+#define PROC_F_TLS_G 0x02 /* g is at fs_base + tls_g_offset (tls_g_offset is known) */
+#define PROC_F_GOID 0x04  /* g_goid, g_m, m_curg are known: report goroutine IDs */
+
+#define PROC_TOP_FRAMES 4
+
+struct proc_config {
+	__u32 binary_id;     /* of its unwind_pages entries; 0 = no unwind table (frame pointers only) */
+	__u32 flags;         /* PROC_F_* */
+	__u64 bias;          /* runtime address - link-time address (mod 2^64) */
+	__u64 minpc;         /* link-time [minpc, maxpc): the Go text the table covers */
+	__u64 maxpc;
+	__s32 tls_g_offset;  /* amd64: g = *(fs_base + tls_g_offset); -8 for internally linked binaries */
+	__u32 g_goid;        /* offsetof(runtime.g, goid) */
+	__u32 g_m;           /* offsetof(runtime.g, m) */
+	__u32 m_curg;        /* offsetof(runtime.m, curg) */
+	/* link-time [start, end) of the functions with the TopFrame flag (0,0 = unused): the walk stops there */
+	__u64 top_start[PROC_TOP_FRAMES];
+	__u64 top_end[PROC_TOP_FRAMES];
+};                       /* 112 bytes */
+
+/* ---- sampling filter ------------------------------------------------------------------------------------ */
+
+#define FILTER_NONE 0 /* sample nothing (no subscriber) */
+#define FILTER_ALL 1  /* every process but the idle task */
+#define FILTER_PIDS 2 /* only tgids present in target_pids */
+
+/* ---- ring-buffer records (events) ---------------------------------------------------------------------- */
+
+#define RECORD_SAMPLE 1
+#define RECORD_EXEC 2
+
+#define MAX_USER_STACK 127
+#define MAX_KERNEL_STACK 127
+
+/* sample_record.flags */
+#define SAMPLE_F_GOID 0x001       /* goid is valid */
+#define SAMPLE_F_TABLE 0x002      /* the leaf PC was found in the unwind table */
+#define SAMPLE_F_LEAF_FIXUP 0x004 /* leaf frame not set up: caller taken from [SP + spdelta] */
+#define SAMPLE_F_G_R14 0x008      /* g read from R14 */
+#define SAMPLE_F_G_TLS 0x010      /* g read from TLS */
+#define SAMPLE_F_CURG 0x020       /* g was g0/gsignal: the goroutine is g.m.curg */
+#define SAMPLE_F_TRUNCATED 0x040  /* the user stack has more than MAX_USER_STACK frames */
+#define SAMPLE_F_KTHREAD 0x080    /* kernel thread: no user stack */
+#define SAMPLE_F_TOP_FRAME 0x100  /* the walk ended at a TopFrame function */
+#define SAMPLE_F_CONFIG 0x200     /* the process has a proc_config (a Go process known to the agent) */
+
+struct sample_record {
+	__u32 kind;       /* RECORD_SAMPLE */
+	__u32 tgid;
+	__u32 tid;
+	__u32 cpu;
+	__u64 time_ns;    /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u64 goid;
+	__u32 flags;      /* SAMPLE_F_* */
+	__u16 user_len;   /* entries used in user_stack */
+	__u16 kernel_len; /* entries used in kernel_stack */
+	char comm[16];
+	__u64 user_stack[MAX_USER_STACK];     /* [0] = sampled PC, then return addresses */
+	__u64 kernel_stack[MAX_KERNEL_STACK]; /* innermost first; empty when the sample hit user mode */
+};                                        /* 2088 bytes */
+
+struct exec_record {
+	__u32 kind; /* RECORD_EXEC */
+	__u32 tgid;
+	__u64 time_ns;
+};
+
+/* ---- per-CPU counters (counters[COUNTER_*]) ------------------------------------------------------------ */
+
+#define COUNTER_SAMPLES 0        /* perf events for tasks that passed the filter */
+#define COUNTER_SENT 1           /* sample records submitted */
+#define COUNTER_RINGBUF_DROPS 2  /* sample records lost: ring buffer full */
+#define COUNTER_TABLE_HITS 3     /* leaf PC in Go text found in the unwind table */
+#define COUNTER_TABLE_MISSES 4   /* leaf PC in Go text, binary has a table, but no range for it */
+#define COUNTER_LEAF_FIXUPS 5    /* caller recovered from [SP + spdelta] */
+#define COUNTER_GOIDS 6          /* samples with a goroutine ID */
+#define COUNTER_EXEC_DROPS 7     /* exec records lost */
+#define COUNTER_MAX 8
+
+#endif

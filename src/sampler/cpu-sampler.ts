@@ -1,0 +1,628 @@
+// The on-CPU sampler: loads profile.bpf.o, samples every CPU at `hz` (software cpu-clock, frequency mode), reads
+// the ring buffer and hands RawSamples to subscribers. It also finds the Go processes on the node (a /proc scan at
+// start and every second, and at once on exec through a sched_process_exec tracepoint) and writes their unwind
+// tables and configs into the BPF maps (symbols/injector.ts), so the BPF side unwinds Go stacks right and reads
+// goroutine IDs; a process's entries go when it exits (or execs), a binary's table with its last process.
+//
+//   const sampler = CpuSampler.start({ hz: 99 });
+//   const stop = sampler.subscribe({ pid }, (batch) => …);
+//   …; stop(); await sampler.close();
+//
+// Mirrors struct sample_record, struct exec_record, FILTER_*, SAMPLE_F_* and COUNTER_* of bpf/profile.h.
+
+import * as fs from 'node:fs';
+
+import { array, cstring, struct, u16, u32, u64, u8 } from '../bpf/codec';
+import { onlineCpus } from '../bpf/index';
+import { bpfObjectPath } from '../bpf/native';
+import { BpfObject, type BpfLink, type BpfMap } from '../bpf/object';
+import type { RingBufferReader } from '../bpf/ringbuf';
+import { GoBinary } from '../gosym/binary';
+import { ElfFile } from '../gosym/elf';
+import { resolveExecutable, type Executable } from '../proc/exe';
+import { mappingsOfFile, readMaps, type Mapping } from '../proc/maps';
+import { listPids, PF_KTHREAD, readStat } from '../proc/process';
+import { goBinaryInfo, loadBias, loadSegments, ProcConfig, UnwindInjector, type GoBinaryInfo } from '../symbols/injector';
+import { UnwindChunk, UnwindKey } from '../symbols/unwind-table';
+import type { RawSample, SampleFilter, SampleSource } from './types';
+
+export const MAX_USER_STACK = 127;
+export const MAX_KERNEL_STACK = 127;
+
+export const RecordKind = { SAMPLE: 1, EXEC: 2 } as const;
+
+/** sample_record.flags */
+export const SampleFlag = {
+  GOID: 0x001,
+  TABLE: 0x002,
+  LEAF_FIXUP: 0x004,
+  G_R14: 0x008,
+  G_TLS: 0x010,
+  CURG: 0x020,
+  TRUNCATED: 0x040,
+  KTHREAD: 0x080,
+  TOP_FRAME: 0x100,
+  CONFIG: 0x200,
+} as const;
+
+export const FilterMode = { NONE: 0, ALL: 1, PIDS: 2 } as const;
+
+/** counters[] indexes */
+export const Counter = {
+  samples: 0,
+  sent: 1,
+  ringbufDrops: 2,
+  tableHits: 3,
+  tableMisses: 4,
+  leafFixups: 5,
+  goids: 6,
+  execDrops: 7,
+} as const;
+export const COUNTER_MAX = 8;
+export type CounterName = keyof typeof Counter;
+
+/** struct sample_record (2088 bytes) */
+export const SampleRecord = struct({
+  kind: u32,
+  tgid: u32,
+  tid: u32,
+  cpu: u32,
+  time_ns: u64,
+  goid: u64,
+  flags: u32,
+  user_len: u16,
+  kernel_len: u16,
+  comm: cstring(16),
+  user_stack: array(u64, MAX_USER_STACK),
+  kernel_stack: array(u64, MAX_KERNEL_STACK),
+});
+/** struct exec_record */
+export const ExecRecord = struct({ kind: u32, tgid: u32, time_ns: u64 });
+
+const O = SampleRecord.offsets;
+const comm16 = cstring(16);
+
+/** A sample as the BPF program sent it: the RawSample plus how it was unwound (SampleFlag bits). */
+export interface SampleWithFlags extends RawSample {
+  flags: number;
+}
+
+/** Decodes one struct sample_record. User addresses are < 2^47 (exact numbers); kernel ones come out negative (int64). */
+export function decodeSample(b: Buffer): SampleWithFlags {
+  const flags = b.readUInt32LE(O.flags);
+  const userLen = Math.min(b.readUInt16LE(O.user_len), MAX_USER_STACK);
+  const kernelLen = Math.min(b.readUInt16LE(O.kernel_len), MAX_KERNEL_STACK);
+  const userStack = new Array<number>(userLen);
+  for (let i = 0, o = O.user_stack; i < userLen; i++, o += 8) userStack[i] = b.readUInt32LE(o + 4) * 0x1_0000_0000 + b.readUInt32LE(o);
+  const kernelStack = new Array<number>(kernelLen);
+  for (let i = 0, o = O.kernel_stack; i < kernelLen; i++, o += 8) kernelStack[i] = b.readInt32LE(o + 4) * 0x1_0000_0000 + b.readUInt32LE(o);
+  return {
+    pid: b.readUInt32LE(O.tgid),
+    tid: b.readUInt32LE(O.tid),
+    cpu: b.readUInt32LE(O.cpu),
+    comm: comm16.read(b, O.comm),
+    goid: flags & SampleFlag.GOID ? Number(b.readBigUInt64LE(O.goid)) : undefined,
+    timeNs: b.readBigUInt64LE(O.time_ns),
+    userStack,
+    kernelStack,
+    flags,
+  };
+}
+
+export interface CpuSamplerOptions {
+  /** Samples per second per CPU (default 99). */
+  hz?: number;
+  /** Sample only this process, fixed at load time (default: as subscribers ask). */
+  targetPid?: number;
+  /** Write unwind tables (default true). false: frame pointers only (for comparisons and diagnosis). */
+  unwindTables?: boolean;
+  /** Interval of the /proc scan for new and exited processes (default 1000 ms). */
+  scanIntervalMs?: number;
+  /** Watch exec() with a sched_process_exec tracepoint to configure new processes at once (default true). */
+  execEvents?: boolean;
+  /** Capacity of unwind_pages (default 65536 entries of 508 bytes, allocated as used). */
+  maxUnwindEntries?: number;
+  /** Capacity of proc_configs (default 8192 processes). */
+  maxProcesses?: number;
+  /** Capacity of target_pids, the pid filter (default 1024). */
+  maxTargetPids?: number;
+  /** Ring buffer size in bytes, a power of two (default 256 KiB per CPU, at least 1 MiB, at most 64 MiB). */
+  ringBufferBytes?: number;
+  /** CPUs to sample (default every online CPU). */
+  cpus?: number[];
+  procRoot?: string;
+  /** Path of profile.bpf.o (default build/bpf/profile.bpf.o of this package). */
+  objectPath?: string;
+  /** Called with things worth a log line (a binary that could not be read, a full map). */
+  onWarning?: (message: string) => void;
+  /** Called after a Go process was configured or forgotten (for tests and logs). */
+  onProcess?: (event: ProcessEvent) => void;
+}
+
+export type ProcessEvent =
+  | { type: 'added'; process: GoProcessInfo }
+  | { type: 'removed'; pid: number; reason: 'exited' | 'exec' | 'pid-reused' | 'closed' };
+
+export interface GoProcessInfo {
+  pid: number;
+  startTime: bigint;
+  /** The executable as the process sees it. */
+  exe: string;
+  deleted: boolean;
+  otherMountNamespace: boolean;
+  goVersion: string;
+  buildId: string | undefined;
+  /** runtime − link-time address of the Go text. */
+  bias: number;
+  /** binary_id of its unwind table in unwind_pages; 0 = none (see noTable). */
+  binaryId: number;
+  noTable?: string;
+  /** Where the runtime.g offsets came from ('dwarf', 'table', …). */
+  offsetsSource: string;
+}
+
+export interface SamplerStats {
+  hz: number;
+  attached: boolean;
+  /** Fill of each bounded map: entries in use and max_entries. */
+  maps: Record<'unwind_pages' | 'proc_configs' | 'target_pids', { entries: number; capacity: number }>;
+  samples: {
+    /** Sample records decoded by the agent. */
+    received: number;
+    /** Records of an unknown kind or size (a profile.bpf.o that does not match the agent). */
+    malformed: number;
+    /** Lost in the kernel (ring buffer full) plus lost in the agent (reader queue full). */
+    lost: number;
+    lostInKernel: number;
+    lostInAgent: number;
+  };
+  /** The BPF program's counters, summed over CPUs. */
+  counters: Record<CounterName, number>;
+  goProcesses: number;
+  goBinaries: number;
+  tablesRefused: number;
+  processesRefused: number;
+  /** Executables looked at and found not to be (usable) Go binaries, cached by file identity. */
+  otherBinaries: number;
+}
+
+interface Subscriber {
+  pid: number | undefined;
+  onBatch: (batch: RawSample[]) => void;
+}
+
+interface Tracked {
+  startTime: bigint;
+  /** dev:inode of /proc/PID/exe when last looked at ('' for kernel threads). */
+  exeId: string;
+  go: GoProcessInfo | undefined;
+}
+
+/** ELF sections only Go binaries have; a binary with none of them (and with section headers) is not looked into. */
+const GO_SECTIONS = ['.gopclntab', '.data.rel.ro.gopclntab', '.go.buildinfo', '.note.go.buildid', '.go.module'];
+const MAX_OTHER_CACHE = 4096;
+/** Looks at a Go process whose text is not mapped yet before giving up on unwinding it. */
+const MAX_ATTEMPTS = 5;
+
+function defaultRingBytes(cpus: number): number {
+  const want = Math.min(64 << 20, Math.max(1 << 20, cpus * (256 << 10)));
+  return 2 ** Math.ceil(Math.log2(want));
+}
+
+function exeIdOf(pid: number, procRoot: string): string | undefined {
+  try {
+    const st = fs.statSync(`${procRoot}/${pid}/exe`);
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return undefined;
+  }
+}
+
+export class CpuSampler implements SampleSource {
+  readonly hz: number;
+  private readonly obj: BpfObject;
+  private readonly injector: UnwindInjector;
+  private readonly targetPids: BpfMap<number, number>;
+  private readonly counters: BpfMap<number, bigint[]>;
+  private readonly procRoot: string;
+  private readonly opts: CpuSamplerOptions;
+  private readonly subscribers = new Map<number, Subscriber>();
+  private nextSubscriber = 1;
+  private readonly tracked = new Map<number, Tracked>();
+  /** File identity → why it is not a usable Go binary. */
+  private readonly otherBinaries = new Map<string, string>();
+  private readonly filterPids = new Set<number>();
+  private links: BpfLink[] = [];
+  private reader: RingBufferReader | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private execQueue = new Set<number>();
+  private execTimer: NodeJS.Immediate | undefined;
+  private received = 0;
+  private malformed = 0;
+  private closed = false;
+  private execLink: BpfLink | undefined;
+  private lastExecDrops: number | undefined;
+  /** PIDs of Go programs whose text was not mapped yet when looked at, and how often that happened. */
+  private readonly pending = new Map<number, { startTime: bigint; attempts: number }>();
+
+  private constructor(obj: BpfObject, opts: CpuSamplerOptions) {
+    this.obj = obj;
+    this.opts = opts;
+    this.hz = opts.hz ?? 99;
+    this.procRoot = opts.procRoot ?? '/proc';
+    this.injector = new UnwindInjector(obj.map('unwind_pages'), obj.map('proc_configs', u32), {
+      tables: opts.unwindTables ?? true,
+    });
+    this.targetPids = obj.map('target_pids', u32, u8);
+    this.counters = obj.perCpuMap('counters', u32, u64);
+  }
+
+  /** Loads and attaches the BPF programs, scans /proc once, and starts sampling. Throws when BPF is unusable. */
+  static start(options: CpuSamplerOptions = {}): CpuSampler {
+    const hz = options.hz ?? 99;
+    if (!Number.isInteger(hz) || hz < 1 || hz > 10_000) throw new RangeError(`hz must be an integer in 1..10000, not ${hz}`);
+    const cpus = options.cpus ?? onlineCpus();
+    const obj = BpfObject.open(options.objectPath ?? bpfObjectPath('profile'), {
+      globals: options.targetPid !== undefined ? { target_tgid: options.targetPid } : {},
+      maxEntries: {
+        unwind_pages: options.maxUnwindEntries ?? 65536,
+        proc_configs: options.maxProcesses ?? 8192,
+        target_pids: options.maxTargetPids ?? 1024,
+        events: options.ringBufferBytes ?? defaultRingBytes(cpus.length),
+      },
+      autoload: { on_exec: options.execEvents ?? true },
+    });
+    let sampler: CpuSampler | undefined;
+    try {
+      obj.load();
+      sampler = new CpuSampler(obj, options);
+      checkLayouts(obj);
+      sampler.applyFilter();
+      sampler.reader = obj.ringBuffer('events', { onBatch: (records) => sampler!.onRecords(records) });
+      if (options.execEvents ?? true) {
+        sampler.execLink = obj.attach('on_exec');
+        sampler.links.push(sampler.execLink);
+      }
+      sampler.scan();
+      sampler.links.push(...obj.attachPerfEvent('do_sample', { freq: hz, cpus }));
+      const s = sampler;
+      sampler.timer = setInterval(() => s.scanSafely(), options.scanIntervalMs ?? 1000);
+      sampler.timer.unref();
+    } catch (err) {
+      sampler?.stopTimers();
+      obj.close();
+      throw err;
+    }
+    return sampler;
+  }
+
+  get attached(): boolean {
+    return !this.closed && this.links.length > 0 && this.links.every((l) => l.isAttached);
+  }
+
+  subscribe(filter: SampleFilter, onBatch: (batch: RawSample[]) => void): () => void {
+    if (this.closed) throw new Error('the sampler is closed');
+    const id = this.nextSubscriber++;
+    this.subscribers.set(id, { pid: filter.pid, onBatch });
+    this.applyFilter();
+    return () => {
+      if (this.subscribers.delete(id) && !this.closed) this.applyFilter();
+    };
+  }
+
+  /** The Go processes configured in the BPF maps now. */
+  goProcesses(): GoProcessInfo[] {
+    const out: GoProcessInfo[] = [];
+    for (const t of this.tracked.values()) if (t.go !== undefined) out.push(t.go);
+    return out.sort((a, b) => a.pid - b.pid);
+  }
+
+  stats(): SamplerStats {
+    const inj = this.injector.stats();
+    const counters = {} as Record<CounterName, number>;
+    for (const name of Object.keys(Counter) as CounterName[]) counters[name] = this.counter(name);
+    const lostInAgent = this.reader?.stats().dropped ?? 0;
+    return {
+      hz: this.hz,
+      attached: this.attached,
+      maps: {
+        unwind_pages: { entries: inj.unwindEntries, capacity: inj.unwindCapacity },
+        proc_configs: { entries: inj.configEntries, capacity: inj.configCapacity },
+        target_pids: { entries: this.filterPids.size, capacity: this.targetPids.maxEntries },
+      },
+      samples: { received: this.received, malformed: this.malformed, lost: counters.ringbufDrops + lostInAgent, lostInKernel: counters.ringbufDrops, lostInAgent },
+      counters,
+      goProcesses: inj.processes,
+      goBinaries: inj.binaries,
+      tablesRefused: inj.tablesRefused,
+      processesRefused: inj.processesRefused,
+      otherBinaries: this.otherBinaries.size,
+    };
+  }
+
+  /**
+   * Entries in one of the bounded maps, counted by walking the kernel's map (slow for big maps; stats() gives
+   * the agent's own count).
+   */
+  countEntries(map: 'unwind_pages' | 'proc_configs' | 'target_pids'): number {
+    let n = 0;
+    for (const _ of this.obj.map(map).keys()) n++;
+    return n;
+  }
+
+  /** Looks for new, exec'd and exited processes now (also runs every scanIntervalMs). */
+  scan(): void {
+    if (this.closed) return;
+    const pids = listPids(this.procRoot);
+    const live = new Set(pids);
+    for (const pid of [...this.tracked.keys()]) if (!live.has(pid)) this.forget(pid, 'exited');
+    for (const pid of [...this.pending.keys()]) if (!live.has(pid)) this.pending.delete(pid);
+    // While every exec is reported, a known process that is not Go can only become one by exec (or by its PID
+    // going to a new process, which then execs): those need no look until then. Go processes are checked
+    // every time (PID reuse by a mere fork must not inherit their config).
+    const execDrops = this.execLink?.isAttached ? this.counter('execDrops') : undefined;
+    const full = execDrops === undefined || execDrops !== this.lastExecDrops;
+    this.lastExecDrops = execDrops;
+    for (const pid of pids) {
+      const t = this.tracked.get(pid);
+      if (!full && t !== undefined && t.go === undefined) continue;
+      this.look(pid);
+    }
+  }
+
+  /** Stops sampling and releases every BPF object, link and thread. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.stopTimers();
+    for (const l of this.links) l.detach();
+    this.links = [];
+    const reader = this.reader;
+    this.reader = undefined;
+    if (reader !== undefined) await reader.stop();
+    for (const [pid, t] of this.tracked) if (t.go !== undefined) this.opts.onProcess?.({ type: 'removed', pid, reason: 'closed' });
+    this.tracked.clear();
+    this.subscribers.clear();
+    this.obj.close();
+  }
+
+  /** A BPF counter summed over CPUs (0 once closed). */
+  private counter(name: CounterName): number {
+    if (this.closed) return 0;
+    return Number((this.counters.lookup(Counter[name]) ?? []).reduce((a, b) => a + b, 0n));
+  }
+
+  // ---- samples
+
+  private onRecords(records: Buffer[]): void {
+    const samples: RawSample[] = [];
+    for (const r of records) {
+      const kind = r.length >= 4 ? r.readUInt32LE(0) : 0;
+      if (kind === RecordKind.SAMPLE && r.length === SampleRecord.size) samples.push(decodeSample(r));
+      else if (kind === RecordKind.EXEC && r.length === ExecRecord.size) this.onExec(r.readUInt32LE(ExecRecord.offsets.tgid));
+      else if (this.malformed++ === 0) this.warn(`ring buffer record of kind ${kind} and ${r.length} bytes: is profile.bpf.o out of date?`);
+    }
+    this.received += samples.length;
+    if (samples.length === 0 || this.closed) return;
+    for (const sub of [...this.subscribers.values()]) {
+      const mine = sub.pid === undefined ? samples : samples.filter((s) => s.pid === sub.pid);
+      if (mine.length === 0) continue;
+      try {
+        sub.onBatch(mine);
+      } catch (err) {
+        this.warn(`a sample subscriber threw: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  /** FILTER_ALL when anyone wants every process, FILTER_PIDS for the union of the pids asked for, else nothing. */
+  private applyFilter(): void {
+    if (this.opts.targetPid !== undefined) return; // fixed at load time
+    let all = false;
+    const want = new Set<number>();
+    for (const s of this.subscribers.values()) {
+      if (s.pid === undefined) all = true;
+      else want.add(s.pid);
+    }
+    if (!all) {
+      for (const pid of this.filterPids) {
+        if (!want.has(pid)) {
+          this.targetPids.delete(pid);
+          this.filterPids.delete(pid);
+        }
+      }
+      for (const pid of want) {
+        if (this.filterPids.has(pid)) continue;
+        if (this.filterPids.size >= this.targetPids.maxEntries) {
+          this.warn(`pid filter full (${this.targetPids.maxEntries}): sampling every process instead`);
+          all = true;
+          break;
+        }
+        this.targetPids.update(pid, 1);
+        this.filterPids.add(pid);
+      }
+    }
+    const mode = all ? FilterMode.ALL : want.size > 0 ? FilterMode.PIDS : FilterMode.NONE;
+    this.obj.setGlobal('filter_mode', mode);
+  }
+
+  // ---- processes
+
+  private onExec(pid: number): void {
+    this.execQueue.add(pid);
+    this.execTimer ??= setImmediate(() => {
+      this.execTimer = undefined;
+      const pids = [...this.execQueue];
+      this.execQueue.clear();
+      for (const p of pids) {
+        if (this.closed) return;
+        this.safely(() => {
+          // The same process (same start time) has a new image, maybe of the same file but mapped elsewhere:
+          // configure it afresh. A different start time is PID reuse, which look() tells by itself.
+          const prev = this.tracked.get(p);
+          if (prev !== undefined && readStat(p, this.procRoot)?.startTime === prev.startTime) this.forget(p, 'exec');
+          this.look(p);
+        });
+      }
+    });
+  }
+
+  private scanSafely(): void {
+    this.safely(() => this.scan());
+  }
+
+  private safely(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.warn(`process scan: ${(err as Error).message}`);
+    }
+  }
+
+  /** Checks one PID: new process, PID reused, exec'd, or unchanged. */
+  private look(pid: number): void {
+    const st = readStat(pid, this.procRoot);
+    if (st === undefined) {
+      if (this.tracked.has(pid)) this.forget(pid, 'exited');
+      return;
+    }
+    const prev = this.tracked.get(pid);
+    if (prev !== undefined) {
+      if (prev.startTime !== st.startTime) {
+        this.forget(pid, 'pid-reused');
+      } else {
+        if (prev.exeId === '') return; // kernel thread
+        const exeId = exeIdOf(pid, this.procRoot);
+        if (exeId === undefined || exeId === prev.exeId) return; // unchanged (or exiting)
+        this.forget(pid, 'exec');
+      }
+    }
+    if ((st.flags & PF_KTHREAD) !== 0) {
+      this.tracked.set(pid, { startTime: st.startTime, exeId: '', go: undefined });
+      return;
+    }
+    if (st.state === 'Z' || st.state === 'X') return;
+    const exe = resolveExecutable(pid, this.procRoot);
+    if (exe === undefined) return; // gone, or not readable: tried again at the next scan
+    const exeId = `${exe.dev}:${exe.inode}`;
+    const go = this.configure(pid, st.startTime, exe);
+    if (go === 'retry') {
+      // The program's text is not mapped (yet): look again at the next scans, but not forever.
+      const p = this.pending.get(pid);
+      const attempts = p !== undefined && p.startTime === st.startTime ? p.attempts + 1 : 1;
+      if (attempts < MAX_ATTEMPTS) {
+        this.pending.set(pid, { startTime: st.startTime, attempts });
+        return;
+      }
+      this.warn(`pid ${pid} (${exe.path}): its Go text is not mapped where the ELF headers say; sampled without Go unwinding`);
+    }
+    this.pending.delete(pid);
+    const info = go === 'retry' ? null : go;
+    this.tracked.set(pid, { startTime: st.startTime, exeId, go: info ?? undefined });
+    if (info) this.opts.onProcess?.({ type: 'added', process: info });
+  }
+
+  /** Writes a Go process's table and config; null for other processes, 'retry' when its text is not mapped yet. */
+  private configure(pid: number, startTime: bigint, exe: Executable): GoProcessInfo | null | 'retry' {
+    if (this.otherBinaries.has(exe.key)) return null;
+    const maps = readMaps(pid, this.procRoot);
+    if (maps === undefined) return 'retry';
+    const fileMaps = mappingsOfFile(maps, { inode: exe.inode, dev: exe.dev, path: exe.path });
+    let info = this.injector.binaryInfo(exe.key);
+    let bias: number | undefined;
+    if (info !== undefined) {
+      bias = loadBias(info, fileMaps);
+    } else {
+      const read = this.readBinary(exe, fileMaps);
+      if (read.kind === 'other') {
+        if (this.otherBinaries.size >= MAX_OTHER_CACHE) this.otherBinaries.clear();
+        this.otherBinaries.set(exe.key, read.why);
+        return null;
+      }
+      if (read.kind === 'go') ({ info, bias } = read);
+    }
+    if (info === undefined || bias === undefined) return 'retry';
+    const r = this.injector.addProcess(pid, info, bias);
+    if (r === undefined) {
+      this.warn(`proc_configs is full (${this.injector.stats().configCapacity}): pid ${pid} is sampled without Go unwinding`);
+      return null;
+    }
+    if (r.noTable !== undefined && this.opts.unwindTables !== false) this.warn(`pid ${pid} (${exe.path}): ${r.noTable}`);
+    const go: GoProcessInfo = {
+      pid,
+      startTime,
+      exe: exe.path,
+      deleted: exe.deleted,
+      otherMountNamespace: exe.otherMountNamespace,
+      goVersion: info.goVersion,
+      buildId: info.buildId,
+      bias,
+      binaryId: r.binaryId,
+      offsetsSource: info.offsets.source,
+    };
+    if (r.noTable !== undefined) go.noTable = r.noTable;
+    return go;
+  }
+
+  /**
+   * Reads a binary the injector does not hold yet. The load bias comes first (cheap: ELF headers and the pclntab
+   * header), so a process whose text is not mapped yet costs no table build.
+   */
+  private readBinary(
+    exe: Executable,
+    fileMaps: readonly Mapping[],
+  ): { kind: 'go'; info: GoBinaryInfo; bias: number } | { kind: 'other'; why: string } | { kind: 'retry' } {
+    let elf: ElfFile;
+    try {
+      elf = ElfFile.open(exe.openPath);
+    } catch (err) {
+      return { kind: 'other', why: `not readable as ELF: ${(err as Error).message}` };
+    }
+    try {
+      if (elf.sections.length > 0 && !GO_SECTIONS.some((s) => elf.section(s) !== undefined)) return { kind: 'other', why: 'not a Go binary' };
+      const bin = new GoBinary(elf);
+      const bias = loadBias({ segments: loadSegments(elf), minpc: bin.pcln.minPc }, fileMaps);
+      if (bias === undefined) return { kind: 'retry' };
+      return { kind: 'go', info: goBinaryInfo(bin, exe.key), bias };
+    } catch (err) {
+      const why = `not a usable Go binary: ${(err as Error).message}`;
+      this.warn(`${exe.path} (pid ${exe.pid}): ${why}`);
+      return { kind: 'other', why };
+    } finally {
+      elf.close();
+    }
+  }
+
+  private forget(pid: number, reason: 'exited' | 'exec' | 'pid-reused'): void {
+    const t = this.tracked.get(pid);
+    this.tracked.delete(pid);
+    if (t?.go === undefined) return;
+    this.injector.removeProcess(pid);
+    this.opts.onProcess?.({ type: 'removed', pid, reason });
+  }
+
+  private stopTimers(): void {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+    if (this.execTimer !== undefined) clearImmediate(this.execTimer);
+    this.execTimer = undefined;
+  }
+
+  private warn(message: string): void {
+    this.opts.onWarning?.(message);
+  }
+}
+
+/** The loaded object's maps have the sizes the TS mirrors assume (a stale profile.bpf.o fails loudly here). */
+function checkLayouts(obj: BpfObject): void {
+  const want: Record<string, [number, number]> = {
+    unwind_pages: [UnwindKey.size, UnwindChunk.size],
+    proc_configs: [4, ProcConfig.size],
+  };
+  for (const m of obj.maps()) {
+    const w = want[m.name];
+    if (w && (m.keySize !== w[0] || m.valueSize !== w[1])) {
+      throw new Error(`${obj.path}: map ${m.name} has key/value sizes ${m.keySize}/${m.valueSize}, the agent expects ${w[0]}/${w[1]}: rebuild with 'npm run build:bpf'`);
+    }
+  }
+}

@@ -1,0 +1,72 @@
+// The agent: the CPU sampler, the run-queue latency histogram, the symbolizer and the HTTP server, started
+// together and stopped together (server first, so in-flight profiles answer; then every BPF program and link).
+
+import * as fs from 'node:fs';
+import type { Logger } from 'pino';
+import { CpuSampler } from '../sampler/cpu-sampler';
+import { Symbolizer } from '../symbols/symbolizer';
+import { ProfileBuilder } from '../profile/builder';
+import { encodePprof } from '../profile/pprof';
+import { RunqueueLatency } from '../metrics/runqlat';
+import { createMetricsRegistry, registerMapStats } from '../metrics/registry';
+import { ensureTracefs } from '../bpf/mount';
+import { buildServer } from './app';
+
+export interface AgentOptions {
+  host: string;
+  port: number;
+  hz: number;
+  maxProfileSeconds: number;
+}
+
+export interface RunningAgent {
+  /** Where it listens, e.g. http://127.0.0.1:7070 */
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startAgent(opts: AgentOptions, logger: Logger): Promise<RunningAgent> {
+  if (ensureTracefs()) logger.info('mounted tracefs at /sys/kernel/tracing');
+  const sampler = CpuSampler.start({
+    hz: opts.hz,
+    onWarning: (message) => logger.warn(message),
+    onProcess: (event) => logger.debug({ event }, 'go process'),
+  });
+  const cleanups: Array<() => unknown> = [() => sampler.close()];
+  try {
+    const runqueue = RunqueueLatency.start();
+    cleanups.push(() => runqueue.close());
+    const symbolizer = new Symbolizer();
+    cleanups.push(() => symbolizer.close());
+    for (const name of ['unwind_pages', 'proc_configs', 'target_pids'] as const) {
+      cleanups.push(registerMapStats(name, () => sampler.stats().maps[name]));
+    }
+    const { app } = buildServer(
+      {
+        sampler,
+        newCpuProfile: (startUnixNs, hz) => {
+          const builder = new ProfileBuilder({ resolver: symbolizer, hz, startTimeNs: startUnixNs });
+          return { add: (batch) => builder.add(batch), finish: (w) => encodePprof(builder.build(w.endUnixNs)) };
+        },
+        processes: () => sampler.goProcesses().map((p) => ({ pid: p.pid, exe: p.exe, goVersion: p.goVersion, buildId: p.buildId })),
+        processExists: (pid) => fs.existsSync(`/proc/${pid}`),
+        metrics: createMetricsRegistry({ runqueueLatency: runqueue }),
+      },
+      { logger, maxSeconds: opts.maxProfileSeconds },
+    );
+    cleanups.unshift(() => app.close());
+    await app.listen({ host: opts.host, port: opts.port });
+    const addr = app.server.address();
+    const port = typeof addr === 'object' && addr ? addr.port : opts.port;
+    const url = `http://${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${port}`;
+    logger.info({ url, hz: opts.hz }, 'quietflame agent listening');
+    return { url, close: () => runCleanups(cleanups) };
+  } catch (e) {
+    await runCleanups(cleanups);
+    throw e;
+  }
+}
+
+async function runCleanups(cleanups: Array<() => unknown>): Promise<void> {
+  for (const c of cleanups.splice(0)) await c();
+}

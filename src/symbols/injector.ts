@@ -1,0 +1,310 @@
+// Writes what profile.bpf.c needs about Go processes into its maps, and takes it out again:
+//   unwind_pages   one binary's unwind table (unwind-table.ts), written once however many processes run it,
+//                  removed when the last of them is gone (refcounted by binary);
+//   proc_configs   per process: which table, load bias, Go text range, where g and goid are.
+// Both maps are bounded; what does not fit is refused (and counted), never half-written: a process whose table
+// did not fit still gets its config (goroutine IDs, frame-pointer unwinding).
+//
+//   const info = goBinaryInfo(GoBinary.open(exe), exeKey);
+//   injector.addProcess(pid, info, bias);   …   injector.removeProcess(pid);
+//
+// Mirrors struct proc_config and PROC_F_* of bpf/profile.h.
+
+import { array, i32, struct, u32, u64, type CodecValue } from '../bpf/codec';
+import type { BpfMap } from '../bpf/object';
+import type { GoBinary } from '../gosym/binary';
+import type { ElfFile } from '../gosym/elf';
+import { PF_X, PT_LOAD } from '../gosym/elf';
+import { runtimeOffsets } from '../gosym/runtime-offsets';
+import type { Mapping } from '../proc/maps';
+import { buildUnwindTable, findTlsGOffset, unwindKeys, type UnwindTable, type UnwindTableStats } from './unwind-table';
+
+export const PROC_TOP_FRAMES = 4;
+
+/** proc_config.flags */
+export const ProcFlag = {
+  /** amd64, Go ≥ 1.17: in Go code R14 holds the current g. */
+  R14_G: 0x01,
+  /** g is at fs_base + tls_g_offset. */
+  TLS_G: 0x02,
+  /** g_goid, g_m, m_curg are known. */
+  GOID: 0x04,
+} as const;
+
+/** struct proc_config (112 bytes) */
+export const ProcConfig = struct({
+  binary_id: u32,
+  flags: u32,
+  bias: u64,
+  minpc: u64,
+  maxpc: u64,
+  tls_g_offset: i32,
+  g_goid: u32,
+  g_m: u32,
+  m_curg: u32,
+  top_start: array(u64, PROC_TOP_FRAMES),
+  top_end: array(u64, PROC_TOP_FRAMES),
+});
+export type ProcConfigValue = CodecValue<typeof ProcConfig>;
+
+/** What the BPF side needs from one Go binary, computed once per file. */
+export interface GoBinaryInfo {
+  /** File identity (Executable.key): processes running the same bytes share one table. */
+  key: string;
+  goVersion: string;
+  buildId: string | undefined;
+  arch: 'amd64' | 'arm64';
+  /** Link-time [minpc, maxpc) of the Go text. */
+  minpc: number;
+  maxpc: number;
+  /** The table, until it is written (then only its chunk counts are kept, for removal). */
+  table: UnwindTable | undefined;
+  tableStats: UnwindTableStats;
+  chunkCounts: Uint8Array;
+  topFrames: ReadonlyArray<readonly [number, number]>;
+  flags: number;
+  tlsGOffset: number;
+  offsets: { gGoid: number; gM: number; mCurg: number; source: string };
+  /** Loadable segments (link-time), to turn a process's mappings into a load bias. */
+  segments: ReadonlyArray<{ vaddr: number; offset: number; filesz: number; memsz: number; flags: number }>;
+}
+
+/** Reads what the BPF side needs from a Go binary (its table, runtime.g offsets, g's TLS slot). */
+export function goBinaryInfo(bin: GoBinary, key: string): GoBinaryInfo {
+  const table = buildUnwindTable(bin);
+  const off = runtimeOffsets(bin.elf, bin.version.major > 0 ? bin.version : undefined, bin.arch);
+  const tls = findTlsGOffset(bin);
+  let flags = ProcFlag.GOID;
+  if (bin.arch === 'amd64' && (bin.version.major > 1 || bin.version.minor >= 17)) flags |= ProcFlag.R14_G;
+  if (tls !== undefined) flags |= ProcFlag.TLS_G;
+  return {
+    key,
+    goVersion: bin.version.text,
+    buildId: bin.buildId,
+    arch: bin.arch,
+    minpc: table.minpc,
+    maxpc: table.maxpc,
+    table,
+    tableStats: table.stats,
+    chunkCounts: table.chunkCounts,
+    topFrames: table.topFrames.slice(0, PROC_TOP_FRAMES),
+    flags,
+    tlsGOffset: tls ?? 0,
+    offsets: { gGoid: off.gGoid, gM: off.gM, mCurg: off.mCurg, source: off.detail ? `${off.source} (${off.detail})` : off.source },
+    segments: loadSegments(bin.elf),
+  };
+}
+
+/** The PT_LOAD segments of an ELF file, as loadBias() needs them. */
+export function loadSegments(elf: ElfFile): GoBinaryInfo['segments'] {
+  return elf.segments
+    .filter((s) => s.type === PT_LOAD)
+    .map((s) => ({ vaddr: s.vaddr, offset: s.offset, filesz: s.filesz, memsz: s.memsz, flags: s.flags }));
+}
+
+/**
+ * runtime − link-time address of the binary's Go text in a process, from the process's mappings of the file
+ * (mappings of its inode): the executable mapping that holds the text's first byte. undefined when the text is
+ * not mapped (yet).
+ */
+export function loadBias(info: Pick<GoBinaryInfo, 'segments' | 'minpc'>, fileMappings: readonly Mapping[]): number | undefined {
+  const seg = info.segments.find((s) => (s.flags & PF_X) !== 0 && s.vaddr <= info.minpc && info.minpc < s.vaddr + s.filesz);
+  if (seg === undefined) return undefined;
+  const textOffset = seg.offset + (info.minpc - seg.vaddr); // file offset of minpc
+  for (const m of fileMappings) {
+    if (m.perms[2] !== 'x') continue;
+    if (m.offset <= textOffset && textOffset < m.offset + (m.end - m.start)) return m.start - m.offset - (seg.vaddr - seg.offset);
+  }
+  return undefined;
+}
+
+export interface InjectResult {
+  /** binary_id in unwind_pages, 0 when the process runs without a table. */
+  binaryId: number;
+  /** Why there is no table (tables disabled, map full), when there is none. */
+  noTable?: string;
+}
+
+export interface InjectorStats {
+  binaries: number;
+  processes: number;
+  unwindEntries: number;
+  unwindCapacity: number;
+  configEntries: number;
+  configCapacity: number;
+  /** Binaries whose table did not fit in unwind_pages (their processes unwind by frame pointer). */
+  tablesRefused: number;
+  /** Processes that got no config because proc_configs was full. */
+  processesRefused: number;
+}
+
+interface BinaryEntry {
+  id: number;
+  info: GoBinaryInfo;
+  users: Set<number>;
+  /** Entries written to unwind_pages (0 = no table). */
+  entries: number;
+}
+
+export interface InjectorOptions {
+  /** Write unwind tables (default true). false: configs only, so the BPF side unwinds by frame pointer alone. */
+  tables?: boolean;
+}
+
+export class UnwindInjector {
+  private readonly binaries = new Map<string, BinaryEntry>();
+  private readonly processes = new Map<number, BinaryEntry>();
+  private nextId = 1;
+  private usedEntries = 0;
+  private refusedTables = 0;
+  private refusedProcesses = 0;
+  private readonly tables: boolean;
+
+  constructor(
+    private readonly pages: BpfMap<Buffer, Buffer>,
+    private readonly configs: BpfMap<number, Buffer>,
+    options: InjectorOptions = {},
+  ) {
+    this.tables = options.tables ?? true;
+  }
+
+  /** The info of a binary that has a configured process (to configure another process of the same file). */
+  binaryInfo(key: string): GoBinaryInfo | undefined {
+    return this.binaries.get(key)?.info;
+  }
+
+  has(pid: number): boolean {
+    return this.processes.has(pid);
+  }
+
+  /** binary_id of a process's table (0 = none), or undefined when the process is not configured. */
+  binaryIdOf(pid: number): number | undefined {
+    const b = this.processes.get(pid);
+    return b === undefined ? undefined : b.entries > 0 ? b.id : 0;
+  }
+
+  /**
+   * Configures a process (replacing an earlier config of the same PID). The table is written first, so the BPF
+   * side never sees a config that names a missing table. Returns undefined when proc_configs is full.
+   */
+  addProcess(pid: number, info: GoBinaryInfo, bias: number): InjectResult | undefined {
+    if (this.processes.has(pid)) this.removeProcess(pid);
+    if (this.processes.size >= this.configs.maxEntries) {
+      this.refusedProcesses++;
+      return undefined;
+    }
+    let b = this.binaries.get(info.key);
+    let noTable: string | undefined;
+    if (b === undefined) {
+      b = { id: this.nextId++, info, users: new Set(), entries: 0 };
+      noTable = this.writeTable(b);
+      this.binaries.set(info.key, b);
+    } else if (b.entries === 0) {
+      noTable = this.tables ? 'unwind table did not fit' : 'unwind tables disabled';
+    }
+    b.users.add(pid);
+    this.processes.set(pid, b);
+    try {
+      this.configs.update(pid, this.encodeConfig(b, bias));
+    } catch (err) {
+      this.detach(pid, b);
+      throw err;
+    }
+    return noTable === undefined ? { binaryId: b.id } : { binaryId: 0, noTable };
+  }
+
+  /** Removes a process's config, and its binary's table when it was the last user. false when unknown. */
+  removeProcess(pid: number): boolean {
+    const b = this.processes.get(pid);
+    if (b === undefined) return false;
+    this.configs.delete(pid);
+    this.detach(pid, b);
+    return true;
+  }
+
+  /** Removes everything this injector wrote. */
+  clear(): void {
+    for (const pid of [...this.processes.keys()]) this.removeProcess(pid);
+  }
+
+  stats(): InjectorStats {
+    return {
+      binaries: this.binaries.size,
+      processes: this.processes.size,
+      unwindEntries: this.usedEntries,
+      unwindCapacity: this.pages.maxEntries,
+      configEntries: this.processes.size,
+      configCapacity: this.configs.maxEntries,
+      tablesRefused: this.refusedTables,
+      processesRefused: this.refusedProcesses,
+    };
+  }
+
+  private detach(pid: number, b: BinaryEntry): void {
+    this.processes.delete(pid);
+    b.users.delete(pid);
+    if (b.users.size > 0) return;
+    this.binaries.delete(b.info.key);
+    if (b.entries > 0) {
+      for (const key of unwindKeys(b.id, b.info.chunkCounts)) this.pages.delete(key);
+      this.usedEntries -= b.entries;
+      b.entries = 0;
+    }
+  }
+
+  /** Writes a binary's table if it fits; returns why not otherwise. */
+  private writeTable(b: BinaryEntry): string | undefined {
+    const table = b.info.table;
+    if (!this.tables) return 'unwind tables disabled';
+    if (table === undefined) return 'unwind table unavailable';
+    const need = table.stats.entries;
+    if (this.usedEntries + need > this.pages.maxEntries) {
+      this.refusedTables++;
+      return `unwind table did not fit (${need} entries needed, ${this.pages.maxEntries - this.usedEntries} of ${this.pages.maxEntries} free)`;
+    }
+    let written = 0;
+    try {
+      for (const [key, value] of table.entries(b.id)) {
+        this.pages.update(key, value);
+        written++;
+      }
+    } catch (err) {
+      // e.g. E2BIG/ENOMEM: take back what was written, the process unwinds by frame pointer.
+      let n = 0;
+      for (const key of unwindKeys(b.id, table.chunkCounts)) {
+        if (n++ >= written) break;
+        this.pages.delete(key);
+      }
+      this.refusedTables++;
+      return `unwind table could not be written: ${(err as Error).message}`;
+    }
+    b.entries = written;
+    this.usedEntries += written;
+    b.info.table = undefined; // the chunk counts are enough to remove it
+    return undefined;
+  }
+
+  private encodeConfig(b: BinaryEntry, bias: number): Buffer {
+    const info = b.info;
+    const top_start: bigint[] = [];
+    const top_end: bigint[] = [];
+    for (let i = 0; i < PROC_TOP_FRAMES; i++) {
+      const t = info.topFrames[i];
+      top_start.push(BigInt(t ? t[0] : 0));
+      top_end.push(BigInt(t ? t[1] : 0));
+    }
+    return ProcConfig.encode({
+      binary_id: b.entries > 0 ? b.id : 0,
+      flags: info.flags,
+      bias: BigInt.asUintN(64, BigInt(bias)),
+      minpc: BigInt(info.minpc),
+      maxpc: BigInt(info.maxpc),
+      tls_g_offset: info.tlsGOffset,
+      g_goid: info.offsets.gGoid,
+      g_m: info.offsets.gM,
+      m_curg: info.offsets.mCurg,
+      top_start,
+      top_end,
+    });
+  }
+}

@@ -1,0 +1,346 @@
+// The BPF unwind table of one Go binary: for every 4 KiB page of its Go text (counted from minpc), the SP-delta
+// ranges that intersect the page, so the BPF sampler can find the return address of the function at any sampled
+// PC ([SP + spdelta]) and tell Go code from assembly (R14 holds g only in Go code) without decoding varints.
+//
+//   const t = buildUnwindTable(GoBinary.open(path));
+//   for (const [key, value] of t.entries(binaryId)) pages.update(key, value);   // unwind_pages, profile.bpf.c
+//   t.lookup(linkPc)     // { spdelta, flags } — what the BPF side finds for that PC
+//
+// Mirrors bpf/profile.h (UNWIND_*, struct unwind_key, struct unwind_chunk); the layout is described there.
+
+import { array, i32, struct, u16, u32, u8 } from '../bpf/codec';
+import type { GoBinary } from '../gosym/binary';
+import { FUNC_FLAG_ASM, FUNC_FLAG_SPWRITE, FUNC_FLAG_TOPFRAME, type FuncInfo, type Pclntab } from '../gosym/pclntab';
+
+export const UNWIND_PAGE_SHIFT = 12;
+export const UNWIND_PAGE_SIZE = 1 << UNWIND_PAGE_SHIFT;
+export const UNWIND_CHUNK_SHIFT = 28;
+export const UNWIND_MAX_CHUNKS = 8;
+export const UNWIND_CHUNK_RANGES = 72;
+
+/** unwind_chunk.flags[i] */
+export const UnwindFlag = {
+  /** Compiled Go code (not assembly): R14 holds g there (amd64, Go ≥ 1.17). */
+  GO: 0x01,
+  /** runtime.goexit, mstart, rt0_go, sigtramp: the stack ends here. */
+  TOP_FRAME: 0x02,
+  /** The function writes SP (a stack switch): its SP delta is not trustworthy. */
+  SPWRITE: 0x04,
+  /** No function or no pcsp data: unwind by frame pointer only. */
+  NO_INFO: 0x08,
+} as const;
+
+/** struct unwind_key */
+export const UnwindKey = struct({ binary_id: u32, page: u32 });
+/** struct unwind_chunk (508 bytes) */
+export const UnwindChunk = struct({
+  count: u16,
+  end: u16,
+  start: array(u16, UNWIND_CHUNK_RANGES),
+  spdelta: array(i32, UNWIND_CHUNK_RANGES),
+  flags: array(u8, UNWIND_CHUNK_RANGES),
+});
+
+const OFF_COUNT = UnwindChunk.offsets.count;
+const OFF_END = UnwindChunk.offsets.end;
+const OFF_START = UnwindChunk.offsets.start;
+const OFF_SPDELTA = UnwindChunk.offsets.spdelta;
+const OFF_FLAGS = UnwindChunk.offsets.flags;
+
+/** Functions that end a stack in binaries whose pclntab has no flags (before Go 1.17). */
+const TOP_FRAME_NAMES = new Set(['runtime.goexit', 'runtime.mstart', 'runtime.rt0_go', 'runtime.sigtramp']);
+
+export interface UnwindRangeInfo {
+  /** Bytes below the function's entry SP (-1 when unknown). */
+  spdelta: number;
+  /** UnwindFlag bits. */
+  flags: number;
+}
+
+export interface UnwindTableStats {
+  functions: number;
+  /** Functions whose code is assembly (no GO flag). */
+  asmFunctions: number;
+  /** Change points after merging equal neighbours. */
+  ranges: number;
+  pages: number;
+  /** Map entries (pages plus continuation chunks). */
+  entries: number;
+  /** Ranges left out because a page needed more than UNWIND_MAX_CHUNKS chunks (they fall back to frame pointers). */
+  droppedRanges: number;
+  /** How the GO flag was decided: the pclntab's Asm flag (Go ≥ 1.19), or the function's file ending in .s. */
+  asmFrom: 'flag' | 'file';
+  topFrameFrom: 'flag' | 'name';
+}
+
+/** The link-time text the table covers and its ranges: every PC in [minpc, maxpc) is in exactly one range. */
+export class UnwindTable {
+  /** Start PC (link-time) of range i; range i ends where range i + 1 starts (the last at maxpc). */
+  readonly starts: Float64Array;
+  readonly deltas: Int32Array;
+  readonly flags: Uint8Array;
+  /** Index of the first range of each page (the one holding the page's first byte). */
+  private readonly pageFirst: Uint32Array;
+  /** Chunks (map entries) of each page. */
+  readonly chunkCounts: Uint8Array;
+  readonly stats: UnwindTableStats;
+
+  constructor(
+    readonly minpc: number,
+    readonly maxpc: number,
+    starts: Float64Array,
+    deltas: Int32Array,
+    flags: Uint8Array,
+    /** Link-time [start, end) of the TopFrame functions. */
+    readonly topFrames: ReadonlyArray<readonly [number, number]>,
+    stats: Omit<UnwindTableStats, 'ranges' | 'pages' | 'entries' | 'droppedRanges'>,
+  ) {
+    this.starts = starts;
+    this.deltas = deltas;
+    this.flags = flags;
+    const pages = Math.ceil((maxpc - minpc) / UNWIND_PAGE_SIZE);
+    if (pages >= 2 ** UNWIND_CHUNK_SHIFT) throw new RangeError(`Go text of ${maxpc - minpc} bytes is too large for the unwind table`);
+    this.pageFirst = new Uint32Array(pages);
+    this.chunkCounts = new Uint8Array(pages);
+    let r = 0;
+    let entries = 0;
+    let dropped = 0;
+    for (let p = 0; p < pages; p++) {
+      const base = minpc + p * UNWIND_PAGE_SIZE;
+      while (r + 1 < starts.length && starts[r + 1]! <= base) r++;
+      this.pageFirst[p] = r;
+      const n = this.rangesInPage(p);
+      const chunks = Math.ceil(n / UNWIND_CHUNK_RANGES);
+      this.chunkCounts[p] = Math.min(chunks, UNWIND_MAX_CHUNKS);
+      entries += this.chunkCounts[p]!;
+      if (chunks > UNWIND_MAX_CHUNKS) dropped += n - UNWIND_MAX_CHUNKS * UNWIND_CHUNK_RANGES;
+    }
+    this.stats = { ...stats, ranges: starts.length, pages, entries, droppedRanges: dropped };
+  }
+
+  get pageCount(): number {
+    return this.pageFirst.length;
+  }
+
+  /** Ranges intersecting page p. */
+  private rangesInPage(p: number): number {
+    const end = Math.min(this.minpc + (p + 1) * UNWIND_PAGE_SIZE, this.maxpc);
+    let i = this.pageFirst[p]!;
+    const first = i;
+    while (i < this.starts.length && this.starts[i]! < end) i++;
+    return i - first;
+  }
+
+  /** The range holding a link-time PC, straight from the ranges (no page encoding involved). */
+  lookup(pc: number): UnwindRangeInfo | undefined {
+    if (pc < this.minpc || pc >= this.maxpc) return undefined;
+    let lo = 0;
+    let hi = this.starts.length;
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >>> 1;
+      if (this.starts[mid]! <= pc) lo = mid;
+      else hi = mid;
+    }
+    return { spdelta: this.deltas[lo]!, flags: this.flags[lo]! };
+  }
+
+  /** unwind_pages entries for this binary under binaryId: [struct unwind_key, struct unwind_chunk] as bytes. */
+  *entries(binaryId: number): IterableIterator<[Buffer, Buffer]> {
+    for (let p = 0; p < this.pageCount; p++) {
+      const base = this.minpc + p * UNWIND_PAGE_SIZE;
+      const pageEnd = Math.min(UNWIND_PAGE_SIZE, this.maxpc - base);
+      const first = this.pageFirst[p]!;
+      const n = this.rangesInPage(p);
+      const chunks = this.chunkCounts[p]!;
+      for (let c = 0; c < chunks; c++) {
+        const from = first + c * UNWIND_CHUNK_RANGES;
+        const count = Math.min(UNWIND_CHUNK_RANGES, first + n - from);
+        const next = from + count;
+        const end = next < first + n ? this.starts[next]! - base : pageEnd;
+        const value = Buffer.alloc(UnwindChunk.size);
+        value.writeUInt16LE(count, OFF_COUNT);
+        value.writeUInt16LE(end, OFF_END);
+        for (let i = 0; i < count; i++) {
+          value.writeUInt16LE(Math.max(0, this.starts[from + i]! - base), OFF_START + 2 * i);
+          value.writeInt32LE(this.deltas[from + i]!, OFF_SPDELTA + 4 * i);
+          value[OFF_FLAGS + i] = this.flags[from + i]!;
+        }
+        yield [unwindKey(binaryId, p, c), value];
+      }
+    }
+  }
+}
+
+export function unwindKey(binaryId: number, page: number, chunk: number): Buffer {
+  const key = Buffer.alloc(UnwindKey.size);
+  key.writeUInt32LE(binaryId, UnwindKey.offsets.binary_id);
+  key.writeUInt32LE((page | (chunk << UNWIND_CHUNK_SHIFT)) >>> 0, UnwindKey.offsets.page);
+  return key;
+}
+
+/** The keys entries(binaryId) wrote, from the chunk counts alone (what removal needs to keep). */
+export function* unwindKeys(binaryId: number, chunkCounts: Uint8Array): IterableIterator<Buffer> {
+  for (let p = 0; p < chunkCounts.length; p++) for (let c = 0; c < chunkCounts[p]!; c++) yield unwindKey(binaryId, p, c);
+}
+
+/**
+ * What profile.bpf.c's find_range() answers for offset rel (= link-time PC − minpc), given a way to read map
+ * entries: the same chunk walk and binary search, for tests of the encoding.
+ */
+export function findRange(get: (key: Buffer) => Buffer | undefined, binaryId: number, rel: number): UnwindRangeInfo | undefined {
+  const page = Math.floor(rel / UNWIND_PAGE_SIZE);
+  const off = rel % UNWIND_PAGE_SIZE;
+  let v: Buffer | undefined;
+  for (let k = 0; k < UNWIND_MAX_CHUNKS; k++) {
+    v = get(unwindKey(binaryId, page, k));
+    if (v === undefined || off < v.readUInt16LE(OFF_END)) break;
+  }
+  if (v === undefined || off >= v.readUInt16LE(OFF_END)) return undefined;
+  let lo = 0;
+  let hi = v.readUInt16LE(OFF_COUNT);
+  if (hi === 0 || hi > UNWIND_CHUNK_RANGES) return undefined;
+  for (let i = 0; i < 7 && hi - lo > 1; i++) {
+    const mid = (lo + hi) >>> 1;
+    if (v.readUInt16LE(OFF_START + 2 * mid) <= off) lo = mid;
+    else hi = mid;
+  }
+  if (v.readUInt16LE(OFF_START + 2 * lo) > off) return undefined;
+  return { spdelta: v.readInt32LE(OFF_SPDELTA + 4 * lo), flags: v[OFF_FLAGS + lo]! };
+}
+
+/** End of f's pcsp table: the first PC where spDelta is -1 again (alignment padding after the code), or f.end. */
+function pcspEnd(pcln: Pclntab, f: FuncInfo, lastStart: number): number {
+  if (f.end - 1 <= lastStart || pcln.spDelta(f, f.end - 1) !== -1) return f.end;
+  let lo = lastStart; // covered
+  let hi = f.end - 1; // not covered
+  while (hi - lo > 1) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (pcln.spDelta(f, mid) === -1) hi = mid;
+    else lo = mid;
+  }
+  return hi;
+}
+
+/** Builds the table from a Go binary's pclntab (every function's pcsp table and flags). */
+export function buildUnwindTable(bin: GoBinary): UnwindTable {
+  const pcln = bin.pcln;
+  const n = pcln.nfunc;
+  let asmFlag = false;
+  let topFlag = false;
+  for (let i = 0; i < n; i++) {
+    const fl = pcln.funcFlag(pcln.funcAt(i));
+    if (fl & FUNC_FLAG_ASM) asmFlag = true;
+    if (fl & FUNC_FLAG_TOPFRAME) topFlag = true;
+    if (asmFlag && topFlag) break;
+  }
+
+  let cap = Math.max(1024, n * 4);
+  let starts = new Float64Array(cap);
+  let deltas = new Int32Array(cap);
+  let flags = new Uint8Array(cap);
+  let len = 0;
+  const push = (start: number, delta: number, fl: number): void => {
+    if (len > 0 && deltas[len - 1] === delta && flags[len - 1] === fl) return; // same as the range before
+    if (len === cap) {
+      cap *= 2;
+      const s = new Float64Array(cap);
+      s.set(starts);
+      starts = s;
+      const d = new Int32Array(cap);
+      d.set(deltas);
+      deltas = d;
+      const f = new Uint8Array(cap);
+      f.set(flags);
+      flags = f;
+    }
+    starts[len] = start;
+    deltas[len] = delta;
+    flags[len] = fl;
+    len++;
+  };
+
+  const topFrames: Array<[number, number]> = [];
+  let asmFunctions = 0;
+  for (let i = 0; i < n; i++) {
+    const f = pcln.funcAt(i);
+    if (f.end <= f.entry) continue;
+    const ff = pcln.funcFlag(f);
+    const isAsm = asmFlag ? (ff & FUNC_FLAG_ASM) !== 0 : pcln.file(f, f.entry).endsWith('.s');
+    const isTop = topFlag ? (ff & FUNC_FLAG_TOPFRAME) !== 0 : TOP_FRAME_NAMES.has(pcln.funcName(f));
+    let fl = isAsm ? 0 : UnwindFlag.GO;
+    if (isAsm) asmFunctions++;
+    if (isTop) {
+      fl |= UnwindFlag.TOP_FRAME;
+      topFrames.push([f.entry, f.end]);
+    }
+    if (ff & FUNC_FLAG_SPWRITE) fl |= UnwindFlag.SPWRITE;
+    const ranges = pcln.spDeltaRanges(f);
+    if (ranges.length === 0) {
+      push(f.entry, -1, fl | UnwindFlag.NO_INFO);
+      continue;
+    }
+    for (const [start, delta] of ranges) {
+      if (start >= f.end) break;
+      push(start, delta, delta < 0 ? fl | UnwindFlag.NO_INFO : fl);
+    }
+    const end = pcspEnd(pcln, f, ranges[ranges.length - 1]![0]);
+    if (end < f.end) push(end, -1, fl | UnwindFlag.NO_INFO);
+  }
+  const minpc = pcln.minPc;
+  const maxpc = pcln.maxPc;
+  if (len === 0 || starts[0] !== minpc) throw new RangeError('pclntab: the first function does not start at minpc');
+  return new UnwindTable(minpc, maxpc, starts.slice(0, len), deltas.slice(0, len), flags.slice(0, len), topFrames, {
+    functions: n,
+    asmFunctions,
+    asmFrom: asmFlag ? 'flag' : 'file',
+    topFrameFrom: topFlag ? 'flag' : 'name',
+  });
+}
+
+/**
+ * Where linux/amd64 Go code finds g in TLS, as an offset from the FS base: read off the instructions the
+ * compiler and linker emitted (which is what the runtime itself uses), so internally and externally linked
+ * binaries, PIE or not, and stripped ones all work. -8 for every binary built here so far.
+ *   mov reg, fs:[disp32]                       64 REX 8b modrm(00 reg 100) 25 disp32   (non-PIE)
+ *   mov reg, imm32 ; mov reg, fs:[reg]         REX c7 c0+r imm32 ; 64 REX 8b modrm(00 reg r)   (PIE)
+ * Only negative offsets count (g sits below the thread pointer; C code's fs:0x28 stack guard does not), and only
+ * code inside the Go text. undefined when nothing was found (arm64, or an unusual link).
+ */
+export function findTlsGOffset(bin: GoBinary): number | undefined {
+  if (bin.arch !== 'amd64') return undefined;
+  const minpc = bin.pcln.minPc;
+  let text: Buffer;
+  try {
+    text = bin.elf.readAt(minpc, bin.pcln.maxPc - minpc);
+  } catch {
+    return undefined;
+  }
+  const votes = new Map<number, number>();
+  let found = 0;
+  for (let i = text.indexOf(0x64); i >= 0 && i + 9 <= text.length && found < 64; i = text.indexOf(0x64, i + 1)) {
+    const rex = text[i + 1]!;
+    const op = text[i + 2]!;
+    if ((rex & 0xf0) !== 0x40 || (op !== 0x8b && op !== 0x89)) continue;
+    const modrm = text[i + 3]!;
+    let disp: number | undefined;
+    if ((modrm & 0xc7) === 0x04 && text[i + 4] === 0x25) {
+      disp = text.readInt32LE(i + 5);
+    } else if ((modrm & 0xc0) === 0 && (modrm & 7) !== 4 && (modrm & 7) !== 5 && i >= 7) {
+      const r = modrm & 7;
+      const mrex = text[i - 7]!;
+      if ((mrex & 0xf8) === 0x48 && text[i - 6] === 0xc7 && text[i - 5] === 0xc0 + r && (mrex & 1) === (rex & 1)) disp = text.readInt32LE(i - 4);
+    }
+    if (disp === undefined || disp >= 0 || disp < -4096) continue;
+    votes.set(disp, (votes.get(disp) ?? 0) + 1);
+    found++;
+  }
+  let best: number | undefined;
+  let bestVotes = 0;
+  for (const [d, v] of votes) {
+    if (v > bestVotes) {
+      best = d;
+      bestVotes = v;
+    }
+  }
+  return best;
+}

@@ -1,0 +1,161 @@
+// The agent end to end, as a user runs it: `quietflame agent` as a process (real BPF), a real Go program, and the
+// real `go tool pprof` fetching over HTTP. The reference for what the profile should say is the program's own
+// runtime/pprof over the same window.
+
+import assert from 'node:assert/strict';
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as readline from 'node:readline';
+import { bpfTest } from '../bpf/support';
+import { CLI } from '../support/cli';
+import { buildFixture, newestToolchain } from '../support/go-toolchains';
+
+interface Agent {
+  proc: ChildProcess;
+  url: string;
+  exited: Promise<number | null>;
+  stderr: () => string;
+}
+
+function firstJsonLine<T>(proc: ChildProcess, match: (o: Record<string, unknown>) => boolean, what: string, ms = 30_000): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what}: nothing after ${ms} ms`)), ms);
+    const rl = readline.createInterface({ input: proc.stdout! });
+    rl.on('line', (line) => {
+      try {
+        const o = JSON.parse(line) as Record<string, unknown>;
+        if (match(o)) {
+          clearTimeout(timer);
+          resolve(o as T);
+        }
+      } catch {
+        // not JSON: ignore
+      }
+    });
+    proc.once('exit', (code) => reject(new Error(`${what}: exited with ${code} first`)));
+  });
+}
+
+async function startAgent(): Promise<Agent> {
+  const proc = spawn(process.execPath, [CLI, 'agent', '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  proc.stderr!.on('data', (d) => (stderr += d));
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  const line = await firstJsonLine<{ url: string }>(proc, (o) => o['msg'] === 'quietflame agent listening', 'agent');
+  return { proc, url: line.url, exited, stderr: () => stderr };
+}
+
+async function startHot(args: string[] = []): Promise<{ proc: ChildProcess; pid: number; lines: AsyncIterableIterator<string> }> {
+  const binary = buildFixture({ go: newestToolchain().version, fixture: 'hot', mode: 'plain' });
+  const proc = spawn(binary, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const rl = readline.createInterface({ input: proc.stdout! });
+  const lines = rl[Symbol.asyncIterator]();
+  const first = await lines.next();
+  const info = JSON.parse(first.value as string) as { pid: number };
+  return { proc, pid: info.pid, lines };
+}
+
+function goTool(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(newestToolchain().goBin, ['tool', ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, GOTOOLCHAIN: 'local', GOPROXY: 'off', PPROF_TMPDIR: os.tmpdir() },
+    timeout: 120_000,
+    maxBuffer: 1 << 28,
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** flat% per function from `go tool pprof -top`. */
+function flatPercent(top: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const m of top.matchAll(/^\s*[\d.]+\w*\s+([\d.]+)%\s+[\d.]+%\s+[\d.]+\w*\s+[\d.]+%\s+(.+)$/gm)) out.set(m[2]!.trim(), Number(m[1]));
+  return out;
+}
+
+function bpfProgIds(): Set<number> {
+  const r = spawnSync('bpftool', ['prog', 'show', '--json'], { encoding: 'utf8' });
+  return new Set((JSON.parse(r.stdout || '[]') as Array<{ id: number }>).map((p) => p.id));
+}
+
+bpfTest('go tool pprof fetches a symbolized profile of one Go process, with no symbolization warnings', async () => {
+  const agent = await startAgent();
+  const hot = await startHot();
+  try {
+    const r = goTool(['pprof', '-top', '-nodecount=40', `${agent.url}/debug/pprof/profile?seconds=3&pid=${hot.pid}`]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /main\.leafSpin/);
+    assert.match(r.stdout, /main\.framedHash/);
+    assert.match(r.stdout, /main\.leafCaller/);
+    assert.doesNotMatch(r.stderr, /symboliz|warning|failed|unsymbolizable/i, r.stderr);
+  } finally {
+    hot.proc.kill('SIGKILL');
+    agent.proc.kill('SIGTERM');
+    await agent.exited;
+  }
+});
+
+bpfTest('the agent agrees with the program\'s own runtime/pprof within a few points for every function above 3%', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qf-e2e-'));
+  const agent = await startAgent();
+  const hot = await startHot(['-leaf', '1', '-framed', '1', '-cpuprofile', path.join(dir, 'reference.pb.gz')]);
+  try {
+    hot.proc.kill('SIGUSR1');
+    const fetched = fetch(`${agent.url}/debug/pprof/profile?seconds=5&pid=${hot.pid}`).then(async (r) => {
+      assert.equal(r.status, 200);
+      fs.writeFileSync(path.join(dir, 'agent.pb.gz'), Buffer.from(await r.arrayBuffer()));
+    });
+    await new Promise((r) => setTimeout(r, 5000));
+    hot.proc.kill('SIGUSR2');
+    assert.equal(JSON.parse((await hot.lines.next()).value as string).cpuprofile, 'written');
+    await fetched;
+    const ref = flatPercent(goTool(['pprof', '-top', '-nodecount=200', path.join(dir, 'reference.pb.gz')]).stdout);
+    const ours = flatPercent(goTool(['pprof', '-top', '-nodecount=200', path.join(dir, 'agent.pb.gz')]).stdout);
+    const hotFunctions = [...ref].filter(([, pct]) => pct > 3);
+    assert.ok(hotFunctions.length >= 2, `reference has only ${hotFunctions.length} functions above 3%: ${[...ref].slice(0, 5)}`);
+    for (const [fn, pct] of hotFunctions) {
+      const got = ours.get(fn) ?? 0;
+      assert.ok(Math.abs(got - pct) <= 6, `${fn}: runtime/pprof ${pct}%, agent ${got}%`);
+    }
+  } finally {
+    hot.proc.kill('SIGKILL');
+    agent.proc.kill('SIGTERM');
+    await agent.exited;
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+bpfTest('SIGTERM with a profile in flight: exit 0 within 2 s, and every BPF program the agent loaded is gone', async () => {
+  const before = bpfProgIds();
+  const agent = await startAgent();
+  const loaded = [...bpfProgIds()].filter((id) => !before.has(id));
+  assert.ok(loaded.length >= 2, `the agent loaded only ${loaded.length} BPF programs`);
+  const inFlight = fetch(`${agent.url}/debug/pprof/profile?seconds=30`).then((r) => r.status, () => 'connection closed');
+  await new Promise((r) => setTimeout(r, 500));
+  const t0 = Date.now();
+  agent.proc.kill('SIGTERM');
+  const code = await agent.exited;
+  const elapsed = Date.now() - t0;
+  assert.equal(code, 0, agent.stderr());
+  assert.ok(elapsed < 2000, `exit took ${elapsed} ms`);
+  assert.ok([200, 503, 'connection closed'].includes(await inFlight));
+  // The kernel frees programs after the last fd closes, through RCU: give it a moment.
+  let left = loaded;
+  for (let i = 0; i < 40 && left.length > 0; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    const now = bpfProgIds();
+    left = loaded.filter((id) => now.has(id));
+  }
+  assert.deepEqual(left, [], 'BPF programs left behind');
+});
+
+bpfTest('without its capabilities the agent exits 1 naming what is missing; bad flags exit 2', async () => {
+  const r = spawnSync('setpriv', ['--inh-caps=-all', '--bounding-set=-all', '--', process.execPath, CLI, 'agent', '--listen', '127.0.0.1:0'], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /missing capabilities CAP_BPF, CAP_PERFMON/);
+  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  const bad = spawnSync(process.execPath, [CLI, 'agent', '--hz', 'fast'], { encoding: 'utf8' });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--hz fast/);
+});

@@ -1,0 +1,164 @@
+// The injector against the real maps of profile.bpf.o (loaded, not attached): entries round-trip through the
+// kernel, a table is shared by the processes of one binary and removed with the last of them, and full maps
+// refuse cleanly.
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+
+import { u32 } from '../../src/bpf/codec';
+import { bpfObjectPath } from '../../src/bpf/native';
+import { BpfObject } from '../../src/bpf/object';
+import { GoBinary } from '../../src/gosym/binary';
+import { runtimeOffsets } from '../../src/gosym/runtime-offsets';
+import { goBinaryInfo, loadBias, ProcConfig, ProcFlag, UnwindInjector } from '../../src/symbols/injector';
+import { findRange } from '../../src/symbols/unwind-table';
+import { bpfTest } from '../bpf/support';
+import { buildFixture, newestToolchain } from '../support/go-toolchains';
+
+const PROFILE = bpfObjectPath('profile');
+
+function open(maxEntries: Record<string, number> = {}): BpfObject {
+  assert.ok(existsSync(PROFILE), `${PROFILE} is missing: run 'npm run build:bpf'`);
+  return BpfObject.open(PROFILE, { maxEntries }).load();
+}
+
+function count(obj: BpfObject, name: string): number {
+  let n = 0;
+  for (const _ of obj.map(name).keys()) n++;
+  return n;
+}
+
+const hot = () => buildFixture({ go: newestToolchain().version, fixture: 'hot', mode: 'plain' });
+
+bpfTest('a table written to unwind_pages reads back from the kernel as GoBinary.spDelta, configs as written', () => {
+  const obj = open();
+  const bin = GoBinary.open(hot());
+  try {
+    const pages = obj.map('unwind_pages');
+    const inj = new UnwindInjector(pages, obj.map('proc_configs', u32));
+    const info = goBinaryInfo(bin, 'hot-key');
+    const entries = info.tableStats.entries;
+    const r = inj.addProcess(4_000_001, info, 0x1000);
+    assert.deepEqual(r, { binaryId: 1 });
+    assert.equal(count(obj, 'unwind_pages'), entries);
+    assert.equal(inj.stats().unwindEntries, entries);
+
+    let checked = 0;
+    const get = (k: Buffer): Buffer | undefined => pages.lookup(k);
+    for (let pc = info.minpc; pc < info.maxpc; pc += 37) {
+      const got = findRange(get, 1, pc - info.minpc);
+      assert.equal(got?.spdelta, bin.spDelta(pc), `0x${pc.toString(16)}`);
+      checked++;
+    }
+    assert.ok(checked > 10000, `${checked} PCs`);
+
+    const cfg = ProcConfig.decode(obj.map('proc_configs', u32).lookup(4_000_001)!);
+    const off = runtimeOffsets(bin.elf, bin.version, bin.arch);
+    assert.equal(cfg.binary_id, 1);
+    assert.equal(cfg.bias, 0x1000n);
+    assert.equal(cfg.minpc, BigInt(bin.pcln.minPc));
+    assert.equal(cfg.maxpc, BigInt(bin.pcln.maxPc));
+    assert.equal(cfg.flags, ProcFlag.R14_G | ProcFlag.TLS_G | ProcFlag.GOID);
+    assert.equal(cfg.tls_g_offset, -8);
+    assert.deepEqual([cfg.g_goid, cfg.g_m, cfg.m_curg], [off.gGoid, off.gM, off.mCurg]);
+    assert.equal(cfg.top_start.filter((x) => x !== 0n).length, 4);
+    for (let i = 0; i < 4; i++) assert.ok(cfg.top_end[i]! > cfg.top_start[i]!);
+  } finally {
+    bin.close();
+    obj.close();
+  }
+});
+
+bpfTest('processes of one binary share its table; it goes with the last of them', () => {
+  const obj = open();
+  const bin = GoBinary.open(hot());
+  try {
+    const inj = new UnwindInjector(obj.map('unwind_pages'), obj.map('proc_configs', u32));
+    const info = goBinaryInfo(bin, 'k');
+    const n = info.tableStats.entries;
+    inj.addProcess(11, info, 0);
+    assert.equal(inj.binaryInfo('k'), info, 'a second process of the file reuses the info');
+    inj.addProcess(12, inj.binaryInfo('k')!, 0x555500000000);
+    assert.equal(count(obj, 'unwind_pages'), n, 'written once');
+    assert.equal(count(obj, 'proc_configs'), 2);
+    assert.equal(inj.binaryIdOf(12), inj.binaryIdOf(11));
+    assert.equal(inj.removeProcess(11), true);
+    assert.equal(count(obj, 'unwind_pages'), n, 'still used by pid 12');
+    assert.equal(count(obj, 'proc_configs'), 1);
+    assert.equal(inj.removeProcess(11), false, 'already gone');
+    inj.removeProcess(12);
+    assert.equal(count(obj, 'unwind_pages'), 0, 'the last user left: the table is gone');
+    assert.equal(count(obj, 'proc_configs'), 0);
+    assert.equal(inj.binaryInfo('k'), undefined);
+    assert.deepEqual({ ...inj.stats(), unwindCapacity: 0, configCapacity: 0 }, {
+      binaries: 0, processes: 0, unwindEntries: 0, unwindCapacity: 0, configEntries: 0, configCapacity: 0, tablesRefused: 0, processesRefused: 0,
+    });
+    // A new process of the file afterwards gets a fresh table under a new id.
+    const again = goBinaryInfo(bin, 'k');
+    assert.deepEqual(inj.addProcess(13, again, 0), { binaryId: 2 });
+    assert.equal(count(obj, 'unwind_pages'), n);
+    inj.clear();
+    assert.equal(count(obj, 'unwind_pages'), 0);
+  } finally {
+    bin.close();
+    obj.close();
+  }
+});
+
+bpfTest('bounded: a table that does not fit is refused whole, the process still gets its config', () => {
+  const obj = open({ unwind_pages: 100, proc_configs: 2 });
+  const bin = GoBinary.open(hot());
+  try {
+    const inj = new UnwindInjector(obj.map('unwind_pages'), obj.map('proc_configs', u32));
+    const info = goBinaryInfo(bin, 'big');
+    assert.ok(info.tableStats.entries > 100);
+    const r = inj.addProcess(21, info, 0);
+    assert.equal(r?.binaryId, 0);
+    assert.match(r?.noTable ?? '', /did not fit \(\d+ entries needed, 100 of 100 free\)/);
+    assert.equal(count(obj, 'unwind_pages'), 0, 'nothing half-written');
+    const cfg = ProcConfig.decode(obj.map('proc_configs', u32).lookup(21)!);
+    assert.equal(cfg.binary_id, 0, 'frame pointers only');
+    assert.equal(cfg.flags & ProcFlag.GOID, ProcFlag.GOID, 'goroutine IDs still work');
+    inj.addProcess(22, info, 0);
+    assert.equal(inj.addProcess(23, info, 0), undefined, 'proc_configs is full');
+    const s = inj.stats();
+    assert.deepEqual([s.tablesRefused, s.processesRefused, s.configEntries, s.configCapacity, s.unwindCapacity], [1, 1, 2, 2, 100]);
+  } finally {
+    bin.close();
+    obj.close();
+  }
+});
+
+bpfTest('tables disabled: configs only', () => {
+  const obj = open();
+  const bin = GoBinary.open(hot());
+  try {
+    const inj = new UnwindInjector(obj.map('unwind_pages'), obj.map('proc_configs', u32), { tables: false });
+    const r = inj.addProcess(31, goBinaryInfo(bin, 'x'), 0);
+    assert.deepEqual(r, { binaryId: 0, noTable: 'unwind tables disabled' });
+    assert.equal(count(obj, 'unwind_pages'), 0);
+    assert.equal(count(obj, 'proc_configs'), 1);
+  } finally {
+    bin.close();
+    obj.close();
+  }
+});
+
+bpfTest('loadBias: from the executable mapping that holds the Go text', () => {
+  const bin = GoBinary.open(buildFixture({ go: newestToolchain().version, fixture: 'hot', mode: 'stripped-pie' }));
+  try {
+    const info = goBinaryInfo(bin, 'pie');
+    const x = info.segments.find((s) => (s.flags & 1) !== 0)!;
+    const base = 0x5600_0000_0000;
+    // How the kernel maps a PIE linked at 0x400000: each segment at base + (vaddr − 0x400000), page-aligned.
+    const maps = info.segments.map((s) => {
+      const start = base + (s.vaddr - 0x400000) - (s.vaddr % 4096);
+      return { start, end: start + s.memsz + (s.vaddr % 4096), perms: (s.flags & 1 ? 'r-xp' : 'r--p'), offset: s.offset - (s.offset % 4096), dev: 'fe:01', inode: 7, path: '/x', deleted: false };
+    });
+    const bias = loadBias(info, maps);
+    assert.equal(bias, base - 0x400000);
+    assert.ok(info.minpc >= x.vaddr);
+    assert.equal(loadBias(info, maps.filter((m) => m.perms !== 'r-xp')), undefined, 'text not mapped (yet)');
+  } finally {
+    bin.close();
+  }
+});
