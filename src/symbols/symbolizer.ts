@@ -18,7 +18,8 @@ import { GoBinary } from '../gosym/binary';
 import { readGoBuildId } from '../gosym/buildinfo';
 import { KernelSymbols, kernelAddress } from './kallsyms';
 import { NativeSymbols } from './native-elf';
-import { isExecutable, isFileBacked, ProcMapping, readProcMaps, readProcStartTime } from './process-mappings';
+import { isExecutable, isFileBacked, Mapping as ProcMapping, readMaps as readProcMaps } from '../proc/maps';
+import { processIdentity } from '../proc/process';
 
 /** One frame at an address; native and kernel frames have file '' and line 0. */
 export interface SymFrame {
@@ -637,4 +638,9 @@ export class Symbolizer {
     }
     return this.kernelMappingInfo;
   }
+}
+
+/** The process's start time as a string (clock ticks since boot; with the PID it survives PID reuse), or undefined once gone. */
+function readProcStartTime(pid: number, procRoot: string): string | undefined {
+  return processIdentity(pid, procRoot)?.startTime.toString();
 }

@@ -14,6 +14,7 @@ import type { RawSample, SampleFilter } from '../../src/sampler/types';
 import { bpfTest } from '../bpf/support';
 
 export { sleep, waitFor } from '../bpf/support';
+import { firstLine } from '../proc/support';
 
 export function samplerTest(name: string, fn: (t: TestContext) => Promise<void> | void): void {
   bpfTest(name, async (t) => {
@@ -55,22 +56,7 @@ export async function run(binary: string, args: string[] = [], waitForLine = tru
   try {
     let startup: HotStartup | undefined;
     if (waitForLine) {
-      const line = await new Promise<string>((resolve, reject) => {
-        let buf = '';
-        const timer = setTimeout(() => reject(new Error(`${binary}: no startup line within 15 s`)), 15_000);
-        child.stdout!.on('data', (d: Buffer) => {
-          buf += d.toString();
-          const nl = buf.indexOf('\n');
-          if (nl >= 0) {
-            clearTimeout(timer);
-            resolve(buf.slice(0, nl));
-          }
-        });
-        child.once('exit', (code, sig) => {
-          clearTimeout(timer);
-          reject(new Error(`${binary} exited (${code ?? sig}) before its startup line`));
-        });
-      });
+      const line = await firstLine(child, 15_000);
       startup = JSON.parse(line) as HotStartup;
     } else {
       child.stdout!.resume();

@@ -12,7 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Symbolizer } from '../../src/symbols/symbolizer';
 import { kernelAddress } from '../../src/symbols/kallsyms';
-import { parseProcMaps } from '../../src/symbols/process-mappings';
+import { parseMaps as parseProcMaps } from '../../src/proc/maps';
 import { buildFixture, newestToolchain } from '../support/go-toolchains';
 import { sleep } from './symbolize-support';
 

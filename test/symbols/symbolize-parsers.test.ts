@@ -1,32 +1,12 @@
-// The small readers under the symbolizer: /proc/PID/maps lines and /proc/kallsyms tables (the live tests check
-// them against the real files; these pin down the awkward cases).
+// /proc/kallsyms tables under the symbolizer (the live tests check them against the real file; these pin down
+// the awkward cases). /proc/PID/maps parsing is tested with src/proc in test/proc/maps.test.ts.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseProcMaps, readProcMaps, readProcStartTime } from '../../src/symbols/process-mappings';
 import { KernelSymbols, kernelAddress } from '../../src/symbols/kallsyms';
-
-test('maps: paths with spaces, deleted files, anonymous and special mappings', () => {
-  const text = [
-    '00400000-004c9000 r-xp 00000000 fe:00 2367496                            /opt/my app/bin (deleted)',
-    '7ffd1c5f2000-7ffd1c5f4000 r-xp 00000000 00:00 0                          [vdso]',
-    '7f0000000000-7f0000001000 rw-p 00000000 00:00 0 ',
-    'garbage',
-    'ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsyscall]',
-  ].join('\n');
-  const m = parseProcMaps(text);
-  assert.equal(m.length, 4);
-  assert.deepEqual(m[0], { start: 0x400000, end: 0x4c9000, perms: 'r-xp', offset: 0, dev: 'fe:00', inode: 2367496, path: '/opt/my app/bin', deleted: true });
-  assert.equal(m[1]!.path, '[vdso]');
-  assert.equal(m[2]!.path, '');
-  assert.equal(m[3]!.start, 0xffffffffff600000); // above 2^53: rounded, harmless for [vsyscall]
-  assert.equal(readProcMaps(0x7fffffff), undefined, 'a PID that does not exist: undefined, no exception');
-  assert.equal(readProcStartTime(0x7fffffff), undefined);
-  assert.match(readProcStartTime(process.pid) ?? '', /^\d+$/);
-});
 
 test('kallsyms: text symbols only, modules, sorted lookups; zeroed addresses give an empty table', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qf-kallsyms-'));
