@@ -74,6 +74,22 @@ function flatPercent(top: string): Map<string, number> {
   return out;
 }
 
+/**
+ * A runtime/pprof artifact: a SIGPROF that is pending while the runtime async-preempts the goroutine (SIGURG) is
+ * delivered at the sigreturn into the injected runtime.asyncPreempt, so runtime/pprof charges it there (seen at
+ * 11% on a loaded machine) instead of to the function that was running. Perf events sample where the CPU really
+ * is. That frame is taken out of both profiles and the rest renormalized to 100%.
+ */
+function withoutArtifacts(pct: Map<string, number>): Map<string, number> {
+  const artifacts = ['runtime.asyncPreempt'];
+  const rest = 100 - artifacts.reduce((sum, fn) => sum + (pct.get(fn) ?? 0), 0);
+  return new Map([...pct].filter(([fn]) => !artifacts.includes(fn)).map(([fn, p]) => [fn, (p * 100) / rest]));
+}
+
+function top(pct: Map<string, number>): string {
+  return [...pct].filter(([, p]) => p >= 1).map(([fn, p]) => `${fn} ${p.toFixed(1)}%`).join(', ');
+}
+
 function bpfProgIds(): Set<number> {
   const r = spawnSync('bpftool', ['prog', 'show', '--json'], { encoding: 'utf8' });
   return new Set((JSON.parse(r.stdout || '[]') as Array<{ id: number }>).map((p) => p.id));
@@ -110,13 +126,13 @@ bpfTest('the agent agrees with the program\'s own runtime/pprof within a few poi
     hot.proc.kill('SIGUSR2');
     assert.equal(JSON.parse((await hot.lines.next()).value as string).cpuprofile, 'written');
     await fetched;
-    const ref = flatPercent(goTool(['pprof', '-top', '-nodecount=200', path.join(dir, 'reference.pb.gz')]).stdout);
-    const ours = flatPercent(goTool(['pprof', '-top', '-nodecount=200', path.join(dir, 'agent.pb.gz')]).stdout);
+    const ref = withoutArtifacts(flatPercent(goTool(['pprof', '-top', '-nodecount=200', path.join(dir, 'reference.pb.gz')]).stdout));
+    const ours = withoutArtifacts(flatPercent(goTool(['pprof', '-top', '-nodecount=200', path.join(dir, 'agent.pb.gz')]).stdout));
     const hotFunctions = [...ref].filter(([, pct]) => pct > 3);
     assert.ok(hotFunctions.length >= 2, `reference has only ${hotFunctions.length} functions above 3%: ${[...ref].slice(0, 5)}`);
     for (const [fn, pct] of hotFunctions) {
       const got = ours.get(fn) ?? 0;
-      assert.ok(Math.abs(got - pct) <= 6, `${fn}: runtime/pprof ${pct}%, agent ${got}%`);
+      assert.ok(Math.abs(got - pct) <= 6, `${fn}: runtime/pprof ${pct.toFixed(1)}%, agent ${got.toFixed(1)}%\nreference: ${top(ref)}\nagent: ${top(ours)}`);
     }
   } finally {
     hot.proc.kill('SIGKILL');
