@@ -5,6 +5,7 @@
 // exactly; they are kept as offsets from KERNEL_BASE (< 2^48, exact in a double) and handed out as bigints.
 
 import * as fs from 'node:fs';
+import { lastAtOrBelow } from './sorted';
 
 export const KERNEL_BASE = 0xffff000000000000n;
 
@@ -111,17 +112,9 @@ export class KernelSymbols {
     if (this.loadedAt === 0) this.load();
     const off = offsetOf(BigInt.asUintN(64, addr));
     if (off === undefined) return undefined;
-    const s = this.starts;
-    let lo = 0;
-    let hi = s.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (s[mid]! > off) hi = mid;
-      else lo = mid + 1;
-    }
-    const i = lo - 1;
+    const i = lastAtOrBelow(this.starts, off);
     if (i < 0) return undefined;
-    return { name: this.names[i]!, module: this.modules[i], start: KERNEL_BASE + BigInt(s[i]!) };
+    return { name: this.names[i]!, module: this.modules[i], start: KERNEL_BASE + BigInt(this.starts[i]!) };
   }
 }
 

@@ -2,6 +2,7 @@
 // link-time address → function name. No file names or lines (that would take DWARF).
 
 import { ElfFile, ElfSymbol } from '../gosym/elf';
+import { lastAtOrBelow } from './sorted';
 
 const STT_FUNC = 2;
 const STT_GNU_IFUNC = 10;
@@ -78,16 +79,8 @@ export class NativeSymbols {
 
   /** The function containing a link-time address, or undefined. */
   lookup(vaddr: number): { name: string; start: number } | undefined {
-    const s = this.starts;
-    let lo = 0;
-    let hi = s.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (s[mid]! > vaddr) hi = mid;
-      else lo = mid + 1;
-    }
-    const i = lo - 1;
+    const i = lastAtOrBelow(this.starts, vaddr);
     if (i < 0 || vaddr >= this.ends[i]!) return undefined;
-    return { name: this.names[i]!, start: s[i]! };
+    return { name: this.names[i]!, start: this.starts[i]! };
   }
 }
