@@ -10,6 +10,11 @@
  * pcsp tables) gives the SP delta at that PC: the return address is at [SP + spdelta], and the function has set
  * up its own frame exactly when RBP == SP + spdelta - 8. Above the leaf the walk follows frame pointers.
  *
+ * Off-CPU: the same record, with the same unwinding, for a thread that was off the CPU. On sched_switch a wanted
+ * thread that leaves the CPU notes when, why and its user stack (task-local storage); when it is switched in
+ * again the interval is sent, or sampled if short (struct offcpu_record), with the kernel stack it waited in.
+ * That program is attached only while an off-CPU profile runs.
+ *
  * Layouts and constants: profile.h. Loader and decoder: src/sampler/cpu-sampler.ts.
  */
 #include "vmlinux.h"
@@ -18,6 +23,7 @@
 #include <bpf/bpf_core_read.h>
 
 #include "profile.h"
+#include "sched.h"
 
 /* The agent decodes these layouts with the codecs in src/ (their tests pin the same numbers). */
 _Static_assert(sizeof(struct unwind_key) == 8, "struct unwind_key: see src/symbols/unwind-table.ts");
@@ -26,14 +32,19 @@ _Static_assert(sizeof(struct proc_config) == 112, "struct proc_config: see src/s
 _Static_assert(sizeof(struct sample_record) == 2088, "struct sample_record: see src/sampler/cpu-sampler.ts");
 _Static_assert(__builtin_offsetof(struct sample_record, user_stack) == 56, "struct sample_record: see src/sampler/cpu-sampler.ts");
 _Static_assert(sizeof(struct exec_record) == 16, "struct exec_record: see src/sampler/cpu-sampler.ts");
-
-#define PF_KTHREAD 0x00200000 /* include/linux/sched.h */
+_Static_assert(sizeof(struct offcpu_record) == 2112, "struct offcpu_record: see src/sampler/cpu-sampler.ts");
 #define USER_ADDR_END (1ULL << 56) /* above any user address (also with 5-level page tables) */
 
 /* Set before load: sample only this process (0 = as filter_mode says). */
 const volatile __u32 target_tgid = 0;
-/* Set by the agent at any time: FILTER_NONE, FILTER_ALL or FILTER_PIDS. */
+/* Set by the agent at any time: FILTER_NONE, FILTER_ALL or FILTER_PIDS, for CPU samples and for off-CPU time. */
 __u32 filter_mode = FILTER_NONE;
+__u32 offcpu_filter_mode = FILTER_NONE;
+/* Off-CPU sampling period (struct offcpu_record), and the time the off-CPU programs were attached: intervals that
+ * began before it were timed by an earlier attachment and are not sent. */
+__u64 offcpu_period_ns = 10000000;
+__u64 offcpu_since_ns = 0;
+
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -54,7 +65,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024);
 	__type(key, __u32); /* tgid */
-	__type(value, __u8);
+	__type(value, __u8); /* TARGET_* bits */
 } target_pids SEC(".maps");
 
 struct {
@@ -77,17 +88,19 @@ static __always_inline void count(__u32 counter)
 		*n += 1; /* per-CPU, and perf-event programs do not nest on a CPU */
 }
 
-static __always_inline bool wanted(__u32 tgid)
+/* Does a profile want this process? mode is filter_mode or offcpu_filter_mode, bit its TARGET_*. */
+static __always_inline bool wanted(__u32 tgid, __u32 mode, __u8 bit)
 {
-	if (tgid == 0) /* the idle task */
+	__u8 *bits;
+
+	if (tgid == 0 || mode == FILTER_NONE) /* the idle task, or nobody is asking */
 		return false;
 	if (target_tgid)
 		return tgid == target_tgid;
-	if (filter_mode == FILTER_ALL)
+	if (mode == FILTER_ALL)
 		return true;
-	if (filter_mode == FILTER_PIDS)
-		return bpf_map_lookup_elem(&target_pids, &tgid) != NULL;
-	return false;
+	bits = bpf_map_lookup_elem(&target_pids, &tgid);
+	return bits && (*bits & bit);
 }
 
 struct range_info {
@@ -150,10 +163,11 @@ struct leaf_info {
 	__u8 flags; /* its UNWIND_F_* */
 };
 
-/* Fills rec->user_stack from the task's user registers. The Go-aware leaf step and goroutine IDs are amd64 only
- * (arm64 gets the frame-pointer walk: its frame records have the same [FP] / [FP + 8] shape). */
-static __always_inline void walk_user(struct pt_regs *regs, const struct proc_config *cfg,
-				      struct sample_record *rec, struct leaf_info *leaf)
+/* Fills stack[] (MAX_USER_STACK entries) from the task's user registers and returns the entries used; SAMPLE_F_*
+ * into *flags. The Go-aware leaf step and goroutine IDs are amd64 only (arm64 gets the frame-pointer walk: its
+ * frame records have the same [FP] / [FP + 8] shape). */
+static __always_inline __u16 walk_user(struct pt_regs *regs, const struct proc_config *cfg, __u64 *stack,
+				       __u32 *flags, struct leaf_info *leaf)
 {
 	__u64 pc = PT_REGS_IP_CORE(regs), sp = PT_REGS_SP_CORE(regs), bp = PT_REGS_FP_CORE(regs), prev_bp = 0;
 	struct { __u64 next_bp, ret; } frame;
@@ -161,8 +175,8 @@ static __always_inline void walk_user(struct pt_regs *regs, const struct proc_co
 	__u32 n = 0, i;
 
 	if (!pc)
-		return;
-	rec->user_stack[n++] = pc;
+		return 0;
+	stack[n++] = pc;
 
 #if defined(__TARGET_ARCH_x86)
 	/* The leaf: where is its return address, and has it set up its frame pointer yet? */
@@ -173,9 +187,9 @@ static __always_inline void walk_user(struct pt_regs *regs, const struct proc_co
 			count(COUNTER_TABLE_HITS);
 			leaf->found = true;
 			leaf->flags = r.flags;
-			rec->flags |= SAMPLE_F_TABLE;
+			*flags |= SAMPLE_F_TABLE;
 			if (r.flags & UNWIND_F_TOP_FRAME) {
-				rec->flags |= SAMPLE_F_TOP_FRAME;
+				*flags |= SAMPLE_F_TOP_FRAME;
 				goto out;
 			}
 			if (!(r.flags & (UNWIND_F_NO_INFO | UNWIND_F_SPWRITE)) && r.spdelta >= 0) {
@@ -187,11 +201,11 @@ static __always_inline void walk_user(struct pt_regs *regs, const struct proc_co
 					if (bpf_probe_read_user(&frame.ret, sizeof(frame.ret), (void *)ret_at) ||
 					    !frame.ret || frame.ret >= USER_ADDR_END)
 						goto out;
-					rec->user_stack[n++] = frame.ret;
-					rec->flags |= SAMPLE_F_LEAF_FIXUP;
+					stack[n++] = frame.ret;
+					*flags |= SAMPLE_F_LEAF_FIXUP;
 					count(COUNTER_LEAF_FIXUPS);
 					if (top_frame(cfg, frame.ret - 1 - cfg->bias)) {
-						rec->flags |= SAMPLE_F_TOP_FRAME;
+						*flags |= SAMPLE_F_TOP_FRAME;
 						goto out;
 					}
 				}
@@ -205,59 +219,86 @@ static __always_inline void walk_user(struct pt_regs *regs, const struct proc_co
 		if (!bp || (bp & 7) || bp <= prev_bp)
 			break;
 		if (n >= MAX_USER_STACK) {
-			rec->flags |= SAMPLE_F_TRUNCATED;
+			*flags |= SAMPLE_F_TRUNCATED;
 			break;
 		}
 		if (bpf_probe_read_user(&frame, sizeof(frame), (void *)bp))
 			break;
 		if (!frame.ret || frame.ret >= USER_ADDR_END)
 			break;
-		rec->user_stack[n++] = frame.ret;
+		stack[n++] = frame.ret;
 		if (cfg && top_frame(cfg, frame.ret - 1 - cfg->bias)) {
-			rec->flags |= SAMPLE_F_TOP_FRAME;
+			*flags |= SAMPLE_F_TOP_FRAME;
 			break;
 		}
 		prev_bp = bp;
 		bp = frame.next_bp;
 	}
 out:
-	rec->user_len = n;
+	return n;
 }
 
-/* The goroutine the thread is running: g from R14 (Go code, Go >= 1.17) or TLS; from g0/gsignal to m.curg. */
-static __always_inline void read_goid(struct task_struct *task, struct pt_regs *regs,
-				      const struct proc_config *cfg, const struct leaf_info *leaf,
-				      struct sample_record *rec)
+/* The goroutine the thread is running (0 = none or unknown): g from R14 (Go code, Go >= 1.17) or TLS; from
+ * g0/gsignal to m.curg. SAMPLE_F_* into *flags. */
+static __always_inline __u64 read_goid(struct task_struct *task, struct pt_regs *regs,
+				       const struct proc_config *cfg, const struct leaf_info *leaf, __u32 *flags)
 {
 #if defined(__TARGET_ARCH_x86)
 	__u64 g = 0, m = 0, curg = 0, goid = 0;
 
 	if (!(cfg->flags & PROC_F_GOID))
-		return;
+		return 0;
 	if ((cfg->flags & PROC_F_R14_G) && leaf->found &&
 	    (leaf->flags & (UNWIND_F_GO | UNWIND_F_NO_INFO)) == UNWIND_F_GO) {
 		g = BPF_CORE_READ(regs, r14);
-		rec->flags |= SAMPLE_F_G_R14;
+		*flags |= SAMPLE_F_G_R14;
 	} else if (cfg->flags & PROC_F_TLS_G) {
 		__u64 fsbase = BPF_CORE_READ(task, thread.fsbase);
 
 		if (!fsbase || bpf_probe_read_user(&g, sizeof(g), (void *)(fsbase + (__s64)cfg->tls_g_offset)))
-			return;
-		rec->flags |= SAMPLE_F_G_TLS;
+			return 0;
+		*flags |= SAMPLE_F_G_TLS;
 	}
 	if (!g)
-		return;
+		return 0;
 	if (!bpf_probe_read_user(&m, sizeof(m), (void *)(g + cfg->g_m)) && m &&
 	    !bpf_probe_read_user(&curg, sizeof(curg), (void *)(m + cfg->m_curg)) && curg && curg != g) {
 		g = curg; /* g was g0 or gsignal */
-		rec->flags |= SAMPLE_F_CURG;
+		*flags |= SAMPLE_F_CURG;
 	}
 	if (bpf_probe_read_user(&goid, sizeof(goid), (void *)(g + cfg->g_goid)) || !goid)
-		return;
-	rec->goid = goid;
-	rec->flags |= SAMPLE_F_GOID;
+		return 0;
+	*flags |= SAMPLE_F_GOID;
 	count(COUNTER_GOIDS);
+	return goid;
+#else
+	return 0;
 #endif
+}
+
+/* The current task's user stack and goroutine (*stack has MAX_USER_STACK entries); returns the entries used. */
+static __always_inline __u16 capture_user(__u32 tgid, __u64 *stack, __u32 *flags, __u64 *goid)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct leaf_info leaf = {};
+	const struct proc_config *cfg;
+	struct pt_regs *regs;
+	__u16 n;
+
+	*goid = 0;
+	if (task->flags & PF_KTHREAD) {
+		*flags |= SAMPLE_F_KTHREAD;
+		return 0;
+	}
+	/* The user-mode registers, also when the task is in the kernel (a syscall, a fault, a switch). */
+	regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	cfg = bpf_map_lookup_elem(&proc_configs, &tgid);
+	if (cfg)
+		*flags |= SAMPLE_F_CONFIG;
+	n = walk_user(regs, cfg, stack, flags, &leaf);
+	if (cfg)
+		*goid = read_goid(task, regs, cfg, &leaf, flags);
+	return n;
 }
 
 SEC("perf_event")
@@ -265,14 +306,10 @@ int do_sample(struct bpf_perf_event_data *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tgid = id >> 32;
-	struct leaf_info leaf = {};
-	const struct proc_config *cfg;
 	struct sample_record *rec;
-	struct task_struct *task;
-	struct pt_regs *regs;
 	long len;
 
-	if (!wanted(tgid))
+	if (!wanted(tgid, filter_mode, TARGET_CPU))
 		return 0;
 	count(COUNTER_SAMPLES);
 
@@ -286,9 +323,7 @@ int do_sample(struct bpf_perf_event_data *ctx)
 	rec->tid = (__u32)id;
 	rec->cpu = bpf_get_smp_processor_id();
 	rec->time_ns = bpf_ktime_get_ns();
-	rec->goid = 0;
 	rec->flags = 0;
-	rec->user_len = 0;
 	rec->kernel_len = 0;
 	bpf_get_current_comm(rec->comm, sizeof(rec->comm));
 
@@ -298,23 +333,107 @@ int do_sample(struct bpf_perf_event_data *ctx)
 		if (len > 0)
 			rec->kernel_len = len / sizeof(__u64);
 	}
-
-	task = bpf_get_current_task_btf();
-	if (task->flags & PF_KTHREAD) {
-		rec->flags |= SAMPLE_F_KTHREAD;
-	} else {
-		/* The user-mode registers, also when the sample interrupted the kernel (a syscall, a fault). */
-		regs = (struct pt_regs *)bpf_task_pt_regs(task);
-		cfg = bpf_map_lookup_elem(&proc_configs, &tgid);
-		if (cfg)
-			rec->flags |= SAMPLE_F_CONFIG;
-		walk_user(regs, cfg, rec, &leaf);
-		if (cfg)
-			read_goid(task, regs, cfg, &leaf, rec);
-	}
+	rec->user_len = capture_user(tgid, rec->user_stack, &rec->flags, &rec->goid);
 
 	bpf_ringbuf_submit(rec, 0);
 	count(COUNTER_SENT);
+	return 0;
+}
+
+/* ---- off-CPU ---- */
+
+/* What a thread left the CPU with. Its user stack cannot change while it is off the CPU, and only the thread
+ * itself can read it (bpf_probe_read_user reads the current address space), so it is walked here, at the switch. */
+struct offcpu_slot {
+	__u64 start_ns; /* left the CPU; 0 = not timed */
+	__u64 goid;
+	__u32 state;    /* OFFCPU_* */
+	__u32 flags;    /* SAMPLE_F_* */
+	__u16 user_len;
+	__u16 pad[3];
+	__u64 user_stack[MAX_USER_STACK];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct offcpu_slot);
+} offcpu_slots SEC(".maps");
+
+/* prev (the current task) leaves the CPU: note when, why, and its user stack. */
+static __always_inline void offcpu_leave(struct task_struct *prev)
+{
+	struct offcpu_slot *slot = bpf_task_storage_get(&offcpu_slots, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+
+	if (!slot) {
+		count(COUNTER_OFFCPU_NO_SLOT);
+		return;
+	}
+	slot->start_ns = bpf_ktime_get_ns();
+	slot->state = task_state(prev) == TASK_RUNNING ? OFFCPU_RUNNABLE : OFFCPU_BLOCKED;
+	slot->flags = 0;
+	slot->user_len = capture_user(prev->tgid, slot->user_stack, &slot->flags, &slot->goid);
+}
+
+/* next is about to run again: send its interval, or a sample of the short ones (struct offcpu_record). */
+static __always_inline void offcpu_return(struct task_struct *next)
+{
+	struct offcpu_slot *slot = bpf_task_storage_get(&offcpu_slots, next, 0, 0);
+	__u64 now, begin, delta, weight, period = offcpu_period_ns;
+	struct offcpu_record *rec;
+	long len;
+
+	if (!slot || !slot->start_ns)
+		return;
+	begin = slot->start_ns;
+	slot->start_ns = 0;
+	now = bpf_ktime_get_ns();
+	if (begin < offcpu_since_ns || now <= begin || !period)
+		return;
+	count(COUNTER_OFFCPU_ENDS);
+
+	delta = now - begin;
+	weight = delta;
+	if (delta < period) {
+		/* Sent with probability delta / period (delta < period, so the quotient fits in 32 bits). */
+		if (bpf_get_prandom_u32() >= (delta << 32) / period)
+			return;
+		weight = period;
+	}
+
+	rec = bpf_ringbuf_reserve(&events, sizeof(*rec), 0);
+	if (!rec) {
+		count(COUNTER_OFFCPU_DROPS);
+		return;
+	}
+	rec->sample.kind = RECORD_OFFCPU;
+	rec->sample.tgid = next->tgid;
+	rec->sample.tid = next->pid;
+	rec->sample.cpu = bpf_get_smp_processor_id();
+	rec->sample.time_ns = now;
+	rec->sample.goid = slot->goid;
+	rec->sample.flags = slot->flags;
+	rec->sample.user_len = slot->user_len;
+	bpf_probe_read_kernel(rec->sample.comm, sizeof(rec->sample.comm), next->comm);
+	bpf_probe_read_kernel(rec->sample.user_stack, sizeof(rec->sample.user_stack), slot->user_stack);
+	/* next is not running: its kernel stack is still where it left the CPU. */
+	len = bpf_get_task_stack(next, rec->sample.kernel_stack, sizeof(rec->sample.kernel_stack), 0);
+	rec->sample.kernel_len = len > 0 ? len / sizeof(__u64) : 0;
+	rec->start_ns = begin;
+	rec->weight_ns = weight;
+	rec->state = slot->state;
+	rec->pad = 0;
+	bpf_ringbuf_submit(rec, 0);
+	count(COUNTER_OFFCPU_SENT);
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(offcpu_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	if (wanted(prev->tgid, offcpu_filter_mode, TARGET_OFFCPU) && !(prev->flags & PF_KTHREAD))
+		offcpu_leave(prev);
+	offcpu_return(next);
 	return 0;
 }
 

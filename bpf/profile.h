@@ -81,12 +81,17 @@ struct proc_config {
 
 #define FILTER_NONE 0 /* sample nothing (no subscriber) */
 #define FILTER_ALL 1  /* every process but the idle task */
-#define FILTER_PIDS 2 /* only tgids present in target_pids */
+#define FILTER_PIDS 2 /* only tgids whose target_pids value has the profile's bit */
+
+/* target_pids values: which profiles want the process (a bit set) */
+#define TARGET_CPU 0x01
+#define TARGET_OFFCPU 0x02
 
 /* ---- ring-buffer records (events) ---------------------------------------------------------------------- */
 
 #define RECORD_SAMPLE 1
 #define RECORD_EXEC 2
+#define RECORD_OFFCPU 3
 
 #define MAX_USER_STACK 127
 #define MAX_KERNEL_STACK 127
@@ -118,6 +123,22 @@ struct sample_record {
 	__u64 kernel_stack[MAX_KERNEL_STACK]; /* innermost first; empty when the sample hit user mode */
 };                                        /* 2088 bytes */
 
+/* Off-CPU: a thread of a wanted process left the CPU (sched_switch) and now runs again. Every interval of at least
+ * offcpu_period_ns is sent with its duration as weight; a shorter one of duration d is sent with probability
+ * d / offcpu_period_ns and weight offcpu_period_ns, so the weights add up to the off-CPU time in expectation while
+ * a thread sends at most one record per period of off-CPU time. The user stack is read as the thread leaves the
+ * CPU, the kernel stack (where it waited) as it is switched in again. */
+#define OFFCPU_BLOCKED 1  /* it gave up the CPU (sleep, I/O, lock, futex) */
+#define OFFCPU_RUNNABLE 2 /* it was preempted while still runnable */
+
+struct offcpu_record {
+	struct sample_record sample; /* sample.kind = RECORD_OFFCPU; sample.time_ns = switched in again */
+	__u64 start_ns;              /* left the CPU (bpf_ktime_get_ns) */
+	__u64 weight_ns;             /* off-CPU time this record stands for */
+	__u32 state;                 /* OFFCPU_* */
+	__u32 pad;
+};                               /* 2112 bytes */
+
 struct exec_record {
 	__u32 kind; /* RECORD_EXEC */
 	__u32 tgid;
@@ -134,6 +155,10 @@ struct exec_record {
 #define COUNTER_LEAF_FIXUPS 5    /* caller recovered from [SP + spdelta] */
 #define COUNTER_GOIDS 6          /* samples with a goroutine ID */
 #define COUNTER_EXEC_DROPS 7     /* exec records lost */
-#define COUNTER_MAX 8
+#define COUNTER_OFFCPU_ENDS 8    /* off-CPU intervals of wanted threads that ended */
+#define COUNTER_OFFCPU_SENT 9    /* off-CPU records submitted */
+#define COUNTER_OFFCPU_DROPS 10  /* off-CPU records lost: ring buffer full */
+#define COUNTER_OFFCPU_NO_SLOT 11 /* switch-outs not timed: task storage could not be allocated */
+#define COUNTER_MAX 12
 
 #endif

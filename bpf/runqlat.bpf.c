@@ -13,8 +13,7 @@
 #include <bpf/bpf_core_read.h>
 
 #include "runqlat.h"
-
-#define TASK_RUNNING 0
+#include "sched.h"
 
 const volatile bool per_cgroup = false;
 
@@ -48,18 +47,6 @@ struct {
 } drops SEC(".maps");
 
 static const struct runq_hist empty_hist;
-
-/* task_struct::state became __state in v5.14 (commit 2f064a59a1); libbpf-tools' core_fixes.bpf.h. */
-struct task_struct___o {
-	volatile long state;
-} __attribute__((preserve_access_index));
-
-static __always_inline long task_state(struct task_struct *t)
-{
-	if (bpf_core_field_exists(t->__state))
-		return BPF_CORE_READ(t, __state);
-	return BPF_CORE_READ((struct task_struct___o *)t, state);
-}
 
 static __always_inline void drop(__u32 why)
 {

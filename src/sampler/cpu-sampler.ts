@@ -1,14 +1,16 @@
-// The on-CPU sampler: loads profile.bpf.o, samples every CPU at `hz` (software cpu-clock, frequency mode), reads
-// the ring buffer and hands RawSamples to subscribers. It also finds the Go processes on the node (a /proc scan at
+// The sampler: loads profile.bpf.o, samples every CPU at `hz` (software cpu-clock, frequency mode), times the
+// off-CPU intervals of the threads an off-CPU profile asks for (a sched_switch program attached only while one
+// runs), reads the ring buffer and hands RawSamples to subscribers. It also finds the Go processes on the node (a /proc scan at
 // start and every second, and at once on exec through a sched_process_exec tracepoint) and writes their unwind
 // tables and configs into the BPF maps (symbols/injector.ts), so the BPF side unwinds Go stacks right and reads
 // goroutine IDs; a process's entries go when it exits (or execs), a binary's table with its last process.
 //
 //   const sampler = CpuSampler.start({ hz: 99 });
-//   const stop = sampler.subscribe({ pid }, (batch) => …);
+//   const stop = sampler.subscribe({ pid, kind: 'cpu' }, (batch) => …);
 //   …; stop(); await sampler.close();
 //
-// Mirrors struct sample_record, struct exec_record, FILTER_*, SAMPLE_F_* and COUNTER_* of bpf/profile.h.
+// Mirrors struct sample_record, struct offcpu_record, struct exec_record, FILTER_*, TARGET_*, OFFCPU_*, SAMPLE_F_*
+// and COUNTER_* of bpf/profile.h.
 
 import * as fs from 'node:fs';
 
@@ -24,12 +26,12 @@ import { mappingsOfFile, readMaps, type Mapping } from '../proc/maps';
 import { listPids, PF_KTHREAD, readStat } from '../proc/process';
 import { goBinaryInfo, loadBias, loadSegments, ProcConfig, UnwindInjector, type GoBinaryInfo } from '../symbols/injector';
 import { UnwindChunk, UnwindKey } from '../symbols/unwind-table';
-import type { RawSample, SampleFilter, SampleSource } from './types';
+import type { OffCpuState, RawSample, SampleFilter, SampleKind, SampleSource } from './types';
 
 export const MAX_USER_STACK = 127;
 export const MAX_KERNEL_STACK = 127;
 
-export const RecordKind = { SAMPLE: 1, EXEC: 2 } as const;
+export const RecordKind = { SAMPLE: 1, EXEC: 2, OFFCPU: 3 } as const;
 
 /** sample_record.flags */
 export const SampleFlag = {
@@ -46,6 +48,10 @@ export const SampleFlag = {
 } as const;
 
 export const FilterMode = { NONE: 0, ALL: 1, PIDS: 2 } as const;
+/** target_pids value bits */
+export const TargetBit = { cpu: 0x01, offcpu: 0x02 } as const satisfies Record<SampleKind, number>;
+/** offcpu_record.state */
+export const OffCpuStateCode: Record<number, OffCpuState> = { 1: 'blocked', 2: 'runnable' };
 
 /** counters[] indexes */
 export const Counter = {
@@ -57,8 +63,12 @@ export const Counter = {
   leafFixups: 5,
   goids: 6,
   execDrops: 7,
+  offcpuEnds: 8,
+  offcpuSent: 9,
+  offcpuDrops: 10,
+  offcpuNoSlot: 11,
 } as const;
-export const COUNTER_MAX = 8;
+export const COUNTER_MAX = 12;
 export type CounterName = keyof typeof Counter;
 
 /** struct sample_record (2088 bytes) */
@@ -76,6 +86,8 @@ export const SampleRecord = struct({
   user_stack: array(u64, MAX_USER_STACK),
   kernel_stack: array(u64, MAX_KERNEL_STACK),
 });
+/** struct offcpu_record (2112 bytes) */
+export const OffCpuRecord = struct({ sample: SampleRecord, start_ns: u64, weight_ns: u64, state: u32, pad: u32 });
 /** struct exec_record */
 export const ExecRecord = struct({ kind: u32, tgid: u32, time_ns: u64 });
 
@@ -109,9 +121,23 @@ export function decodeSample(b: Buffer): SampleWithFlags {
   };
 }
 
+/** Decodes one struct offcpu_record: the sample (taken when the thread ran again) and its off-CPU interval. */
+export function decodeOffCpu(b: Buffer): SampleWithFlags {
+  const s = decodeSample(b);
+  const code = b.readUInt32LE(OffCpuRecord.offsets.state);
+  s.offCpu = {
+    weightNs: Number(b.readBigUInt64LE(OffCpuRecord.offsets.weight_ns)),
+    startNs: b.readBigUInt64LE(OffCpuRecord.offsets.start_ns),
+    state: OffCpuStateCode[code] ?? 'blocked',
+  };
+  return s;
+}
+
 export interface CpuSamplerOptions {
   /** Samples per second per CPU (default 99). */
   hz?: number;
+  /** Off-CPU sampling period in ms (default 10): longer intervals are all sent, shorter ones sampled. */
+  offCpuPeriodMs?: number;
   /** Sample only this process, fixed at load time (default: as subscribers ask). */
   targetPid?: number;
   /** Write unwind tables (default true). false: frame pointers only (for comparisons and diagnosis). */
@@ -188,6 +214,9 @@ export interface SamplerStats {
 
 interface Subscriber {
   pid: number | undefined;
+  kind: SampleKind;
+  /** CLOCK_MONOTONIC ns of the subscription: off-CPU time before it is not the subscriber's. */
+  sinceNs: bigint;
   onBatch: (batch: RawSample[]) => void;
 }
 
@@ -220,6 +249,7 @@ function exeIdOf(pid: number, procRoot: string): string | undefined {
 
 export class CpuSampler implements SampleSource {
   readonly hz: number;
+  readonly offCpuPeriodNs: number;
   private readonly obj: BpfObject;
   private readonly injector: UnwindInjector;
   private readonly targetPids: BpfMap<number, number>;
@@ -231,8 +261,11 @@ export class CpuSampler implements SampleSource {
   private readonly tracked = new Map<number, Tracked>();
   /** File identity → why it is not a usable Go binary. */
   private readonly otherBinaries = new Map<string, string>();
-  private readonly filterPids = new Set<number>();
+  /** The pid filter as written to target_pids: pid → TargetBit bits. */
+  private readonly filterPids = new Map<number, number>();
   private links: BpfLink[] = [];
+  /** The off-CPU programs' links while an off-CPU profile runs. */
+  private offCpuLinks: BpfLink[] = [];
   private reader: RingBufferReader | undefined;
   private timer: NodeJS.Timeout | undefined;
   private execQueue = new Set<number>();
@@ -249,6 +282,7 @@ export class CpuSampler implements SampleSource {
     this.obj = obj;
     this.opts = opts;
     this.hz = opts.hz ?? 99;
+    this.offCpuPeriodNs = Math.round((opts.offCpuPeriodMs ?? 10) * 1e6);
     this.procRoot = opts.procRoot ?? '/proc';
     this.injector = new UnwindInjector(obj.map('unwind_pages'), obj.map('proc_configs', u32), {
       tables: opts.unwindTables ?? true,
@@ -261,6 +295,8 @@ export class CpuSampler implements SampleSource {
   static start(options: CpuSamplerOptions = {}): CpuSampler {
     const hz = options.hz ?? 99;
     if (!Number.isInteger(hz) || hz < 1 || hz > 10_000) throw new RangeError(`hz must be an integer in 1..10000, not ${hz}`);
+    const periodMs = options.offCpuPeriodMs ?? 10;
+    if (!(periodMs >= 0.001 && periodMs <= 10_000)) throw new RangeError(`offCpuPeriodMs must be in 0.001..10000, not ${periodMs}`);
     const cpus = options.cpus ?? onlineCpus();
     const obj = BpfObject.open(options.objectPath ?? bpfObjectPath('profile'), {
       globals: options.targetPid !== undefined ? { target_tgid: options.targetPid } : {},
@@ -277,6 +313,7 @@ export class CpuSampler implements SampleSource {
       obj.load();
       sampler = new CpuSampler(obj, options);
       checkLayouts(obj);
+      obj.setGlobal('offcpu_period_ns', BigInt(sampler.offCpuPeriodNs));
       sampler.applyFilter();
       sampler.reader = obj.ringBuffer('events', { onBatch: (records) => sampler!.onRecords(records) });
       if (options.execEvents ?? true) {
@@ -303,8 +340,14 @@ export class CpuSampler implements SampleSource {
   subscribe(filter: SampleFilter, onBatch: (batch: RawSample[]) => void): () => void {
     if (this.closed) throw new Error('the sampler is closed');
     const id = this.nextSubscriber++;
-    this.subscribers.set(id, { pid: filter.pid, onBatch });
-    this.applyFilter();
+    this.subscribers.set(id, { pid: filter.pid, kind: filter.kind ?? 'cpu', sinceNs: process.hrtime.bigint(), onBatch });
+    try {
+      this.applyFilter();
+    } catch (err) {
+      this.subscribers.delete(id);
+      this.applyFilter();
+      throw err;
+    }
     return () => {
       if (this.subscribers.delete(id) && !this.closed) this.applyFilter();
     };
@@ -375,8 +418,9 @@ export class CpuSampler implements SampleSource {
     if (this.closed) return;
     this.closed = true;
     this.stopTimers();
-    for (const l of this.links) l.detach();
+    for (const l of [...this.links, ...this.offCpuLinks]) l.detach();
     this.links = [];
+    this.offCpuLinks = [];
     const reader = this.reader;
     this.reader = undefined;
     if (reader !== undefined) await reader.stop();
@@ -395,17 +439,22 @@ export class CpuSampler implements SampleSource {
   // ---- samples
 
   private onRecords(records: Buffer[]): void {
-    const samples: RawSample[] = [];
+    const cpu: RawSample[] = [];
+    const offCpu: RawSample[] = [];
     for (const r of records) {
       const kind = r.length >= 4 ? r.readUInt32LE(0) : 0;
-      if (kind === RecordKind.SAMPLE && r.length === SampleRecord.size) samples.push(decodeSample(r));
+      if (kind === RecordKind.SAMPLE && r.length === SampleRecord.size) cpu.push(decodeSample(r));
+      else if (kind === RecordKind.OFFCPU && r.length === OffCpuRecord.size) offCpu.push(decodeOffCpu(r));
       else if (kind === RecordKind.EXEC && r.length === ExecRecord.size) this.onExec(r.readUInt32LE(ExecRecord.offsets.tgid));
       else if (this.malformed++ === 0) this.warn(`ring buffer record of kind ${kind} and ${r.length} bytes: is profile.bpf.o out of date?`);
     }
-    this.received += samples.length;
-    if (samples.length === 0 || this.closed) return;
+    this.received += cpu.length + offCpu.length;
+    if (this.closed) return;
     for (const sub of [...this.subscribers.values()]) {
-      const mine = sub.pid === undefined ? samples : samples.filter((s) => s.pid === sub.pid);
+      const all = sub.kind === 'cpu' ? cpu : offCpu;
+      if (all.length === 0) continue;
+      let mine = sub.pid === undefined ? all : all.filter((s) => s.pid === sub.pid);
+      if (sub.kind === 'offcpu') mine = clipOffCpu(mine, sub.sinceNs);
       if (mine.length === 0) continue;
       try {
         sub.onBatch(mine);
@@ -415,35 +464,57 @@ export class CpuSampler implements SampleSource {
     }
   }
 
-  /** FILTER_ALL when anyone wants every process, FILTER_PIDS for the union of the pids asked for, else nothing. */
+  /**
+   * Writes what the subscribers want: per kind FILTER_ALL when one wants every process, FILTER_PIDS for the pids
+   * asked for (target_pids holds a TargetBit per kind), else FILTER_NONE; and attaches the off-CPU programs while
+   * an off-CPU subscriber exists.
+   */
   private applyFilter(): void {
-    if (this.opts.targetPid !== undefined) return; // fixed at load time
-    let all = false;
-    const want = new Set<number>();
+    const all: Record<SampleKind, boolean> = { cpu: false, offcpu: false };
+    const want = new Map<number, number>();
     for (const s of this.subscribers.values()) {
-      if (s.pid === undefined) all = true;
-      else want.add(s.pid);
+      if (s.pid === undefined) all[s.kind] = true;
+      else want.set(s.pid, (want.get(s.pid) ?? 0) | TargetBit[s.kind]);
     }
-    if (!all) {
-      for (const pid of this.filterPids) {
-        if (!want.has(pid)) {
-          this.targetPids.delete(pid);
-          this.filterPids.delete(pid);
-        }
+    if (this.opts.targetPid === undefined) {
+      if (all.cpu && all.offcpu) want.clear();
+      for (const pid of [...this.filterPids.keys()]) {
+        if (want.has(pid)) continue;
+        this.targetPids.delete(pid);
+        this.filterPids.delete(pid);
       }
-      for (const pid of want) {
-        if (this.filterPids.has(pid)) continue;
-        if (this.filterPids.size >= this.targetPids.maxEntries) {
-          this.warn(`pid filter full (${this.targetPids.maxEntries}): sampling every process instead`);
-          all = true;
+      for (const [pid, bits] of want) {
+        if (this.filterPids.get(pid) === bits) continue;
+        if (!this.filterPids.has(pid) && this.filterPids.size >= this.targetPids.maxEntries) {
+          this.warn(`pid filter full (${this.targetPids.maxEntries}): profiling every process instead`);
+          all.cpu = all.offcpu = true;
           break;
         }
-        this.targetPids.update(pid, 1);
-        this.filterPids.add(pid);
+        this.targetPids.update(pid, bits);
+        this.filterPids.set(pid, bits);
       }
     }
-    const mode = all ? FilterMode.ALL : want.size > 0 ? FilterMode.PIDS : FilterMode.NONE;
-    this.obj.setGlobal('filter_mode', mode);
+    const mode = (kind: SampleKind): number => {
+      if (all[kind]) return FilterMode.ALL;
+      for (const bits of want.values()) if (bits & TargetBit[kind]) return FilterMode.PIDS;
+      return FilterMode.NONE;
+    };
+    const offMode = mode('offcpu');
+    if (offMode !== FilterMode.NONE) this.attachOffCpu();
+    this.obj.setGlobal('filter_mode', mode('cpu'));
+    this.obj.setGlobal('offcpu_filter_mode', offMode);
+    if (offMode === FilterMode.NONE) this.detachOffCpu();
+  }
+
+  private attachOffCpu(): void {
+    if (this.offCpuLinks.length > 0) return;
+    this.obj.setGlobal('offcpu_since_ns', process.hrtime.bigint());
+    this.offCpuLinks = [this.obj.attach('offcpu_switch')];
+  }
+
+  private detachOffCpu(): void {
+    for (const l of this.offCpuLinks) l.detach();
+    this.offCpuLinks = [];
   }
 
   // ---- processes
@@ -611,6 +682,26 @@ export class CpuSampler implements SampleSource {
   private warn(message: string): void {
     this.opts.onWarning?.(message);
   }
+}
+
+/**
+ * Off-CPU records cut to what happened after `sinceNs`: an interval that began earlier counts from then (a sampled
+ * short one, weighted by the period, is kept or dropped whole by where it ended).
+ */
+export function clipOffCpu(samples: RawSample[], sinceNs: bigint): RawSample[] {
+  const out: RawSample[] = [];
+  for (const s of samples) {
+    const off = s.offCpu;
+    if (off === undefined || s.timeNs <= sinceNs) continue;
+    if (off.startNs >= sinceNs) {
+      out.push(s);
+      continue;
+    }
+    const actual = Number(s.timeNs - off.startNs);
+    const after = Number(s.timeNs - sinceNs);
+    out.push(off.weightNs >= actual ? { ...s, offCpu: { ...off, startNs: sinceNs, weightNs: after } } : s);
+  }
+  return out;
 }
 
 /** The loaded object's maps have the sizes the TS mirrors assume (a stale profile.bpf.o fails loudly here). */

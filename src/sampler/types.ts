@@ -1,5 +1,5 @@
-// What the CPU sampler hands to the rest of the agent: one record per perf-event sample, already unwound in BPF.
-// The symbolizer and the profile builder consume this and nothing else from the sampler.
+// What the sampler hands to the rest of the agent: one record per perf-event sample (CPU) or per sent off-CPU
+// interval, already unwound in BPF. The symbolizer and the profile builder consume this and nothing else from it.
 
 export interface RawSample {
   /** Thread group (process) ID and thread ID, in the agent's (root) PID namespace. */
@@ -19,19 +19,42 @@ export interface RawSample {
   userStack: number[];
   /** Kernel stack, innermost first, same convention as userStack (empty when the sample hit user mode). */
   kernelStack: number[];
+  /** Off-CPU records only: the time off the CPU this record stands for, and why the thread left it. */
+  offCpu?: OffCpuInterval;
 }
+
+/** blocked: the thread gave up the CPU (sleep, I/O, a lock); runnable: it was preempted and waited to run again. */
+export type OffCpuState = 'blocked' | 'runnable';
+
+export interface OffCpuInterval {
+  /** Off-CPU nanoseconds this record stands for (its weight; short intervals are sampled, see bpf/profile.h). */
+  weightNs: number;
+  /** When the thread left the CPU (CLOCK_MONOTONIC ns); timeNs is when it ran again. */
+  startNs: bigint;
+  state: OffCpuState;
+}
+
+/** cpu: perf-event samples of running threads; offcpu: intervals threads spent off the CPU. */
+export type SampleKind = 'cpu' | 'offcpu';
 
 export interface SampleFilter {
   /** Only this process (tgid); undefined = every process on the node. */
   pid?: number;
+  /** Which records (default 'cpu'). */
+  kind?: SampleKind;
 }
 
 /** A running sampler that several profile requests share. */
 export interface SampleSource {
-  /** Starts delivering batches of samples matching the filter until the returned function is called. */
+  /**
+   * Starts delivering batches of samples matching the filter until the returned function is called. Off-CPU
+   * intervals that began before the call are cut to start at it.
+   */
   subscribe(filter: SampleFilter, onBatch: (batch: RawSample[]) => void): () => void;
   /** Sampling frequency in Hz (the pprof period is 1e9 / hz nanoseconds). */
   readonly hz: number;
+  /** Off-CPU sampling period in ns: shorter intervals are sampled, longer ones all sent (bpf/profile.h). */
+  readonly offCpuPeriodNs: number;
   /** True while the BPF programs are loaded and attached. */
   readonly attached: boolean;
 }

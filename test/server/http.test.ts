@@ -12,6 +12,7 @@ import { createMetricsRegistry } from '../../src/metrics/registry';
 
 class TimerSampler implements SampleSource {
   readonly hz = 99;
+  readonly offCpuPeriodNs = 10_000_000;
   attached = true;
   subscribers = 0;
   subscribe(filter: SampleFilter, onBatch: (batch: RawSample[]) => void): () => void {

@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Scheduler facts shared by the sched_switch programs (runqlat.bpf.c, profile.bpf.c). Include after vmlinux.h. */
+#ifndef QUIETFLAME_SCHED_H
+#define QUIETFLAME_SCHED_H
+
+#define TASK_RUNNING 0
+#define PF_KTHREAD 0x00200000 /* include/linux/sched.h */
+
+/* task_struct::state became __state in v5.14 (commit 2f064a59a1); libbpf-tools' core_fixes.bpf.h. */
+struct task_struct___o {
+	volatile long state;
+} __attribute__((preserve_access_index));
+
+static __always_inline long task_state(struct task_struct *t)
+{
+	if (bpf_core_field_exists(t->__state))
+		return BPF_CORE_READ(t, __state);
+	return BPF_CORE_READ((struct task_struct___o *)t, state);
+}
+
+#endif
