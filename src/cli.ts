@@ -8,7 +8,8 @@ import { describeError } from './cli/errors';
 const USAGE = `usage: quietflame <command> [options]
 
 commands:
-  agent [--listen HOST:PORT] [--hz N]   profile every Go process on this node; serve pprof, metrics (default 127.0.0.1:7070)
+  agent [--listen HOST:PORT] [--hz N]   profile every Go process on this node (CPU and off-CPU); serve pprof and
+                                metrics (default 127.0.0.1:7070)
   addr2line [--inline] BINARY   symbolize link-time addresses read from stdin (Go's format, or JSON with inlined frames)
 `;
 

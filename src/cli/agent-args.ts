@@ -6,13 +6,16 @@ export interface AgentArgs {
   host: string;
   port: number;
   hz: number;
+  offCpuPeriodMs: number;
   maxProfileSeconds: number;
   logLevel: string;
 }
 
-export const AGENT_USAGE = `usage: quietflame agent [--listen HOST:PORT] [--hz N] [--max-profile-seconds N] [--log-level LEVEL]
+export const AGENT_USAGE = `usage: quietflame agent [--listen HOST:PORT] [--hz N] [--offcpu-period-ms N] [--max-profile-seconds N] [--log-level LEVEL]
   --listen HOST:PORT        where to serve pprof, metrics and the UI (default 127.0.0.1:7070)
   --hz N                    CPU samples per second per CPU (default 99; 1 to 1000)
+  --offcpu-period-ms N      off-CPU profiles: intervals this long or longer are all kept, shorter ones sampled
+                            in proportion to their length (default 10; 1 to 1000)
   --max-profile-seconds N   longest profile a request may ask for (default 300)
   --log-level LEVEL         pino level: fatal, error, warn, info, debug, trace (default info)`;
 
@@ -26,7 +29,7 @@ function intFlag(name: string, raw: string | undefined, lo: number, hi: number):
 }
 
 export function parseAgentArgs(args: readonly string[]): AgentArgs {
-  const out: AgentArgs = { host: '127.0.0.1', port: 7070, hz: 99, maxProfileSeconds: 300, logLevel: 'info' };
+  const out: AgentArgs = { host: '127.0.0.1', port: 7070, hz: 99, offCpuPeriodMs: 10, maxProfileSeconds: 300, logLevel: 'info' };
   for (let i = 0; i < args.length; i++) {
     const flag = args[i]!;
     const value = args[i + 1];
@@ -40,6 +43,9 @@ export function parseAgentArgs(args: readonly string[]): AgentArgs {
       }
       case '--hz':
         out.hz = intFlag(flag, value, 1, 1000);
+        break;
+      case '--offcpu-period-ms':
+        out.offCpuPeriodMs = intFlag(flag, value, 1, 1000);
         break;
       case '--max-profile-seconds':
         out.maxProfileSeconds = intFlag(flag, value, 1, 3600);

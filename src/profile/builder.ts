@@ -1,11 +1,12 @@
-// Aggregates sampler records (RawSample) into a pprof CPU profile: sample types samples/count and cpu/nanoseconds,
-// period 1e9/hz ns of cpu, labels pid/tid/goid (numbers) and comm (string); one Location per (mapping, address)
+// Aggregates sampler records (RawSample) into a pprof profile. CPU: sample types samples/count and cpu/nanoseconds,
+// period 1e9/hz ns of cpu. Off-CPU: samples/count and off_cpu/nanoseconds (each record's weight), period the
+// off-CPU sampling period, and a string label state (blocked/runnable). Labels pid/tid/goid (numbers), comm (string); one Location per (mapping, address)
 // with inlined calls as several Lines (innermost first); one Function per (name, file); kernel frames leaf-most.
 //
 // Symbolization is the resolver's job (src/symbols/Symbolizer fits StackResolver); the builder only arranges its
 // answers. Samples are resolved as they are added, while their processes most likely still run.
 
-import type { RawSample } from '../sampler/types';
+import type { RawSample, SampleKind } from '../sampler/types';
 import { Label, Location, Mapping, Profile, ProfileFunction, Sample } from './pprof';
 
 export interface ResolvedFrame {
@@ -45,8 +46,12 @@ export interface StackResolver {
 
 export interface ProfileBuilderOptions {
   resolver: StackResolver;
-  /** Sampling frequency: period = round(1e9 / hz) ns. */
+  /** Sampling frequency: period = round(1e9 / hz) ns (CPU profiles). */
   hz: number;
+  /** 'cpu' (default) or 'offcpu': which records are added, and the sample types written. */
+  kind?: SampleKind;
+  /** Off-CPU profiles: the sampling period in ns (pprof's period; default 10 ms). */
+  offCpuPeriodNs?: number;
   /** Wall-clock start of the collection, ns since the Unix epoch (default: now). */
   startTimeNs?: bigint;
   /** Extra string labels for a sample's process (e.g. container_id), or undefined. */
@@ -56,6 +61,8 @@ export interface ProfileBuilderOptions {
 interface SampleAcc {
   locationId: number[];
   count: number;
+  /** Off-CPU nanoseconds (off-CPU profiles). */
+  ns: number;
   labels: Label[];
 }
 
@@ -79,7 +86,7 @@ export class ProfileBuilder {
 
   constructor(private readonly opts: ProfileBuilderOptions) {
     if (!(opts.hz > 0) || !Number.isFinite(opts.hz)) throw new RangeError(`hz must be positive, got ${opts.hz}`);
-    this.period = Math.round(1e9 / opts.hz);
+    this.period = opts.kind === 'offcpu' ? Math.round(opts.offCpuPeriodNs ?? 1e7) : Math.round(1e9 / opts.hz);
     this.startTimeNs = opts.startTimeNs ?? nowNs();
   }
 
@@ -156,13 +163,14 @@ export class ProfileBuilder {
       if (s.kernelStack.length > 0) for (const l of resolver.resolveKernel(s.kernelStack)) ids.push(this.locationId(l));
       if (s.userStack.length > 0) for (const l of resolver.resolveUser(s.pid, s.userStack)) ids.push(this.locationId(l));
       const goid = s.goid === undefined ? '' : String(s.goid);
-      const key = `${ids.join(',')}|${s.pid}|${s.tid}|${goid}|${s.comm}`;
+      const key = `${ids.join(',')}|${s.pid}|${s.tid}|${goid}|${s.comm}|${s.offCpu?.state ?? ''}`;
       let acc = this.samples.get(key);
       if (!acc) {
-        acc = { locationId: ids, count: 0, labels: this.labels(s) };
+        acc = { locationId: ids, count: 0, ns: 0, labels: this.labels(s) };
         this.samples.set(key, acc);
       }
       acc.count++;
+      acc.ns += s.offCpu?.weightNs ?? 0;
       this.total++;
     }
   }
@@ -172,6 +180,7 @@ export class ProfileBuilder {
     const out: Label[] = [num('pid', s.pid), num('tid', s.tid)];
     if (s.goid !== undefined) out.push(num('goid', s.goid));
     out.push({ key: this.str('comm'), str: this.str(s.comm), num: 0, numUnit: 0 });
+    if (s.offCpu !== undefined) out.push({ key: this.str('state'), str: this.str(s.offCpu.state), num: 0, numUnit: 0 });
     const extra = this.opts.processLabels?.(s.pid);
     if (extra) {
       for (const [k, v] of Object.entries(extra)) out.push({ key: this.str(k), str: this.str(v), num: 0, numUnit: 0 });
@@ -199,15 +208,17 @@ export class ProfileBuilder {
   /** The profile so far. endTimeNs (wall clock, default now) sets duration_nanos. */
   build(endTimeNs: bigint = nowNs()): Profile {
     const { mappings, newId } = this.orderMappings();
+    const offCpu = this.opts.kind === 'offcpu';
     const samples: Sample[] = [];
     for (const acc of this.samples.values()) {
-      samples.push({ locationId: acc.locationId, value: [acc.count, acc.count * this.period], label: acc.labels });
+      samples.push({ locationId: acc.locationId, value: [acc.count, offCpu ? acc.ns : acc.count * this.period], label: acc.labels });
     }
+    const timeType = offCpu ? 'off_cpu' : 'cpu';
     const sampleType = [
       { type: this.str('samples'), unit: this.str('count') },
-      { type: this.str('cpu'), unit: this.str('nanoseconds') },
+      { type: this.str(timeType), unit: this.str('nanoseconds') },
     ];
-    const periodType = { type: this.str('cpu'), unit: this.str('nanoseconds') };
+    const periodType = { type: this.str(timeType), unit: this.str('nanoseconds') };
     const duration = endTimeNs > this.startTimeNs ? endTimeNs - this.startTimeNs : 0n;
     return {
       sampleType,

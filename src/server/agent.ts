@@ -1,4 +1,4 @@
-// The agent: the CPU sampler, the run-queue latency histogram, the symbolizer and the HTTP server, started
+// The agent: the sampler (CPU and off-CPU), the run-queue latency histogram, the symbolizer and the HTTP server, started
 // together and stopped together (server first, so in-flight profiles answer; then every BPF program and link).
 
 import * as fs from 'node:fs';
@@ -16,6 +16,7 @@ export interface AgentOptions {
   host: string;
   port: number;
   hz: number;
+  offCpuPeriodMs: number;
   maxProfileSeconds: number;
 }
 
@@ -29,6 +30,7 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
   if (ensureTracefs()) logger.info('mounted tracefs at /sys/kernel/tracing');
   const sampler = CpuSampler.start({
     hz: opts.hz,
+    offCpuPeriodMs: opts.offCpuPeriodMs,
     onWarning: (message) => logger.warn(message),
     onProcess: (event) => logger.debug({ event }, 'go process'),
   });
@@ -44,8 +46,8 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
     const { app } = buildServer(
       {
         sampler,
-        newCpuProfile: (startUnixNs, hz) => {
-          const builder = new ProfileBuilder({ resolver: symbolizer, hz, startTimeNs: startUnixNs });
+        newProfile: (kind, startUnixNs) => {
+          const builder = new ProfileBuilder({ resolver: symbolizer, kind, hz: sampler.hz, offCpuPeriodNs: sampler.offCpuPeriodNs, startTimeNs: startUnixNs });
           return { add: (batch) => builder.add(batch), finish: (w) => encodePprof(builder.build(w.endUnixNs)) };
         },
         processes: () => sampler.goProcesses().map((p) => ({ pid: p.pid, exe: p.exe, goVersion: p.goVersion, buildId: p.buildId })),

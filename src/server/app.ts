@@ -5,7 +5,7 @@ import Fastify, { FastifyBaseLogger, FastifyInstance, FastifyReply } from 'fasti
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { countProfileRequest } from '../metrics/registry';
-import { SampleSource } from '../sampler/types';
+import { SampleKind, SampleSource } from '../sampler/types';
 import { BadRequest, parsePid, parseSeconds } from './params';
 import { CaptureManager, CaptureWindow, SampleSink, TooManyCaptures } from './capture';
 
@@ -18,8 +18,8 @@ export interface ProcessSummary {
 
 export interface AgentServices {
   sampler: SampleSource;
-  /** A CPU profile in the making: takes samples as they come, then encodes the finished window (gzipped pprof). */
-  newCpuProfile(startUnixNs: bigint, hz: number): SampleSink & { finish(window: CaptureWindow): Promise<Buffer> | Buffer };
+  /** A profile in the making: takes samples as they come, then encodes the finished window (gzipped pprof). */
+  newProfile(kind: SampleKind, startUnixNs: bigint): SampleSink & { finish(window: CaptureWindow): Promise<Buffer> | Buffer };
   /** Go processes the agent knows about. */
   processes(): ProcessSummary[];
   /** Whether a process with this pid exists on the node (404 otherwise). */
@@ -82,28 +82,33 @@ export function buildServer(services: AgentServices, opts: ServerOptions): { app
   app.post('/debug/pprof/symbol', async (_req, reply) => reply.type('text/plain; charset=utf-8').send('num_symbols: 1\n'));
   app.addContentTypeParser('*', { parseAs: 'string', bodyLimit: 1 << 20 }, (_req, body, done) => done(null, body));
 
-  app.get<{ Querystring: Record<string, string | undefined> }>('/debug/pprof/profile', async (req, reply) => {
-    const seconds = parseSeconds(req.query.seconds, maxSeconds);
-    const pid = parsePid(req.query.pid);
-    if (pid !== undefined && !services.processExists(pid)) return pprofError(reply, 404, `pid=${pid}: no such process`);
-    const startUnixNs = BigInt(Date.now()) * 1_000_000n;
-    const profile = services.newCpuProfile(startUnixNs, services.sampler.hz);
-    let window: CaptureWindow;
-    try {
-      window = await captures.capture(seconds, pid, req.signal, profile, startUnixNs);
-    } catch (e) {
-      if (e instanceof TooManyCaptures) return pprofError(reply.header('Retry-After', '5'), 429, e.message);
-      throw e;
-    }
-    if (window.ended === 'aborted') return reply; // the client left: nobody to answer
-    req.log.info({ pid, seconds, samples: window.samples, ended: window.ended }, 'cpu profile captured');
-    const body = await profile.finish(window);
-    return reply
-      .header('Content-Type', 'application/octet-stream')
-      .header('Content-Disposition', 'attachment; filename="profile"')
-      .header('X-Content-Type-Options', 'nosniff')
-      .send(body);
-  });
+  // CPU and off-CPU profiles: the same parameters, errors and answers; only the records differ.
+  const profileRoute = (url: string, kind: SampleKind, filename: string): void => {
+    app.get<{ Querystring: Record<string, string | undefined> }>(url, async (req, reply) => {
+      const seconds = parseSeconds(req.query.seconds, maxSeconds);
+      const pid = parsePid(req.query.pid);
+      if (pid !== undefined && !services.processExists(pid)) return pprofError(reply, 404, `pid=${pid}: no such process`);
+      const startUnixNs = BigInt(Date.now()) * 1_000_000n;
+      const profile = services.newProfile(kind, startUnixNs);
+      let window: CaptureWindow;
+      try {
+        window = await captures.capture(seconds, { pid, kind }, req.signal, profile, startUnixNs);
+      } catch (e) {
+        if (e instanceof TooManyCaptures) return pprofError(reply.header('Retry-After', '5'), 429, e.message);
+        throw e;
+      }
+      if (window.ended === 'aborted') return reply; // the client left: nobody to answer
+      req.log.info({ kind, pid, seconds, samples: window.samples, ended: window.ended }, 'profile captured');
+      const body = await profile.finish(window);
+      return reply
+        .header('Content-Type', 'application/octet-stream')
+        .header('Content-Disposition', `attachment; filename="${filename}"`)
+        .header('X-Content-Type-Options', 'nosniff')
+        .send(body);
+    });
+  };
+  profileRoute('/debug/pprof/profile', 'cpu', 'profile');
+  profileRoute('/debug/pprof/offcpu', 'offcpu', 'offcpu');
 
   return { app, captures };
 }

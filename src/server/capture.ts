@@ -1,7 +1,7 @@
 // Profile captures: each request subscribes to the shared sampler for its window and ends early when the client
 // goes away or the agent shuts down. A bounded number run at once; the rest are told to come back (429).
 
-import { RawSample, SampleSource } from '../sampler/types';
+import { RawSample, SampleFilter, SampleSource } from '../sampler/types';
 
 /** Where a capture's samples go as they arrive (symbolizing then, while the processes most likely still run). */
 export interface SampleSink {
@@ -33,14 +33,14 @@ export class CaptureManager {
   }
 
   /** Collects samples for `seconds` (or until `signal` aborts). Throws TooManyCaptures past the limit. */
-  async capture(seconds: number, pid: number | undefined, signal: AbortSignal, sink: SampleSink, startUnixNs: bigint): Promise<CaptureWindow> {
+  async capture(seconds: number, filter: SampleFilter, signal: AbortSignal, sink: SampleSink, startUnixNs: bigint): Promise<CaptureWindow> {
     if (this.closing) throw new TooManyCaptures('the agent is shutting down');
     if (this.running.size >= this.maxConcurrent) throw new TooManyCaptures(`${this.running.size} profiles are already being captured (the limit is ${this.maxConcurrent})`);
     const own = new AbortController();
     this.running.add(own);
     const t0 = process.hrtime.bigint();
     let samples = 0;
-    const unsubscribe = this.source.subscribe(pid === undefined ? {} : { pid }, (batch) => {
+    const unsubscribe = this.source.subscribe(filter, (batch) => {
       samples += batch.length;
       sink.add(batch);
     });

@@ -32,7 +32,7 @@ async function start(maxConcurrentProfiles = 8) {
   const { app, captures } = buildServer(
     {
       sampler,
-      newCpuProfile: () => {
+      newProfile: () => {
         let added = 0;
         return {
           add: (batch: readonly RawSample[]) => void (added += batch.length),
