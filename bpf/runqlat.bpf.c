@@ -2,7 +2,8 @@
 /* Run-queue latency, the method of bcc's libbpf-tools runqlat: a task becomes runnable (wakeup, new
  * task, or preemption while still TASK_RUNNING), and when it next runs, now - then goes into a
  * floor-log2 histogram of microseconds. Node-wide always; per cgroup v2 id when per_cgroup is set.
- * Nothing is ever reset: user space reads cumulative counters.
+ * Beside it, node-wide off-CPU nanoseconds of user threads: blocked (switched out not runnable, until
+ * woken) and runnable (until running again). Nothing is ever reset: user space reads cumulative counters.
  *
  * The enqueue time lives in task-local storage, not a pid-keyed hash: nothing to size or fill, the
  * kernel frees it when the task exits (a hash leaks the entry of every thread woken before it exits),
@@ -17,11 +18,16 @@
 
 const volatile bool per_cgroup = false;
 
+struct task_times {
+	__u64 queued_ns;  /* ktime ns when it became runnable; 0 = not queued */
+	__u64 blocked_ns; /* ktime ns when a user thread switched out blocked; 0 = not blocked */
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
-	__type(value, __u64); /* ktime ns when queued; 0 = not queued */
+	__type(value, struct task_times);
 } start SEC(".maps");
 
 /* Per-CPU so the per-switch path needs no atomics; user space sums the CPUs. */
@@ -46,6 +52,13 @@ struct {
 	__type(value, __u64);
 } drops SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, OFFCPU_NS_KINDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} offcpu_ns SEC(".maps");
+
 static const struct runq_hist empty_hist;
 
 static __always_inline void drop(__u32 why)
@@ -54,6 +67,14 @@ static __always_inline void drop(__u32 why)
 
 	if (n)
 		*n += 1;
+}
+
+static __always_inline void add_offcpu(__u32 state, __u64 ns)
+{
+	__u64 *sum = bpf_map_lookup_elem(&offcpu_ns, &state);
+
+	if (sum)
+		*sum += ns;
 }
 
 static __always_inline __u64 log2l(__u64 v)
@@ -68,18 +89,45 @@ static __always_inline __u64 log2l(__u64 v)
 	return r + (v >> 1);
 }
 
+static __always_inline struct task_times *times_of(struct task_struct *t)
+{
+	struct task_times *tt = bpf_task_storage_get(&start, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+
+	if (!tt)
+		drop(RUNQ_DROP_START);
+	return tt;
+}
+
+/* t becomes runnable (woken, new, or preempted): the end of its blocked time, the start of its wait to run. */
 static __always_inline void enqueue(struct task_struct *t)
 {
-	__u64 *ts;
+	struct task_times *tt;
+	__u64 now;
 
 	if (!t->pid) /* the idle task */
 		return;
-	ts = bpf_task_storage_get(&start, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!ts) {
-		drop(RUNQ_DROP_START);
+	tt = times_of(t);
+	if (!tt)
 		return;
+	now = bpf_ktime_get_ns();
+	if (tt->blocked_ns) {
+		if (now > tt->blocked_ns)
+			add_offcpu(OFFCPU_NS_BLOCKED, now - tt->blocked_ns);
+		tt->blocked_ns = 0;
 	}
-	*ts = bpf_ktime_get_ns();
+	tt->queued_ns = now;
+}
+
+/* A user thread switched out not runnable: blocked from now until woken. */
+static __always_inline void block(struct task_struct *t)
+{
+	struct task_times *tt;
+
+	if (!t->pid || (t->flags & PF_KTHREAD))
+		return;
+	tt = times_of(t);
+	if (tt)
+		tt->blocked_ns = bpf_ktime_get_ns();
 }
 
 static __always_inline struct runq_hist *cgroup_hist(struct task_struct *t)
@@ -113,20 +161,25 @@ int BPF_PROG(on_wakeup_new, struct task_struct *p)
 SEC("tp_btf/sched_switch")
 int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
+	struct task_times *tt;
 	struct runq_hist *h;
-	__u64 *ts, delta, slot;
+	__u64 delta, slot;
 	__u32 zero = 0;
 
 	if (task_state(prev) == TASK_RUNNING) /* preempted: runnable again from now */
 		enqueue(prev);
+	else
+		block(prev);
 
-	ts = bpf_task_storage_get(&start, next, 0, 0);
-	if (!ts || !*ts)
+	tt = bpf_task_storage_get(&start, next, 0, 0);
+	if (!tt || !tt->queued_ns)
 		return 0;
-	delta = bpf_ktime_get_ns() - *ts;
-	*ts = 0;
+	delta = bpf_ktime_get_ns() - tt->queued_ns;
+	tt->queued_ns = 0;
 	if ((__s64)delta < 0) /* re-queued on another CPU as we read it */
 		return 0;
+	if (!(next->flags & PF_KTHREAD))
+		add_offcpu(OFFCPU_NS_RUNNABLE, delta);
 
 	slot = log2l(delta / 1000);
 	if (slot >= RUNQ_SLOTS)

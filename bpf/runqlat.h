@@ -16,6 +16,14 @@ struct runq_hist {
 	__u64 count;  /* latencies recorded (= sum of slots) */
 };
 
+/* Index into the per-CPU `offcpu_ns` array: node-wide off-CPU time of user threads (kernel threads left out:
+ * most of them sleep by design), by why they were off the CPU. */
+enum offcpu_state {
+	OFFCPU_NS_BLOCKED = 0,  /* switched out not runnable, until woken */
+	OFFCPU_NS_RUNNABLE = 1, /* woken or preempted, until running again (the run-queue latency of user threads) */
+	OFFCPU_NS_KINDS = 2,
+};
+
 /* Index into the per-CPU `drops` array: why a latency was not recorded. */
 enum runq_drop {
 	RUNQ_DROP_START = 0,  /* task storage for the enqueue time unavailable (-ENOMEM, or busy on recursion) */

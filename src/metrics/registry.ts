@@ -8,11 +8,12 @@
 // Others feed health metrics through the module-level helpers, which every registry made here exports:
 //   registerMapStats('symbols_pc_table', () => ({ entries, capacity }))  → quietflame_bpf_map_entries/_capacity{map}
 //   countProfileRequest('/debug/pprof/profile', 200)                     → quietflame_profile_requests_total{endpoint,code}
-import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 
 import {
   type RunqueueLatency,
   customMetric,
+  offCpuSeconds,
   runqueueLatencyDrops,
   runqueueLatencyHistogram,
 } from './runqlat';
@@ -22,7 +23,22 @@ export interface MapStats {
   capacity: number;
 }
 
+/** The agent's own work, read on every scrape (all cumulative but the gauges goProcesses/goBinaries). */
+export interface AgentHealth {
+  /** Records the agent received, by kind ('cpu', 'offcpu'). */
+  samples: Record<string, number>;
+  /** Records lost, by kind and reason (e.g. ring_buffer_full, no_task_storage, agent_queue_full). */
+  lost: Array<{ kind: string; reason: string; count: number }>;
+  /** Go processes and binaries with unwind tables in the BPF maps now. */
+  goProcesses: number;
+  goBinaries: number;
+  /** Seconds spent turning records into profile locations. */
+  symbolizationSeconds: number;
+}
+
 export interface MetricsRegistryOptions {
+  /** The agent's own health (samples, losses, processes, symbolization time); absent = no such series. */
+  health?: () => AgentHealth;
   /** The run-queue latency source (or a getter, for one started or restarted later); absent = no such series. */
   runqueueLatency?: RunqueueLatency | (() => RunqueueLatency | undefined);
   /** prom-client's default process and Node.js metrics (default true). */
@@ -83,6 +99,7 @@ export function createMetricsRegistry(options: MetricsRegistryOptions = {}): Reg
   if (src !== undefined) {
     registry.registerMetric(runqueueLatencyHistogram(() => rq()?.read()));
     registry.registerMetric(runqueueLatencyDrops(() => rq()?.read()));
+    registry.registerMetric(offCpuSeconds(() => rq()?.read()));
   }
 
   const allMapStats = (): Array<[string, MapStats]> => {
@@ -113,5 +130,31 @@ export function createMetricsRegistry(options: MetricsRegistryOptions = {}): Reg
     ),
   );
   registry.registerMetric(profileRequests);
+  if (options.health !== undefined) for (const m of healthMetrics(options.health)) registry.registerMetric(m);
   return registry;
+}
+
+function healthMetrics(source: () => AgentHealth): Metric[] {
+  // One scrape asks every metric in turn: read the agent once per scrape, not once per metric.
+  let last: { at: number; value: AgentHealth } | undefined;
+  const read = (): AgentHealth => {
+    const now = Date.now();
+    if (last === undefined || now - last.at > 500) last = { at: now, value: source() };
+    return last.value;
+  };
+  return [
+    customMetric('quietflame_samples_total', 'Records received from the BPF programs, by kind (cpu samples, offcpu intervals).', 'counter', () =>
+      Object.entries(read().samples).map(([kind, value]) => ({ labels: { kind }, value })),
+    ),
+    customMetric('quietflame_samples_lost_total', 'Records lost, by kind and reason (ring_buffer_full, no_task_storage, agent_queue_full).', 'counter', () =>
+      read().lost.map(({ kind, reason, count }) => ({ labels: { kind, reason }, value: count })),
+    ),
+    customMetric('quietflame_go_processes', 'Go processes whose stacks the agent unwinds (configured in the BPF maps).', 'gauge', () => [
+      { labels: {}, value: read().goProcesses },
+    ]),
+    customMetric('quietflame_go_binaries', 'Go binaries whose unwind tables are in the BPF maps.', 'gauge', () => [{ labels: {}, value: read().goBinaries }]),
+    customMetric('quietflame_symbolization_seconds_total', 'Time the agent spent symbolizing records into profiles.', 'counter', () => [
+      { labels: {}, value: read().symbolizationSeconds },
+    ]),
+  ];
 }

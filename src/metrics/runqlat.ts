@@ -1,6 +1,7 @@
 // Run-queue latency (bpf/runqlat.bpf.c): the time from a thread becoming runnable (wakeup, new thread, or
 // preemption) to it running, as cumulative floor-log2 histograms of microseconds that are never reset, and
-// a prom-client collector exporting them as the Prometheus histogram quietflame_runqueue_latency_seconds.
+// a prom-client collector exporting them as the Prometheus histogram quietflame_runqueue_latency_seconds; and the
+// node's off-CPU time of user threads by state, as quietflame_offcpu_seconds_total{state}.
 //
 //   const rq = RunqueueLatency.start();            // loads and attaches; throws with the loader's context
 //   rq.read();                                      // { slots, sumNs, count, drops }
@@ -19,6 +20,9 @@ export const RunqHist = struct({ slots: array(u64, RUNQ_SLOTS), sum_ns: u64, cou
 type HistValue = CodecValue<typeof RunqHist>;
 export const RUNQ_DROP_START = 0;
 export const RUNQ_DROP_CGROUP = 1;
+/** Indexes of the per-CPU offcpu_ns array (enum offcpu_state). */
+export const OFFCPU_NS_INDEX = { blocked: 0, runnable: 1 } as const;
+export type OffCpuNsState = keyof typeof OFFCPU_NS_INDEX;
 
 /** Why latencies went unrecorded, as the `map` label of quietflame_runqueue_latency_drops_total. */
 export const DROP_MAPS = ['start', 'cgroup_hists'] as const;
@@ -36,6 +40,8 @@ export interface LatencyHistogram {
 export interface RunqueueLatencySnapshot extends LatencyHistogram {
   /** Latencies not recorded, cumulative: `start` (no task storage for the enqueue time), `cgroup_hists` (map full). */
   drops: Record<DropMap, number>;
+  /** Node-wide off-CPU nanoseconds of user threads: blocked (until woken) and runnable (until running). */
+  offCpuNs: Record<OffCpuNsState, bigint>;
 }
 
 export interface RunqueueLatencyOptions {
@@ -53,6 +59,7 @@ export class RunqueueLatency {
   readonly perCgroup: boolean;
   private readonly hist: BpfMap<number, HistValue[]>;
   private readonly drops: BpfMap<number, bigint[]>;
+  private readonly offCpu: BpfMap<number, bigint[]>;
   private readonly cgroups: BpfMap<bigint, HistValue>;
 
   private constructor(
@@ -63,6 +70,7 @@ export class RunqueueLatency {
     this.perCgroup = perCgroup;
     this.hist = obj.perCpuMap('hist', u32, RunqHist);
     this.drops = obj.perCpuMap('drops', u32, u64);
+    this.offCpu = obj.perCpuMap('offcpu_ns', u32, u64);
     this.cgroups = obj.map('cgroup_hists', u64, RunqHist);
   }
 
@@ -96,10 +104,11 @@ export class RunqueueLatency {
   /** The node-wide histogram (all CPUs summed) and the drop counters; cumulative since start(). */
   read(): RunqueueLatencySnapshot {
     const perCpu = this.hist.lookup(0) ?? [];
-    const byKind = (k: number): number => Number((this.drops.lookup(k) ?? []).reduce((a, b) => a + b, 0n));
+    const sum = (m: BpfMap<number, bigint[]>, k: number): bigint => (m.lookup(k) ?? []).reduce((a, b) => a + b, 0n);
     return {
       ...sumHistograms(perCpu),
-      drops: { start: byKind(RUNQ_DROP_START), cgroup_hists: byKind(RUNQ_DROP_CGROUP) },
+      drops: { start: Number(sum(this.drops, RUNQ_DROP_START)), cgroup_hists: Number(sum(this.drops, RUNQ_DROP_CGROUP)) },
+      offCpuNs: { blocked: sum(this.offCpu, OFFCPU_NS_INDEX.blocked), runnable: sum(this.offCpu, OFFCPU_NS_INDEX.runnable) },
     };
   }
 
@@ -197,6 +206,21 @@ export function runqueueLatencyDrops(read: () => Pick<RunqueueLatencySnapshot, '
     () => {
       const s = read();
       return s === undefined ? [] : DROP_MAPS.map((map) => ({ labels: { map }, value: s.drops[map] }));
+    },
+  );
+}
+
+export const OFFCPU_SECONDS_METRIC = 'quietflame_offcpu_seconds_total';
+
+/** quietflame_offcpu_seconds_total{state}: node-wide off-CPU time of user threads, blocked or runnable. */
+export function offCpuSeconds(read: () => Pick<RunqueueLatencySnapshot, 'offCpuNs'> | undefined): Metric {
+  return customMetric(
+    OFFCPU_SECONDS_METRIC,
+    'Time user threads on the node spent off the CPU: state="blocked" switched out until woken, state="runnable" woken or preempted until running.',
+    'counter',
+    () => {
+      const s = read();
+      return s === undefined ? [] : (Object.keys(OFFCPU_NS_INDEX) as OffCpuNsState[]).map((state) => ({ labels: { state }, value: nsToSeconds(s.offCpuNs[state]) }));
     },
   );
 }

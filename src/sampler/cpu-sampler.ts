@@ -193,14 +193,18 @@ export interface SamplerStats {
   /** Fill of each bounded map: entries in use and max_entries. */
   maps: Record<'unwind_pages' | 'proc_configs' | 'target_pids', { entries: number; capacity: number }>;
   samples: {
-    /** Sample records decoded by the agent. */
+    /** Sample records decoded by the agent (CPU samples and off-CPU records). */
     received: number;
+    /** The same by kind. */
+    receivedByKind: Record<SampleKind, number>;
     /** Records of an unknown kind or size (a profile.bpf.o that does not match the agent). */
     malformed: number;
     /** Lost in the kernel (ring buffer full) plus lost in the agent (reader queue full). */
     lost: number;
     lostInKernel: number;
     lostInAgent: number;
+    /** Lost in the kernel by kind: ring buffer full; for off-CPU also switches not timed (no task storage). */
+    lostInKernelByKind: Record<SampleKind, number>;
   };
   /** The BPF program's counters, summed over CPUs. */
   counters: Record<CounterName, number>;
@@ -270,7 +274,7 @@ export class CpuSampler implements SampleSource {
   private timer: NodeJS.Timeout | undefined;
   private execQueue = new Set<number>();
   private execTimer: NodeJS.Immediate | undefined;
-  private received = 0;
+  private readonly received: Record<SampleKind, number> = { cpu: 0, offcpu: 0 };
   private malformed = 0;
   private closed = false;
   private execLink: BpfLink | undefined;
@@ -365,6 +369,7 @@ export class CpuSampler implements SampleSource {
     const counters = {} as Record<CounterName, number>;
     for (const name of Object.keys(Counter) as CounterName[]) counters[name] = this.counter(name);
     const lostInAgent = this.reader?.stats().dropped ?? 0;
+    const lostInKernel = { cpu: counters.ringbufDrops, offcpu: counters.offcpuDrops + counters.offcpuNoSlot };
     return {
       hz: this.hz,
       attached: this.attached,
@@ -373,7 +378,15 @@ export class CpuSampler implements SampleSource {
         proc_configs: { entries: inj.configEntries, capacity: inj.configCapacity },
         target_pids: { entries: this.filterPids.size, capacity: this.targetPids.maxEntries },
       },
-      samples: { received: this.received, malformed: this.malformed, lost: counters.ringbufDrops + lostInAgent, lostInKernel: counters.ringbufDrops, lostInAgent },
+      samples: {
+        received: this.received.cpu + this.received.offcpu,
+        receivedByKind: { ...this.received },
+        malformed: this.malformed,
+        lost: lostInKernel.cpu + lostInKernel.offcpu + lostInAgent,
+        lostInKernel: lostInKernel.cpu + lostInKernel.offcpu,
+        lostInAgent,
+        lostInKernelByKind: lostInKernel,
+      },
       counters,
       goProcesses: inj.processes,
       goBinaries: inj.binaries,
@@ -448,7 +461,8 @@ export class CpuSampler implements SampleSource {
       else if (kind === RecordKind.EXEC && r.length === ExecRecord.size) this.onExec(r.readUInt32LE(ExecRecord.offsets.tgid));
       else if (this.malformed++ === 0) this.warn(`ring buffer record of kind ${kind} and ${r.length} bytes: is profile.bpf.o out of date?`);
     }
-    this.received += cpu.length + offCpu.length;
+    this.received.cpu += cpu.length;
+    this.received.offcpu += offCpu.length;
     if (this.closed) return;
     for (const sub of [...this.subscribers.values()]) {
       const all = sub.kind === 'cpu' ? cpu : offCpu;

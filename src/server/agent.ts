@@ -3,13 +3,14 @@
 
 import * as fs from 'node:fs';
 import type { Logger } from 'pino';
-import { CpuSampler } from '../sampler/cpu-sampler';
+import { CpuSampler, type SamplerStats } from '../sampler/cpu-sampler';
 import { Symbolizer } from '../symbols/symbolizer';
 import { ProfileBuilder } from '../profile/builder';
 import { encodePprof } from '../profile/pprof';
 import { RunqueueLatency } from '../metrics/runqlat';
-import { createMetricsRegistry, registerMapStats } from '../metrics/registry';
+import { createMetricsRegistry, registerMapStats, type AgentHealth } from '../metrics/registry';
 import { ensureTracefs } from '../bpf/mount';
+import type { RawSample } from '../sampler/types';
 import { buildServer } from './app';
 
 export interface AgentOptions {
@@ -39,6 +40,7 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
     const runqueue = RunqueueLatency.start();
     cleanups.push(() => runqueue.close());
     const symbolizer = new Symbolizer();
+    let symbolizationNs = 0n;
     cleanups.push(() => symbolizer.close());
     for (const name of ['unwind_pages', 'proc_configs', 'target_pids'] as const) {
       cleanups.push(registerMapStats(name, () => sampler.stats().maps[name]));
@@ -48,11 +50,16 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
         sampler,
         newProfile: (kind, startUnixNs) => {
           const builder = new ProfileBuilder({ resolver: symbolizer, kind, hz: sampler.hz, offCpuPeriodNs: sampler.offCpuPeriodNs, startTimeNs: startUnixNs });
-          return { add: (batch) => builder.add(batch), finish: (w) => encodePprof(builder.build(w.endUnixNs)) };
+          const add = (batch: readonly RawSample[]): void => {
+            const t0 = process.hrtime.bigint();
+            builder.add(batch);
+            symbolizationNs += process.hrtime.bigint() - t0;
+          };
+          return { add, finish: (w) => encodePprof(builder.build(w.endUnixNs)) };
         },
         processes: () => sampler.goProcesses().map((p) => ({ pid: p.pid, exe: p.exe, goVersion: p.goVersion, buildId: p.buildId })),
         processExists: (pid) => fs.existsSync(`/proc/${pid}`),
-        metrics: createMetricsRegistry({ runqueueLatency: runqueue }),
+        metrics: createMetricsRegistry({ runqueueLatency: runqueue, health: () => agentHealth(sampler.stats(), symbolizationNs) }),
       },
       { logger, maxSeconds: opts.maxProfileSeconds },
     );
@@ -67,6 +74,22 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
     await runCleanups(cleanups);
     throw e;
   }
+}
+
+function agentHealth(s: SamplerStats, symbolizationNs: bigint): AgentHealth {
+  return {
+    samples: s.samples.receivedByKind,
+    lost: [
+      { kind: 'cpu', reason: 'ring_buffer_full', count: s.counters.ringbufDrops },
+      { kind: 'offcpu', reason: 'ring_buffer_full', count: s.counters.offcpuDrops },
+      { kind: 'offcpu', reason: 'no_task_storage', count: s.counters.offcpuNoSlot },
+      // The reader drops raw records before decoding them: their kind is not known.
+      { kind: 'any', reason: 'agent_queue_full', count: s.samples.lostInAgent },
+    ],
+    goProcesses: s.goProcesses,
+    goBinaries: s.goBinaries,
+    symbolizationSeconds: Number(symbolizationNs) / 1e9,
+  };
 }
 
 async function runCleanups(cleanups: Array<() => unknown>): Promise<void> {

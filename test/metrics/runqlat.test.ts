@@ -12,7 +12,7 @@ import type { TestContext } from 'node:test';
 
 import { ensureTracefs, mounts } from '../../src/bpf/mount';
 import { bpfObjectPath } from '../../src/bpf/native';
-import { MAX_ENDPOINTS, countProfileRequest, createMetricsRegistry, registerMapStats } from '../../src/metrics/registry';
+import { type AgentHealth, MAX_ENDPOINTS, countProfileRequest, createMetricsRegistry, registerMapStats } from '../../src/metrics/registry';
 import {
   BUCKET_LE,
   type LatencyHistogram,
@@ -22,6 +22,7 @@ import {
   type RunqueueLatencySnapshot,
 } from '../../src/metrics/runqlat';
 import { bpfTest, sleep, waitFor } from '../bpf/support';
+import { buildFixture, newestToolchain } from '../support/go-toolchains';
 
 const RUNQLAT = bpfObjectPath('runqlat');
 const WINDOW_MS = 4000;
@@ -285,11 +286,57 @@ rqTest(`${HOGS} CPU hogs on ${availableParallelism()} cores: count and upper qua
   }
 });
 
+rqTest('node-wide off-CPU seconds: blocked covers sleeping threads; runnable grows with CPU hogs, within the histogram sum', [], async (t) => {
+  const rq = RunqueueLatency.start();
+  const fixture = spawn(buildFixture({ go: newestToolchain().version, fixture: 'offcpu', mode: 'plain' }), [], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let hogs: ReturnType<typeof spawnHogs> | undefined;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      fixture.stdout!.once('data', () => resolve());
+      fixture.once('exit', (code) => reject(new Error(`offcpu fixture exited with ${code}`)));
+    });
+    // Two of the fixture's threads sleep (read(2) on a pipe fed every 20 ms, nanosleep(2) of 10 ms) nearly all
+    // the time: the node's blocked time grows by at least that much.
+    const a = rq.read();
+    await sleep(WINDOW_MS);
+    const b = rq.read();
+    const blocked = Number(b.offCpuNs.blocked - a.offCpuNs.blocked) / 1e6;
+    assert.ok(blocked >= 2 * 0.9 * WINDOW_MS, `blocked grew ${blocked.toFixed(0)} ms in ${WINDOW_MS} ms; two threads alone sleep ~${2 * WINDOW_MS} ms`);
+
+    hogs = spawnHogs(HOGS);
+    await sleep(300);
+    const c = rq.read();
+    await sleep(WINDOW_MS);
+    const d = rq.read();
+    const runnable = Number(d.offCpuNs.runnable - c.offCpuNs.runnable) / 1e6;
+    const histSum = Number(d.sumNs - c.sumNs) / 1e6;
+    t.diagnostic(`blocked +${blocked.toFixed(0)} ms idle; runnable +${runnable.toFixed(0)} ms with ${HOGS} hogs, histogram _sum +${histSum.toFixed(0)} ms`);
+    // HOGS threads on availableParallelism() CPUs: about HOGS - CPUs of them wait at any moment.
+    assert.ok(runnable >= WINDOW_MS, `runnable grew ${runnable.toFixed(0)} ms in ${WINDOW_MS} ms with ${HOGS} hogs`);
+    // User threads' waits are a part of all threads' waits (small slack: the two maps are read one after the other).
+    assert.ok(runnable <= histSum + 50, `runnable ${runnable.toFixed(0)} ms > the histogram's _sum ${histSum.toFixed(0)} ms`);
+  } finally {
+    await hogs?.stop();
+    await stopChild(fixture, 'SIGKILL');
+    rq.close();
+  }
+});
+
 rqTest('promtool check metrics finds nothing; scrapes are cumulative, monotonic, with stable le strings', ['promtool'], async (t) => {
   const rq = RunqueueLatency.start();
   const hogs = spawnHogs(HOGS);
   try {
-    const registry = createMetricsRegistry({ runqueueLatency: rq });
+    const health: AgentHealth = {
+      samples: { cpu: 1200, offcpu: 30 },
+      lost: [
+        { kind: 'cpu', reason: 'ring_buffer_full', count: 3 },
+        { kind: 'offcpu', reason: 'no_task_storage', count: 0 },
+      ],
+      goProcesses: 6,
+      goBinaries: 4,
+      symbolizationSeconds: 0.25,
+    };
+    const registry = createMetricsRegistry({ runqueueLatency: rq, health: () => health });
     const name = 'quietflame_runqueue_latency_seconds';
     // Health metrics with values in them, so promtool sees them too.
     const unregister = registerMapStats('test_pc_table', () => ({ entries: 7, capacity: 4096 }));
@@ -334,6 +381,13 @@ rqTest('promtool check metrics finds nothing; scrapes are cumulative, monotonic,
     assert.equal(sampleValue(text, 'quietflame_profile_requests_total{endpoint="/debug/pprof/profile",code="200"}'), 2);
     assert.equal(sampleValue(text, 'quietflame_profile_requests_total{endpoint="/debug/pprof/offcpu",code="400"}'), 1);
     assert.equal(sampleValue(text, 'quietflame_runqueue_latency_drops_total{map="start"}'), 0);
+    assert.equal(sampleValue(text, 'quietflame_samples_total{kind="offcpu"}'), 30);
+    assert.equal(sampleValue(text, 'quietflame_samples_lost_total{kind="cpu",reason="ring_buffer_full"}'), 3);
+    assert.equal(sampleValue(text, 'quietflame_go_processes'), 6);
+    assert.equal(sampleValue(text, 'quietflame_go_binaries'), 4);
+    assert.equal(sampleValue(text, 'quietflame_symbolization_seconds_total'), 0.25);
+    assert.ok((sampleValue(text, 'quietflame_offcpu_seconds_total{state="runnable"}') ?? 0) > 0, 'the hogs waited to run');
+    assert.ok((sampleValue(text, 'quietflame_offcpu_seconds_total{state="blocked"}') ?? 0) > 0, 'threads of the node slept');
 
     // Bounded label cardinality: endpoints past MAX_ENDPOINTS and odd codes fold into "other".
     for (let i = 0; i < MAX_ENDPOINTS + 10; i++) countProfileRequest(`/made/up/${i}`, i === 0 ? 'weird' : 404);
