@@ -1,6 +1,7 @@
 // Off-CPU intervals end to end: real sched_switch and kprobe programs, real Go threads blocked in read(2) and
 // nanosleep(2) and one spinning (test/fixtures/go/offcpu), each on its own locked OS thread.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 
 import { CpuSampler, clipOffCpu } from '../../src/sampler/cpu-sampler';
 import type { RawSample } from '../../src/sampler/types';
@@ -79,4 +80,23 @@ test('clipOffCpu cuts intervals that began before the subscription, keeps sample
     { weightNs: 200, startNs: 800n, state: 'blocked' },
     { weightNs: 500, startNs: 900n, state: 'runnable' },
   ]);
+});
+
+samplerTest('a full ring buffer: off-CPU records are counted as lost, the sampler keeps running and delivering', async () => {
+  // 8 KiB holds three off-CPU records: a node-wide off-CPU subscription overflows it at once.
+  const sampler = CpuSampler.start({ hz: 99, ringBufferBytes: 8192 });
+  const hog = spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' }); // something on the CPU to sample
+  try {
+    const first = await collect(sampler, { kind: 'offcpu' }, 1500);
+    const st = sampler.stats();
+    assert.ok(st.counters.offcpuDrops > 0, `offcpuDrops ${st.counters.offcpuDrops}`);
+    assert.equal(st.samples.lostInKernelByKind.offcpu, st.counters.offcpuDrops + st.counters.offcpuNoSlot);
+    assert.ok(first.length > 0, 'records still arrive');
+    assert.ok(sampler.attached);
+    const again = await collect(sampler, {}, 500);
+    assert.ok(again.length > 0, 'CPU samples after the overflow');
+  } finally {
+    hog.kill('SIGKILL');
+    await sampler.close();
+  }
 });
