@@ -99,17 +99,15 @@ static __always_inline struct task_times *times_of(struct task_struct *t)
 }
 
 /* t becomes runnable (woken, new, or preempted): the end of its blocked time, the start of its wait to run. */
-static __always_inline void enqueue(struct task_struct *t)
+static __always_inline void enqueue(struct task_struct *t, __u64 now)
 {
 	struct task_times *tt;
-	__u64 now;
 
 	if (!t->pid) /* the idle task */
 		return;
 	tt = times_of(t);
 	if (!tt)
 		return;
-	now = bpf_ktime_get_ns();
 	if (tt->blocked_ns) {
 		if (now > tt->blocked_ns)
 			add_offcpu(OFFCPU_NS_BLOCKED, now - tt->blocked_ns);
@@ -119,7 +117,7 @@ static __always_inline void enqueue(struct task_struct *t)
 }
 
 /* A user thread switched out not runnable: blocked from now until woken. */
-static __always_inline void block(struct task_struct *t)
+static __always_inline void block(struct task_struct *t, __u64 now)
 {
 	struct task_times *tt;
 
@@ -127,7 +125,7 @@ static __always_inline void block(struct task_struct *t)
 		return;
 	tt = times_of(t);
 	if (tt)
-		tt->blocked_ns = bpf_ktime_get_ns();
+		tt->blocked_ns = now;
 }
 
 static __always_inline struct runq_hist *cgroup_hist(struct task_struct *t)
@@ -147,34 +145,34 @@ static __always_inline struct runq_hist *cgroup_hist(struct task_struct *t)
 SEC("tp_btf/sched_wakeup")
 int BPF_PROG(on_wakeup, struct task_struct *p)
 {
-	enqueue(p);
+	enqueue(p, bpf_ktime_get_ns());
 	return 0;
 }
 
 SEC("tp_btf/sched_wakeup_new")
 int BPF_PROG(on_wakeup_new, struct task_struct *p)
 {
-	enqueue(p);
+	enqueue(p, bpf_ktime_get_ns());
 	return 0;
 }
 
 SEC("tp_btf/sched_switch")
 int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
+	__u64 now = bpf_ktime_get_ns(), delta, slot;
 	struct task_times *tt;
 	struct runq_hist *h;
-	__u64 delta, slot;
 	__u32 zero = 0;
 
 	if (task_state(prev) == TASK_RUNNING) /* preempted: runnable again from now */
-		enqueue(prev);
+		enqueue(prev, now);
 	else
-		block(prev);
+		block(prev, now);
 
 	tt = bpf_task_storage_get(&start, next, 0, 0);
 	if (!tt || !tt->queued_ns)
 		return 0;
-	delta = bpf_ktime_get_ns() - tt->queued_ns;
+	delta = now - tt->queued_ns;
 	tt->queued_ns = 0;
 	if ((__s64)delta < 0) /* re-queued on another CPU as we read it */
 		return 0;

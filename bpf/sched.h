@@ -11,11 +11,12 @@ struct task_struct___o {
 	volatile long state;
 } __attribute__((preserve_access_index));
 
+/* t must be a trusted BTF pointer (a tp_btf argument): a plain load, no probe-read helper call per switch. */
 static __always_inline long task_state(struct task_struct *t)
 {
 	if (bpf_core_field_exists(t->__state))
-		return BPF_CORE_READ(t, __state);
-	return BPF_CORE_READ((struct task_struct___o *)t, state);
+		return t->__state;
+	return ((struct task_struct___o *)t)->state;
 }
 
 #endif

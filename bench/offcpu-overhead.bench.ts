@@ -1,0 +1,101 @@
+// What off-CPU profiling costs a context-switch-heavy workload: `perf bench sched pipe` (two processes passing a
+// token through pipes: two context switches per op) alone, with the agent running (run-queue metrics always on, no
+// profile), with the agent and a node-wide off-CPU profile in flight, and with a bpftrace script that records a
+// user stack on every sched_switch (the method of bcc's offcputime). Conditions alternate; medians reported.
+//   npm run build && node dist/bench/offcpu-overhead.bench.js [ROUNDS] [LOOPS]
+// Prints numbers; asserts nothing.
+
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { median, startAgentProcess } from './support/agent';
+
+const ROUNDS = Number(process.argv[2] ?? 5);
+const LOOPS = Number(process.argv[3] ?? 100_000);
+
+// bcc offcputime's method in bpftrace: on every switch, note when the outgoing thread left and its user stack;
+// when a thread comes back, add the time it was away to its stack.
+const BPFTRACE_OFFCPU = `
+tracepoint:sched:sched_switch {
+  @start[args->prev_pid] = nsecs;
+  @stk[args->prev_pid] = ustack;
+  $s = @start[args->next_pid];
+  if ($s != 0) {
+    @us[@stk[args->next_pid], args->next_comm] = sum((nsecs - $s) / 1000);
+    delete(@start[args->next_pid]);
+    delete(@stk[args->next_pid]);
+  }
+}`;
+
+function pipeBench(): number {
+  // Both ends on one CPU: every op is two context switches on it, and no cross-CPU wakeup latency (which varies
+  // run to run by more than any overhead measured here).
+  const r = spawnSync('taskset', ['-c', '0', 'perf', 'bench', 'sched', 'pipe', '-l', String(LOOPS)], { encoding: 'utf8' });
+  const m = /(\d+) ops\/sec/.exec(r.stdout);
+  if (r.status !== 0 || !m) throw new Error(`perf bench sched pipe failed (${r.status}): ${r.stderr || r.stdout}`);
+  return Number(m[1]);
+}
+
+async function withBpftrace<T>(fn: () => T): Promise<T> {
+  const bt: ChildProcess = spawn('bpftrace', ['-e', BPFTRACE_OFFCPU], { stdio: ['ignore', 'pipe', 'pipe'] });
+  await new Promise<void>((resolve, reject) => {
+    bt.stdout!.on('data', (d: Buffer) => {
+      if (String(d).includes('Attaching')) resolve();
+    });
+    bt.once('exit', (c) => reject(new Error(`bpftrace exited with ${c}`)));
+  });
+  await new Promise((r) => setTimeout(r, 500)); // attached after the banner
+  try {
+    return fn();
+  } finally {
+    await new Promise<void>((resolve) => {
+      bt.once('exit', () => resolve());
+      bt.kill('SIGKILL'); // not SIGINT: its maps would be printed, thousands of stacks
+    });
+  }
+}
+
+async function withAgent<T>(offCpuProfile: boolean, fn: () => T): Promise<{ value: T; records: number }> {
+  const agent = await startAgentProcess();
+  const abort = new AbortController();
+  let records = 0;
+  try {
+    let profile: Promise<unknown> | undefined;
+    if (offCpuProfile) {
+      profile = fetch(`${agent.url}/debug/pprof/offcpu?seconds=300`, { signal: abort.signal }).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 300)); // the request has subscribed
+    }
+    const value = fn();
+    const metrics = await (await fetch(`${agent.url}/metrics`)).text();
+    const m = /^quietflame_samples_total\{kind="offcpu"\} (\S+)$/m.exec(metrics);
+    if (offCpuProfile && !m) throw new Error(`no quietflame_samples_total{kind="offcpu"} in /metrics:\n${metrics}`);
+    records = Number(m?.[1] ?? 0);
+    abort.abort();
+    await profile;
+    return { value, records };
+  } finally {
+    await agent.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const runs: Record<string, number[]> = { none: [], agent: [], 'agent + off-CPU profile': [], 'bpftrace offcputime': [] };
+  const records: number[] = [];
+  pipeBench(); // warm-up
+  for (let round = 0; round < ROUNDS; round++) {
+    runs['none']!.push(pipeBench());
+    runs['agent']!.push((await withAgent(false, pipeBench)).value);
+    const r = await withAgent(true, pipeBench);
+    runs['agent + off-CPU profile']!.push(r.value);
+    records.push(r.records);
+    runs['bpftrace offcputime']!.push(await withBpftrace(pipeBench));
+    console.error(`round ${round + 1}/${ROUNDS}: ${Object.entries(runs).map(([k, v]) => `${k} ${v.at(-1)}`).join(', ')}`);
+  }
+  const base = median(runs['none']!);
+  console.log(`perf bench sched pipe -l ${LOOPS}, ${ROUNDS} alternated rounds, median ops/sec and ratio to none:`);
+  for (const [k, v] of Object.entries(runs)) console.log(`  ${k.padEnd(26)} ${String(median(v)).padStart(7)}  ${(median(v) / base).toFixed(3)}`);
+  console.log(`  off-CPU records sent to the agent per run (median): ${median(records)}`);
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
