@@ -5,6 +5,11 @@
  * Beside it, node-wide off-CPU nanoseconds of user threads: blocked (switched out not runnable, until
  * woken) and runnable (until running again). Nothing is ever reset: user space reads cumulative counters.
  *
+ * The switch-out time of a blocked thread is not stored at the switch (that would be a second task-storage
+ * lookup on every switch): the switch-in time and the thread's CPU time then are, and at wakeup the switch-out
+ * time is the switch-in time plus the CPU time it has used since (se.sum_exec_runtime, complete once it is
+ * off the CPU; it leaves out IRQ time, so blocked time is over-counted by the IRQ time of the last stint).
+ *
  * The enqueue time lives in task-local storage, not a pid-keyed hash: nothing to size or fill, the
  * kernel frees it when the task exits (a hash leaks the entry of every thread woken before it exits),
  * and the lookup is a pointer chase from task_struct instead of a hash of the tid. */
@@ -19,8 +24,9 @@
 const volatile bool per_cgroup = false;
 
 struct task_times {
-	__u64 queued_ns;  /* ktime ns when it became runnable; 0 = not queued */
-	__u64 blocked_ns; /* ktime ns when a user thread switched out blocked; 0 = not blocked */
+	__u64 queued_ns;   /* ktime ns when it became runnable; 0 = not queued */
+	__u64 on_since_ns; /* user threads: ktime ns when it last went on a CPU; 0 = not since its last wakeup */
+	__u64 exec_at_on;  /* its se.sum_exec_runtime then */
 };
 
 struct {
@@ -98,34 +104,27 @@ static __always_inline struct task_times *times_of(struct task_struct *t)
 	return tt;
 }
 
-/* t becomes runnable (woken, new, or preempted): the end of its blocked time, the start of its wait to run. */
-static __always_inline void enqueue(struct task_struct *t, __u64 now)
+/* t becomes runnable (woken, new, or preempted): the end of its blocked time (woken), the start of its wait
+ * to run. */
+static __always_inline void enqueue(struct task_struct *t, __u64 now, bool woken)
 {
 	struct task_times *tt;
+	__u64 left;
 
 	if (!t->pid) /* the idle task */
 		return;
 	tt = times_of(t);
 	if (!tt)
 		return;
-	if (tt->blocked_ns) {
-		if (now > tt->blocked_ns)
-			add_offcpu(OFFCPU_NS_BLOCKED, now - tt->blocked_ns);
-		tt->blocked_ns = 0;
+	if (tt->on_since_ns && !t->on_cpu) { /* a wakeup of a thread still on its CPU ends no blocked time */
+		if (woken) {
+			left = tt->on_since_ns + (t->se.sum_exec_runtime - tt->exec_at_on);
+			if (now > left)
+				add_offcpu(OFFCPU_NS_BLOCKED, now - left);
+		}
+		tt->on_since_ns = 0;
 	}
 	tt->queued_ns = now;
-}
-
-/* A user thread switched out not runnable: blocked from now until woken. */
-static __always_inline void block(struct task_struct *t, __u64 now)
-{
-	struct task_times *tt;
-
-	if (!t->pid || (t->flags & PF_KTHREAD))
-		return;
-	tt = times_of(t);
-	if (tt)
-		tt->blocked_ns = now;
 }
 
 static __always_inline struct runq_hist *cgroup_hist(struct task_struct *t)
@@ -145,14 +144,14 @@ static __always_inline struct runq_hist *cgroup_hist(struct task_struct *t)
 SEC("tp_btf/sched_wakeup")
 int BPF_PROG(on_wakeup, struct task_struct *p)
 {
-	enqueue(p, bpf_ktime_get_ns());
+	enqueue(p, bpf_ktime_get_ns(), true);
 	return 0;
 }
 
 SEC("tp_btf/sched_wakeup_new")
 int BPF_PROG(on_wakeup_new, struct task_struct *p)
 {
-	enqueue(p, bpf_ktime_get_ns());
+	enqueue(p, bpf_ktime_get_ns(), true);
 	return 0;
 }
 
@@ -165,12 +164,16 @@ int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_stru
 	__u32 zero = 0;
 
 	if (task_state(prev) == TASK_RUNNING) /* preempted: runnable again from now */
-		enqueue(prev, now);
-	else
-		block(prev, now);
+		enqueue(prev, now, false);
 
 	tt = bpf_task_storage_get(&start, next, 0, 0);
-	if (!tt || !tt->queued_ns)
+	if (!tt)
+		return 0;
+	if (next->pid && !(next->flags & PF_KTHREAD)) {
+		tt->on_since_ns = now;
+		tt->exec_at_on = next->se.sum_exec_runtime;
+	}
+	if (!tt->queued_ns)
 		return 0;
 	delta = now - tt->queued_ns;
 	tt->queued_ns = 0;
