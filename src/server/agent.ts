@@ -11,6 +11,7 @@ import { RunqueueLatency } from '../metrics/runqlat';
 import { createMetricsRegistry, registerMapStats, type AgentHealth } from '../metrics/registry';
 import { ensureTracefs } from '../bpf/mount';
 import type { RawSample } from '../sampler/types';
+import { containerIdOf } from '../proc/container';
 import { buildServer } from './app';
 
 export interface AgentOptions {
@@ -49,7 +50,14 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
       {
         sampler,
         newProfile: (kind, startUnixNs) => {
-          const builder = new ProfileBuilder({ resolver: symbolizer, kind, hz: sampler.hz, offCpuPeriodNs: sampler.offCpuPeriodNs, startTimeNs: startUnixNs });
+          const builder = new ProfileBuilder({
+            resolver: symbolizer,
+            kind,
+            hz: sampler.hz,
+            offCpuPeriodNs: sampler.offCpuPeriodNs,
+            startTimeNs: startUnixNs,
+            processLabels: containerLabels(),
+          });
           const add = (batch: readonly RawSample[]): void => {
             const t0 = process.hrtime.bigint();
             builder.add(batch);
@@ -74,6 +82,18 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
     await runCleanups(cleanups);
     throw e;
   }
+}
+
+/** container_id for the processes of one profile, each read once (a profile is short; a process keeps its cgroup). */
+function containerLabels(): (pid: number) => Record<string, string> | undefined {
+  const byPid = new Map<number, Record<string, string> | undefined>();
+  return (pid) => {
+    if (!byPid.has(pid)) {
+      const id = containerIdOf(pid);
+      byPid.set(pid, id === undefined ? undefined : { container_id: id });
+    }
+    return byPid.get(pid);
+  };
 }
 
 function agentHealth(s: SamplerStats, symbolizationNs: bigint): AgentHealth {

@@ -1,5 +1,9 @@
 // Profile captures: each request subscribes to the shared sampler for its window and ends early when the client
 // goes away or the agent shuts down. A bounded number run at once; the rest are told to come back (429).
+//
+// The window is kept by the kernel's clock, not by when timers fire: records are in it when their timestamp
+// (CLOCK_MONOTONIC, as bpf_ktime_get_ns) falls in [start, start + seconds]. A busy event loop then delays the
+// answer, never the window: after its end the capture waits `settleMs` for records still on their way.
 
 import { RawSample, SampleFilter, SampleSource } from '../sampler/types';
 
@@ -19,14 +23,23 @@ export interface CaptureWindow {
 
 export class TooManyCaptures extends Error {}
 
+export interface CaptureOptions {
+  /** How long after a window's end records from inside it are still taken (default 300 ms). */
+  settleMs?: number;
+}
+
 export class CaptureManager {
   private readonly running = new Set<AbortController>();
   private closing = false;
+  private readonly settleMs: number;
 
   constructor(
     private readonly source: SampleSource,
     readonly maxConcurrent: number,
-  ) {}
+    options: CaptureOptions = {},
+  ) {
+    this.settleMs = options.settleMs ?? 300;
+  }
 
   get inFlight(): number {
     return this.running.size;
@@ -38,18 +51,24 @@ export class CaptureManager {
     if (this.running.size >= this.maxConcurrent) throw new TooManyCaptures(`${this.running.size} profiles are already being captured (the limit is ${this.maxConcurrent})`);
     const own = new AbortController();
     this.running.add(own);
-    const t0 = process.hrtime.bigint();
+    const start = process.hrtime.bigint();
+    let end = start + BigInt(Math.round(seconds * 1e9));
     let samples = 0;
     const unsubscribe = this.source.subscribe(filter, (batch) => {
-      samples += batch.length;
-      sink.add(batch);
+      let inWindow = batch;
+      if (batch.some((s) => s.timeNs < start || s.timeNs > end)) inWindow = batch.filter((s) => s.timeNs >= start && s.timeNs <= end);
+      if (inWindow.length === 0) return;
+      samples += inWindow.length;
+      sink.add(inWindow);
     });
     let ended: CaptureWindow['ended'] = 'elapsed';
     try {
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, seconds * 1000);
+        const timer = setTimeout(resolve, seconds * 1000 + this.settleMs);
         const stop = (why: CaptureWindow['ended']) => () => {
           ended = why;
+          const now = process.hrtime.bigint();
+          if (now < end) end = now;
           clearTimeout(timer);
           resolve();
         };
@@ -61,7 +80,7 @@ export class CaptureManager {
       unsubscribe();
       this.running.delete(own);
     }
-    return { startUnixNs, endUnixNs: startUnixNs + BigInt(Math.round(Number(process.hrtime.bigint() - t0))), samples, ended };
+    return { startUnixNs, endUnixNs: startUnixNs + (end - start), samples, ended };
   }
 
   /** Ends every capture now (their requests get what was collected so far) and refuses new ones. */

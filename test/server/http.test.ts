@@ -18,7 +18,7 @@ class TimerSampler implements SampleSource {
   subscribe(filter: SampleFilter, onBatch: (batch: RawSample[]) => void): () => void {
     this.subscribers++;
     const timer = setInterval(() => {
-      onBatch([{ pid: filter.pid ?? 1, tid: 1, cpu: 0, comm: 'x', goid: undefined, timeNs: 0n, userStack: [0x401000], kernelStack: [] }]);
+      onBatch([{ pid: filter.pid ?? 1, tid: 1, cpu: 0, comm: 'x', goid: undefined, timeNs: process.hrtime.bigint(), userStack: [0x401000], kernelStack: [] }]);
     }, 10);
     return () => {
       clearInterval(timer);

@@ -1,0 +1,40 @@
+// A cgroup named the way containerd names a container's, created for a test and removed after it: processes
+// moved into it look, by their /proc/PID/cgroup, as if they ran in a container. Needs root.
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/** A writable cgroup hierarchy: the v2 one (unified or hybrid), else the v1 pids controller. */
+function hierarchy(): string {
+  for (const dir of ['/sys/fs/cgroup/unified', '/sys/fs/cgroup', '/sys/fs/cgroup/pids']) {
+    if (fs.existsSync(path.join(dir, 'cgroup.procs'))) {
+      try {
+        fs.accessSync(dir, fs.constants.W_OK);
+        return dir;
+      } catch {
+        // not writable: try the next
+      }
+    }
+  }
+  assert.fail('no writable cgroup hierarchy (cgroup.procs) under /sys/fs/cgroup: run as root');
+}
+
+/** Moves pid into <hierarchy>/qf-test-<pid>/cri-containerd-<id>.scope while fn runs, then back to the root. */
+export async function inContainerCgroup<T>(pid: number, id: string, fn: () => Promise<T>): Promise<T> {
+  const root = hierarchy();
+  const parent = path.join(root, `qf-test-${process.pid}-${pid}`);
+  const dir = path.join(parent, `cri-containerd-${id}.scope`);
+  fs.mkdirSync(dir, { recursive: true });
+  try {
+    fs.writeFileSync(path.join(dir, 'cgroup.procs'), String(pid));
+    return await fn();
+  } finally {
+    try {
+      fs.writeFileSync(path.join(root, 'cgroup.procs'), String(pid));
+    } catch {
+      // the process is gone: its cgroup is empty anyway
+    }
+    fs.rmdirSync(dir);
+    fs.rmdirSync(parent);
+  }
+}

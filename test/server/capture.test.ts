@@ -1,0 +1,57 @@
+// Capture windows are kept by the records' kernel timestamps: a record from before the window or after its end
+// is not in the profile, one from inside it that arrives late (a busy event loop) still is.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import type { RawSample, SampleFilter, SampleSource } from '../../src/sampler/types';
+import { CaptureManager } from '../../src/server/capture';
+
+/** A source whose batches the test hands over by hand. */
+class ManualSource implements SampleSource {
+  readonly hz = 99;
+  readonly offCpuPeriodNs = 10_000_000;
+  readonly attached = true;
+  private deliver: ((batch: RawSample[]) => void) | undefined;
+  subscribe(_filter: SampleFilter, onBatch: (batch: RawSample[]) => void): () => void {
+    this.deliver = onBatch;
+    return () => (this.deliver = undefined);
+  }
+  emit(...times: bigint[]): void {
+    this.deliver?.(times.map((timeNs, i) => ({ pid: 1, tid: i, cpu: 0, comm: 'x', goid: undefined, timeNs, userStack: [1], kernelStack: [] })));
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+test('a window holds the records stamped inside it, also those delivered after its end; its duration is exact', async () => {
+  const source = new ManualSource();
+  const captures = new CaptureManager(source, 4, { settleMs: 200 });
+  const got: bigint[] = [];
+  const t0 = process.hrtime.bigint();
+  const done = captures.capture(0.3, {}, new AbortController().signal, { add: (b) => got.push(...b.map((s) => s.timeNs)) }, 1_000n);
+  source.emit(t0 - 1_000_000n, process.hrtime.bigint()); // one from before the window, one inside
+  await sleep(400); // past the end (300 ms), within the settle time
+  const late = t0 + 250_000_000n; // stamped inside the window, delivered after its end
+  const after = process.hrtime.bigint() + 1_000_000n; // stamped after the end
+  source.emit(late, after);
+  const w = await done;
+  assert.equal(w.ended, 'elapsed');
+  assert.equal(w.endUnixNs - w.startUnixNs, 300_000_000n, 'duration = the seconds asked for, whatever the timers did');
+  assert.equal(got.length, 2, `records kept: ${got}`);
+  assert.ok(got.includes(late));
+  assert.equal(w.samples, 2);
+});
+
+test('a client that leaves ends the window then, without waiting to settle', async () => {
+  const source = new ManualSource();
+  const captures = new CaptureManager(source, 4, { settleMs: 5_000 });
+  const abort = new AbortController();
+  const t0 = Date.now();
+  const done = captures.capture(30, {}, abort.signal, { add: () => undefined }, 0n);
+  await sleep(100);
+  abort.abort();
+  const w = await done;
+  assert.equal(w.ended, 'aborted');
+  assert.ok(Date.now() - t0 < 2_000, 'answered at once');
+  assert.ok(w.endUnixNs < 1_000_000_000n, `window ended at the abort: ${w.endUnixNs} ns`);
+});
