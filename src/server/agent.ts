@@ -66,7 +66,7 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
           return { add, finish: (w) => encodePprof(builder.build(w.endUnixNs)) };
         },
         processes: () => sampler.goProcesses().map((p) => ({ pid: p.pid, exe: p.exe, goVersion: p.goVersion, buildId: p.buildId })),
-        processExists: (pid) => fs.existsSync(`/proc/${pid}`),
+        processExists: (pid) => isProcess(pid),
         metrics: createMetricsRegistry({ runqueueLatency: runqueue, health: () => agentHealth(sampler.stats(), symbolizationNs) }),
       },
       { logger, maxSeconds: opts.maxProfileSeconds },
@@ -94,6 +94,15 @@ function containerLabels(): (pid: number) => Record<string, string> | undefined 
     }
     return byPid.get(pid);
   };
+}
+
+/** A thread group leader: /proc/N exists for every thread ID too, but only a process has Tgid N. */
+function isProcess(pid: number): boolean {
+  try {
+    return new RegExp(`^Tgid:\\s*${pid}$`, 'm').test(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return false;
+  }
 }
 
 function agentHealth(s: SamplerStats, symbolizationNs: bigint): AgentHealth {

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { countProfileRequest } from '../metrics/registry';
 import { SampleKind, SampleSource } from '../sampler/types';
-import { BadRequest, parsePid, parseSeconds } from './params';
+import { BadRequest, parsePid, parseSeconds, type QueryValue } from './params';
 import { CaptureManager, CaptureWindow, SampleSink, TooManyCaptures } from './capture';
 
 export interface ProcessSummary {
@@ -22,7 +22,7 @@ export interface AgentServices {
   newProfile(kind: SampleKind, startUnixNs: bigint): SampleSink & { finish(window: CaptureWindow): Promise<Buffer> | Buffer };
   /** Go processes the agent knows about. */
   processes(): ProcessSummary[];
-  /** Whether a process with this pid exists on the node (404 otherwise). */
+  /** Whether a process (thread group) with this pid exists on the node (404 otherwise; a thread ID is not one). */
   processExists(pid: number): boolean;
   /** Served at /metrics (Prometheus text format). */
   metrics: Registry;
@@ -84,10 +84,10 @@ export function buildServer(services: AgentServices, opts: ServerOptions): { app
 
   // CPU and off-CPU profiles: the same parameters, errors and answers; only the records differ.
   const profileRoute = (url: string, kind: SampleKind, filename: string): void => {
-    app.get<{ Querystring: Record<string, string | undefined> }>(url, async (req, reply) => {
+    app.get<{ Querystring: Record<string, QueryValue> }>(url, async (req, reply) => {
       const seconds = parseSeconds(req.query.seconds, maxSeconds);
       const pid = parsePid(req.query.pid);
-      if (pid !== undefined && !services.processExists(pid)) return pprofError(reply, 404, `pid=${pid}: no such process`);
+      if (pid !== undefined && !services.processExists(pid)) return pprofError(reply, 404, `pid=${pid}: no such process (a thread ID is not a process ID)`);
       const startUnixNs = BigInt(Date.now()) * 1_000_000n;
       const profile = services.newProfile(kind, startUnixNs);
       let window: CaptureWindow;

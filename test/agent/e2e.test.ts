@@ -10,43 +10,9 @@ import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { bpfTest } from '../bpf/support';
 import { CLI } from '../support/cli';
+import { goTool, startAgent } from '../support/agent';
 import { buildFixture, newestToolchain } from '../support/go-toolchains';
 import { decodePprof } from '../../src/profile/pprof';
-
-interface Agent {
-  proc: ChildProcess;
-  url: string;
-  exited: Promise<number | null>;
-  stderr: () => string;
-}
-
-function firstJsonLine<T>(proc: ChildProcess, match: (o: Record<string, unknown>) => boolean, what: string, ms = 30_000): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${what}: nothing after ${ms} ms`)), ms);
-    const rl = readline.createInterface({ input: proc.stdout! });
-    rl.on('line', (line) => {
-      try {
-        const o = JSON.parse(line) as Record<string, unknown>;
-        if (match(o)) {
-          clearTimeout(timer);
-          resolve(o as T);
-        }
-      } catch {
-        // not JSON: ignore
-      }
-    });
-    proc.once('exit', (code) => reject(new Error(`${what}: exited with ${code} first`)));
-  });
-}
-
-async function startAgent(): Promise<Agent> {
-  const proc = spawn(process.execPath, [CLI, 'agent', '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  proc.stderr!.on('data', (d) => (stderr += d));
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-  const line = await firstJsonLine<{ url: string }>(proc, (o) => o['msg'] === 'quietflame agent listening', 'agent');
-  return { proc, url: line.url, exited, stderr: () => stderr };
-}
 
 async function startHot(args: string[] = []): Promise<{ proc: ChildProcess; pid: number; lines: AsyncIterableIterator<string> }> {
   const binary = buildFixture({ go: newestToolchain().version, fixture: 'hot', mode: 'plain' });
@@ -56,16 +22,6 @@ async function startHot(args: string[] = []): Promise<{ proc: ChildProcess; pid:
   const first = await lines.next();
   const info = JSON.parse(first.value as string) as { pid: number };
   return { proc, pid: info.pid, lines };
-}
-
-function goTool(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(newestToolchain().goBin, ['tool', ...args], {
-    encoding: 'utf8',
-    env: { ...process.env, GOTOOLCHAIN: 'local', GOPROXY: 'off', PPROF_TMPDIR: os.tmpdir() },
-    timeout: 120_000,
-    maxBuffer: 1 << 28,
-  });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 /**
