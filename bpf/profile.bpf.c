@@ -224,6 +224,14 @@ static __always_inline __u16 walk_user(struct pt_regs *regs, const struct proc_c
 		}
 		if (bpf_probe_read_user(&frame, sizeof(frame), (void *)bp))
 			break;
+		if (frame.next_bp == bp + 8) {
+			/* Two frame records back to back (Go 1.26's crosscall2: the assembler's frame setup and
+			 * the cgo macro's): the word above this one is the other's saved BP, not a return address.
+			 * The outer record holds the return address. */
+			bp = frame.next_bp;
+			if (bpf_probe_read_user(&frame, sizeof(frame), (void *)bp))
+				break;
+		}
 		if (!frame.ret || frame.ret >= USER_ADDR_END)
 			break;
 		stack[n++] = frame.ret;
