@@ -95,7 +95,8 @@ bpfTest('the agent agrees with the program\'s own runtime/pprof within a few poi
     });
     await new Promise((r) => setTimeout(r, 5000));
     hot.proc.kill('SIGUSR2');
-    assert.equal(JSON.parse((await hot.lines.next()).value as string).cpuprofile, 'written');
+    const written = await Promise.race([hot.lines.next(), new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the fixture did not write its profile within 30 s of SIGUSR2')), 30_000))]);
+    assert.equal(JSON.parse(written.value as string).cpuprofile, 'written');
     await fetched;
     const ref = withoutArtifacts(userFlatPercent(path.join(dir, 'reference.pb.gz')));
     const ours = withoutArtifacts(userFlatPercent(path.join(dir, 'agent.pb.gz')));
