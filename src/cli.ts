@@ -2,8 +2,10 @@
 // quietflame's command line: thin, parses arguments and hands over to the rooms.
 
 import { runAddr2line, UsageError } from './cli/addr2line';
-import { AgentStartError, runAgent } from './cli/agent';
 import { describeError } from './cli/errors';
+
+// Loaded only by `agent`: fastify, pino and the BPF addon cost a short-lived addr2line ~50–100 ms of startup.
+let agentModule: typeof import('./cli/agent') | undefined;
 
 const USAGE = `usage: quietflame <command> [options]
 
@@ -20,7 +22,8 @@ async function main(argv: string[]): Promise<number> {
       await runAddr2line(args);
       return 0;
     case 'agent':
-      return runAgent(args);
+      agentModule = await import('./cli/agent');
+      return agentModule.runAgent(args);
     case undefined:
     case '-h':
     case '--help':
@@ -43,7 +46,7 @@ main(process.argv.slice(2)).then(
       process.exitCode = 2;
       return;
     }
-    const message = err instanceof AgentStartError ? err.message : describeError(err, process.argv.at(-1) ?? '');
+    const message = agentModule && err instanceof agentModule.AgentStartError ? err.message : describeError(err, process.argv.at(-1) ?? '');
     process.stderr.write(`quietflame ${process.argv[2] ?? ''}: ${message}\n`);
     process.exitCode = 1;
   },

@@ -1,63 +1,34 @@
 // The two output formats of `quietflame addr2line`: Go's own (byte for byte what `go tool addr2line` prints)
 // and one JSON line per address with the inlined frames. Input and output stay in Buffers: a batch of 200,000
-// addresses should not cost 400,000 short-lived strings.
+// addresses should not cost 400,000 short-lived strings. The CLI is a short-lived process, so what counts is
+// cold speed: few passes over the batch, one loop per function (see radix.ts), and few fresh pages touched.
 
+import { REVERSE_SYNTAX } from './address-lines';
 import { GoBinary } from './binary';
+import { FormatError } from './bytes';
+import { Pclntab } from './pclntab';
+import { radixSortPairs } from './radix';
 
-/** Marks an input line with a ':' (cmd/addr2line's unimplemented file:line → pc syntax). */
-export const REVERSE_SYNTAX = -1;
+/** Takes output as it is produced; the chunk's memory is reused once the call returns, so write it synchronously. */
+export type WriteChunk = (chunk: Buffer) => void;
 
-/**
- * Parses the input line buf[start, end) the way cmd/addr2line does: a trailing \r dropped (bufio.ScanLines),
- * one "0x" stripped, hex; anything unparsable is PC 0, anything above 2^53 (only unknown addresses live there)
- * is clamped to 2^53 − 1.
- */
-export function parseAddressLine(buf: Buffer, start: number, end: number): number {
-  if (end > start && buf[end - 1] === 0x0d) end--;
-  if (end - start >= 2 && buf[start] === 0x30 && buf[start + 1] === 0x78) start += 2;
-  let v = 0;
-  let valid = start < end;
-  for (let i = start; i < end; i++) {
-    const c = buf[i]!;
-    if (c >= 0x30 && c <= 0x39) v = v * 16 + (c - 0x30);
-    else if (c >= 0x61 && c <= 0x66) v = v * 16 + (c - 0x57);
-    else if (c >= 0x41 && c <= 0x46) v = v * 16 + (c - 0x37);
-    else if (c === 0x3a) return REVERSE_SYNTAX;
-    else valid = false; // keep looking for a ':' further on
-  }
-  if (!valid) return 0;
-  return v > Number.MAX_SAFE_INTEGER ? Number.MAX_SAFE_INTEGER : v;
-}
+/** Output is handed over in chunks of about this many bytes: a 200,000-address answer is 13 MB. */
+const CHUNK = 1 << 18;
 
-/**
- * Parses every complete line of buf[start, end) into out; returns where the unfinished last line starts.
- * One pass over the bytes (a native indexOf per line costs more than the parsing).
- */
-export function parseAddressLines(buf: Buffer, start: number, end: number, out: number[]): number {
-  let lineStart = start;
-  for (let i = start; i < end; i++) {
-    if (buf[i] === 0x0a) {
-      out.push(parseAddressLine(buf, lineStart, i));
-      lineStart = i + 1;
-    }
-  }
-  return lineStart;
-}
-
-/** Grows as answers are appended. */
+/** Grows as bytes are appended (by doubling: capacity that is never written costs no memory). */
 class OutputBuffer {
-  private buf = Buffer.allocUnsafe(1 << 16);
-  private len = 0;
+  buf: Buffer;
+  len = 0;
 
-  private reserve(n: number): void {
+  constructor(capacity = 1 << 16) {
+    this.buf = Buffer.allocUnsafe(capacity);
+  }
+
+  reserve(n: number): void {
     if (this.len + n <= this.buf.length) return;
     const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.len + n));
     this.buf.copy(bigger, 0, 0, this.len);
     this.buf = bigger;
-  }
-
-  get length(): number {
-    return this.len;
   }
 
   text(s: string): void {
@@ -65,81 +36,222 @@ class OutputBuffer {
     this.len += this.buf.write(s, this.len, 'utf8');
   }
 
-  take(): Buffer {
-    return this.buf.subarray(0, this.len);
+  byte(b: number): void {
+    this.reserve(1);
+    this.buf[this.len++] = b;
+  }
+
+  /** Appends the NUL-terminated string at src[at] (without the NUL), byte by byte: no string is made. */
+  cString(src: Buffer, at: number): void {
+    if (at < 0) throw new FormatError(`string offset ${at} outside its table`);
+    const srcEnd = src.length;
+    let buf = this.buf;
+    let len = this.len;
+    for (let p = at; ; p++) {
+      if (p >= srcEnd) throw new FormatError(`unterminated string at offset ${at} of its table`);
+      const c = src[p]!;
+      if (c === 0) break;
+      if (len === buf.length) {
+        this.len = len;
+        this.reserve(1);
+        buf = this.buf;
+      }
+      buf[len++] = c;
+    }
+    this.len = len;
   }
 }
 
-const UNKNOWN = Buffer.from('?\n?:0\n');
-const REVERSE_ANSWER = Buffer.from('!reverse translation not implemented\n'); // cmd/addr2line says the same
+/** Growing Int32Array. */
+class Int32List {
+  private a = new Int32Array(1024);
+  length = 0;
+  push(v: number): void {
+    if (this.length === this.a.length) {
+      const bigger = new Int32Array(this.a.length * 2);
+      bigger.set(this.a);
+      this.a = bigger;
+    }
+    this.a[this.length++] = v;
+  }
+  take(): Int32Array {
+    return this.a.subarray(0, this.length);
+  }
+}
+
+/** Entries every batch's dictionary starts with: an unknown PC (followed by its line, 0) and the reverse syntax. */
+const UNKNOWN_ENTRY = 0;
+const REVERSE_ENTRY = 1;
+const FIXED_ENTRIES = ['?\n?:', '!reverse translation not implemented\n']; // cmd/addr2line says the same
+
+/**
+ * Every answer is "function\nfile:" followed by its line: those prefixes are copied once per function and file
+ * run into a dictionary of byte strings (entry e is bytes[heads[e], heads[e + 1])), and the answers are written
+ * after them in the same buffer, so each answer's prefix is one copyWithin (a native memmove, and Buffer.copy's
+ * argument checks cost more than the copy).
+ */
+class Dictionary {
+  readonly bytes: OutputBuffer;
+  private readonly heads = new Int32List();
+  private entryStart = 0;
+  longest = 0;
+
+  constructor(capacity: number) {
+    this.bytes = new OutputBuffer(capacity);
+    this.heads.push(0);
+    for (const t of FIXED_ENTRIES) {
+      this.bytes.text(t);
+      this.close();
+    }
+  }
+
+  /** Adds "name\nfile:" from the table's NUL-terminated strings (fileAt < 0: no file); returns its entry. */
+  add(data: Buffer, nameAt: number, fileAt: number): number {
+    const b = this.bytes;
+    b.cString(data, nameAt);
+    b.byte(0x0a);
+    if (fileAt >= 0) b.cString(data, fileAt);
+    b.byte(0x3a);
+    return this.close();
+  }
+
+  private close(): number {
+    const end = this.bytes.len;
+    this.heads.push(end);
+    if (end - this.entryStart > this.longest) this.longest = end - this.entryStart;
+    this.entryStart = end;
+    return this.heads.length - 2;
+  }
+
+  offsets(): Int32Array {
+    return this.heads.take();
+  }
+}
 
 /**
  * Answers in `go tool addr2line` format (two lines each) for a batch of parsed input lines. The PCs are answered
  * in address order, so each function's line and file tables are decoded once per batch, not once per address.
  */
-export function goAddr2line(bin: GoBinary, pcs: Float64Array): Buffer {
-  const n = pcs.length;
-  const order = ascendingOrder(pcs);
-  const sorted = new Float64Array(n);
-  for (let k = 0; k < n; k++) sorted[k] = pcs[order[k]!]!;
-  const lines = new Int32Array(n); // in sorted order
-  const fnos = new Int32Array(n);
-  // Each answer is "function\nfile:" (encoded once per function and file into one dictionary) plus its line.
-  const dict = new OutputBuffer();
-  const heads: number[] = []; // dictionary offsets of entry e: [heads[e], heads[e + 1])
-  const answer = new Int32Array(n).fill(-1); // per input line: a dictionary entry, or -1 when unknown
-  const lineOf = new Int32Array(n);
+export function goAddr2line(bin: GoBinary, pcs: Float64Array, write: WriteChunk): void {
   const pcln = bin.pcln;
-  for (let k = 0; k < n; ) {
-    const fi = sorted[k]! < 0 ? -1 : pcln.findIndex(sorted[k]!);
-    if (fi < 0) {
-      k++;
-      continue;
+  const entryOf = new Int32Array(pcs.length).fill(UNKNOWN_ENTRY); // per input line, until found
+  const lineOf = new Int32Array(pcs.length);
+  const { sorted, order } = knownPcsInOrder(pcln.minPc, pcln.maxPc, pcs, entryOf);
+  // A guess at the dictionary's size: pages it leaves unwritten cost nothing, a second copy would.
+  const dict = new Dictionary(Math.min(sorted.length, 4 * pcln.nfunc) * 96 + 256);
+  findAnswers(pcln, sorted, order, dict, entryOf, lineOf);
+  writeAnswers(dict, entryOf, lineOf, write);
+}
+
+/**
+ * The PCs inside the function table, ascending, with their input indices; marks reverse-syntax lines in entryOf
+ * on the way (everything else outside the table stays unknown).
+ */
+function knownPcsInOrder(lo: number, hi: number, pcs: Float64Array, entryOf: Int32Array): { sorted: Float64Array; order: Uint32Array } {
+  const keys = new Uint32Array(pcs.length);
+  const order = new Uint32Array(pcs.length);
+  const count = collectKnown(pcs, lo, hi, keys, order, entryOf);
+  if (hi - lo > 2 ** 32) {
+    // Only a corrupt table spans 4 GiB (the keys wrapped): a comparison sort of the PCs themselves.
+    const byPc = order.subarray(0, count).sort((a, b) => pcs[a]! - pcs[b]!);
+    return { sorted: gatherPcs(pcs, byPc), order: byPc };
+  }
+  const r = radixSortPairs(keys, order, count, hi - lo - 1);
+  return { sorted: offsetsToPcs(r.keys, count, lo), order: r.idx };
+}
+
+/** Keys (pc - lo) and input indices of the PCs in [lo, hi); returns how many. */
+function collectKnown(pcs: Float64Array, lo: number, hi: number, keys: Uint32Array, order: Uint32Array, entryOf: Int32Array): number {
+  let count = 0;
+  for (let i = 0; i < pcs.length; i++) {
+    const pc = pcs[i]!;
+    if (pc >= lo && pc < hi) {
+      keys[count] = pc - lo;
+      order[count++] = i;
+    } else if (pc === REVERSE_SYNTAX) {
+      entryOf[i] = REVERSE_ENTRY;
     }
+  }
+  return count;
+}
+
+function offsetsToPcs(keys: Uint32Array, count: number, lo: number): Float64Array {
+  const out = new Float64Array(count);
+  for (let k = 0; k < count; k++) out[k] = keys[k]! + lo;
+  return out;
+}
+
+function gatherPcs(pcs: Float64Array, order: Uint32Array): Float64Array {
+  const out = new Float64Array(order.length);
+  for (let k = 0; k < order.length; k++) out[k] = pcs[order[k]!]!;
+  return out;
+}
+
+/**
+ * Function by function: decodes its line and file tables once for all its PCs and notes each answer. A function
+ * whose code alternates between files (inlined calls) reuses its entry for a file it has already had.
+ */
+function findAnswers(pcln: Pclntab, sorted: Float64Array, order: Uint32Array, dict: Dictionary, entryOf: Int32Array, lineOf: Int32Array): void {
+  const count = sorted.length;
+  const lines = new Int32Array(count);
+  const fnos = new Int32Array(count);
+  const seenFno = new Int32Array(16); // this function's files so far, and their entries
+  const seenEntry = new Int32Array(16);
+  const data = pcln.data;
+  let fi = -1;
+  for (let k = 0; k < count; ) {
+    fi = pcln.findIndexFrom(sorted[k]!, fi);
     const f = pcln.funcAt(fi);
     let end = k + 1;
-    while (end < n && sorted[end]! < f.end) end++;
+    while (end < count && sorted[end]! < f.end) end++;
     pcln.linesAt(f, sorted, k, end, lines);
     pcln.fileNumbersAt(f, sorted, k, end, fnos);
-    const name = pcln.funcName(f);
-    let lastFno = NaN;
+    const nameAt = pcln.funcNameOffset(f);
+    let seen = 0;
+    let entry = 0;
     for (let j = k; j < end; j++) {
-      if (fnos[j] !== lastFno) {
-        lastFno = fnos[j]!;
-        heads.push(dict.length);
-        dict.text(`${name}\n${pcln.fileName(f, lastFno)}:`);
+      const fno = fnos[j]!;
+      if (j === k || fno !== fnos[j - 1]) {
+        let s = 0;
+        while (s < seen && seenFno[s] !== fno) s++;
+        if (s < seen) {
+          entry = seenEntry[s]!;
+        } else {
+          entry = dict.add(data, nameAt, pcln.fileNameOffset(f, fno));
+          if (seen < seenFno.length) {
+            seenFno[seen] = fno;
+            seenEntry[seen++] = entry;
+          }
+        }
       }
       const i = order[j]!;
-      answer[i] = heads.length - 1;
+      entryOf[i] = entry;
       lineOf[i] = lines[j]!;
     }
     k = end;
   }
-  heads.push(dict.length);
-  return assemble(dict.take(), Int32Array.from(heads), answer, lineOf, pcs);
 }
 
-/**
- * Writes the answers in input order: dictionary entry + decimal line + newline each. One tight loop over locals
- * (this runs once per address, so calls and property writes here are what the CLI's speed comes down to).
- */
-function assemble(words: Buffer, heads: Int32Array, answer: Int32Array, lineOf: Int32Array, pcs: Float64Array): Buffer {
-  const n = answer.length;
-  let size = 0;
-  for (let i = 0; i < n; i++) {
-    const e = answer[i]!;
-    size += e >= 0 ? heads[e + 1]! - heads[e]! + 12 : pcs[i] === REVERSE_SYNTAX ? REVERSE_ANSWER.length : UNKNOWN.length;
-  }
-  const out = Buffer.allocUnsafe(size);
-  let at = 0;
-  for (let i = 0; i < n; i++) {
-    const e = answer[i]!;
-    if (e < 0) {
-      const b = pcs[i] === REVERSE_SYNTAX ? REVERSE_ANSWER : UNKNOWN;
-      for (let k = 0; k < b.length; k++) out[at++] = b[k]!;
-      continue;
+/** Writes the answers in input order, in chunks: dictionary entry + decimal line + newline each. */
+function writeAnswers(dict: Dictionary, entryOf: Int32Array, lineOf: Int32Array, write: WriteChunk): void {
+  const heads = dict.offsets();
+  const start = dict.bytes.len;
+  const room = dict.longest + 12; // 12: "-2147483648\n"
+  dict.bytes.reserve(Math.min(CHUNK, entryOf.length * room) + room);
+  const out = dict.bytes.buf;
+  const limit = Math.min(out.length - room, start + CHUNK); // the same pages, chunk after chunk
+  let at = start;
+  for (let i = 0; i < entryOf.length; i++) {
+    if (at > limit) {
+      write(out.subarray(start, at));
+      at = start;
     }
-    at += words.copy(out, at, heads[e]!, heads[e + 1]!); // entries are long (paths): one memcpy beats a byte loop
+    const e = entryOf[i]!;
+    const from = heads[e]!;
+    const to = heads[e + 1]!;
+    out.copyWithin(at, from, to);
+    at += to - from;
+    if (e === REVERSE_ENTRY) continue;
     let line = lineOf[i]!;
     if (line < 0) {
       out[at++] = 0x2d;
@@ -154,32 +266,19 @@ function assemble(words: Buffer, heads: Int32Array, answer: Int32Array, lineOf: 
     }
     out[at++] = 0x0a;
   }
-  return out.subarray(0, at);
-}
-
-/** Indices of pcs in ascending order of value (a packed numeric sort when addresses fit in 32 bits). */
-function ascendingOrder(pcs: Float64Array): Uint32Array {
-  const n = pcs.length;
-  const order = new Uint32Array(n);
-  let max = 0;
-  for (let i = 0; i < n; i++) if (pcs[i]! > max) max = pcs[i]!;
-  if (n < 2 ** 21 && max < 2 ** 32) {
-    const packed = new Float64Array(n);
-    for (let i = 0; i < n; i++) packed[i] = (pcs[i]! + 1) * 2 ** 21 + i; // +1: REVERSE_SYNTAX (-1) sorts first
-    packed.sort();
-    for (let k = 0; k < n; k++) order[k] = packed[k]! % 2 ** 21;
-    return order;
-  }
-  for (let i = 0; i < n; i++) order[i] = i;
-  return order.sort((a, b) => pcs[a]! - pcs[b]!);
+  if (at > start) write(out.subarray(start, at));
 }
 
 /** One JSON line per input: {"pc":"0x…","frames":[{function,file,line},…]} innermost first. */
-export function inlineAddr2line(bin: GoBinary, pcs: Float64Array): Buffer {
+export function inlineAddr2line(bin: GoBinary, pcs: Float64Array, write: WriteChunk): void {
   const out = new OutputBuffer();
   for (const p of pcs) {
     const pc = p === REVERSE_SYNTAX ? 0 : p;
     out.text(JSON.stringify({ pc: '0x' + pc.toString(16), frames: bin.frames(pc) }) + '\n');
+    if (out.len >= CHUNK) {
+      write(out.buf.subarray(0, out.len));
+      out.len = 0;
+    }
   }
-  return out.take();
+  if (out.len > 0) write(out.buf.subarray(0, out.len));
 }

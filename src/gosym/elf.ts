@@ -1,6 +1,5 @@
 // A lazy ELF64 reader: headers up front, section contents, notes and symbols only when asked for.
 
-import * as zlib from 'node:zlib';
 import { ByteSource, FileSource, FormatError, readCString } from './bytes';
 
 export const ET_EXEC = 2;
@@ -175,7 +174,10 @@ export class ElfFile {
   private inflate(data: Buffer, size: number, name: string): Buffer {
     if (size > 1 << 30) throw new FormatError(`${name}: implausible uncompressed size ${size}`);
     try {
-      const out = zlib.inflateSync(data, { maxOutputLength: Math.max(size, 1) });
+      // Loaded on first use: few binaries have a compressed section we read, and loading zlib costs a
+      // short-lived `quietflame addr2line` 1.5 ms.
+      const { inflateSync } = require('node:zlib') as typeof import('node:zlib');
+      const out = inflateSync(data, { maxOutputLength: Math.max(size, 1) });
       if (out.length !== size) throw new FormatError(`${name}: decompressed to ${out.length} bytes, header says ${size}`);
       return out;
     } catch (e) {

@@ -2,8 +2,8 @@
 // with symbols, or by a validated scan when the binary is stripped or the C linker merged the sections.
 
 import { FormatError } from './bytes';
-import { applyRelativeRelocs, ElfFile, ET_DYN, PF_W, PF_X, PT_LOAD, Segment } from './elf';
-import { parsePclnHeader, PclnGeneration, PclnHeader } from './pclntab';
+import { applyRelativeRelocs, ElfFile, ET_DYN, PF_W, PF_X, PT_LOAD, Section, Segment, SHF_COMPRESSED } from './elf';
+import { funcLayout, parsePclnHeader, PclnGeneration, PclnHeader } from './pclntab';
 
 export interface PclntabLocation {
   vaddr: number;
@@ -15,7 +15,42 @@ export interface PclntabLocation {
 function segmentRemainder(elf: ElfFile, vaddr: number): Buffer {
   const seg = elf.segmentAt(vaddr);
   if (!seg) throw new FormatError(`pclntab address 0x${vaddr.toString(16)} is not in a loaded segment`);
-  return elf.readAt(vaddr, seg.vaddr + seg.filesz - vaddr);
+  const available = seg.vaddr + seg.filesz - vaddr;
+  return elf.readAt(vaddr, tablesExtent((off, len) => elf.readAt(vaddr + off, len), available));
+}
+
+/**
+ * How many of the `available` bytes at a pclntab the tables take: for 1.18+, up to the end of the last _func
+ * record. Go 1.26 puts go:func.* (funcdata and inline trees, which are read through the ELF file) after that,
+ * inside .gopclntab: half the section, not worth reading or keeping. `available` when it cannot tell.
+ */
+function tablesExtent(read: (off: number, len: number) => Buffer, available: number): number {
+  const HEADER = 8 + 8 * 8;
+  if (available < HEADER) return available;
+  const head = read(0, HEADER);
+  const h = tryHeader(head);
+  if (!h || (h.generation !== 'go1.18' && h.generation !== 'go1.20')) return available;
+  const functab = Number(head.readBigUInt64LE(8 + 7 * 8));
+  const functabSize = h.nfunc * 8 + 4; // {entryOff, funcOff} per function, then the end PC's entryOff
+  if (!Number.isSafeInteger(functab) || h.nfunc <= 0 || functab + functabSize > available) return available;
+  const entries = read(functab, functabSize);
+  // The linker writes records in function order, but a reader must not rely on that. (A DataView: Buffer's
+  // readUInt32LE is 2-3x slower in a loop that runs once, before the JIT has compiled anything.)
+  const view = new DataView(entries.buffer, entries.byteOffset, entries.length);
+  let lastRecord = 0;
+  for (let i = 0; i < h.nfunc; i++) lastRecord = Math.max(lastRecord, view.getUint32(i * 8 + 4, true));
+  const at = functab + lastRecord;
+  const layout = funcLayout(h.generation, h.ptrSize);
+  if (at + layout.size > available) return available;
+  const rec = read(at, layout.size); // fixed fields, then npcdata u32 offsets, then nfuncdata u32 offsets
+  const npcdata = rec.readUInt32LE(layout.entrySize + 4 * 6);
+  const nfuncdata = rec[layout.nfuncdataOff]!;
+  return Math.min(available, Math.max(functab + functabSize, at + layout.size + 4 * (npcdata + nfuncdata)));
+}
+
+function sectionTables(elf: ElfFile, s: Section): Buffer {
+  if ((s.flags & BigInt(SHF_COMPRESSED)) !== 0n) return elf.sectionData(s); // Go's linker never compresses it: read whole
+  return elf.source.read(s.offset, tablesExtent((off, len) => elf.source.read(s.offset + off, len), s.size));
 }
 
 function tryHeader(data: Buffer): PclnHeader | undefined {
@@ -35,14 +70,14 @@ export function locatePclntab(elf: ElfFile): PclntabLocation {
   for (const name of ['.gopclntab', '.data.rel.ro.gopclntab']) {
     const s = elf.section(name);
     if (s && s.size > 0 && s.type !== 8) {
-      const data = elf.sectionData(s);
+      const data = sectionTables(elf, s);
       return { vaddr: s.addr, data, header: parsePclnHeader(data), how: 'section' };
     }
   }
   const start = elf.symbol('runtime.pclntab');
   const end = elf.symbol('runtime.epclntab');
   if (start && end && end.value > start.value) {
-    const data = elf.readAt(start.value, end.value - start.value);
+    const data = elf.readAt(start.value, tablesExtent((off, len) => elf.readAt(start.value + off, len), end.value - start.value));
     const header = tryHeader(data);
     if (header) return { vaddr: start.value, data, header, how: 'symbol' };
   }

@@ -13,12 +13,35 @@ const MAGICS: Record<number, PclnGeneration> = {
   0xfffffff1: 'go1.20',
 };
 
+/**
+ * The varint at d[pos] as debug/gosym reads pcvalue tables (uint32: bits past 32 dropped), or -1 when it runs
+ * off the end of the data or is longer than a table writes.
+ */
+function uvarintAt(d: Buffer, pos: number): number {
+  let v = 0;
+  let mul = 1;
+  for (;;) {
+    if (pos >= d.length) return -1;
+    const b = d[pos++]!;
+    v += (b & 0x7f) * mul;
+    if (b < 0x80) return v % 2 ** 32;
+    mul *= 128;
+    if (mul > 2 ** 35) return -1;
+  }
+}
+
+/** Where the varint at d[pos] ends; only for one uvarintAt accepted. */
+function uvarintEnd(d: Buffer, pos: number): number {
+  while (d[pos++]! >= 0x80);
+  return pos;
+}
+
 export function pclnGenerationOf(magic: number): PclnGeneration | undefined {
   return MAGICS[magic];
 }
 
 /** Byte offsets inside a `_func` record for one generation (64-bit; field widths as in runtime/runtime2.go). */
-interface FuncLayout {
+export interface FuncLayout {
   entrySize: number; // 4 (entryOff) from 1.18, else ptrSize (absolute entry PC)
   funcIdOff: number;
   flagOff: number | undefined;
@@ -27,7 +50,7 @@ interface FuncLayout {
   funcdataIsOffset: boolean; // 1.18+: u32 offsets from moduledata.gofunc; before: absolute pointers
 }
 
-function funcLayout(gen: PclnGeneration, ptrSize: number): FuncLayout {
+export function funcLayout(gen: PclnGeneration, ptrSize: number): FuncLayout {
   switch (gen) {
     case 'go1.2': // 1.12–1.15 layout
       return { entrySize: ptrSize, funcIdOff: ptrSize + 28, flagOff: undefined, nfuncdataOff: ptrSize + 31, size: ptrSize + 32, funcdataIsOffset: false };
@@ -104,6 +127,8 @@ export class Pclntab {
   private readonly fileCache = new Map<number, string>();
   private firstPc = 0;
   private endPc = 0;
+  /** Little-endian reads on the hot paths: Buffer.readUInt32LE validates its argument on every call. */
+  private readonly view: DataView;
 
   /**
    * @param data the table, starting at its header (bytes after the table may follow).
@@ -111,6 +136,7 @@ export class Pclntab {
    */
   constructor(readonly data: Buffer, textStart: number) {
     const h = parsePclnHeader(data);
+    this.view = new DataView(data.buffer, data.byteOffset, data.length);
     this.header = h;
     this.generation = h.generation;
     this.nfunc = h.nfunc;
@@ -157,6 +183,15 @@ export class Pclntab {
     if (this.endPc < this.firstPc) throw new FormatError('pclntab function table is not sorted');
   }
 
+  private u32(at: number): number {
+    return this.view.getUint32(at, true);
+  }
+
+  /** Exact below 2^53, like Number(readBigUInt64LE) (which allocates a BigInt per read). */
+  private u64(at: number): number {
+    return this.view.getUint32(at, true) + this.view.getUint32(at + 4, true) * 2 ** 32;
+  }
+
   private checkedOffset(off: number, len: number): number {
     if (off < 0 || off + len > this.data.length) throw new FormatError(`pclntab range [${off}, +${len}) is outside the table (${this.data.length} bytes)`);
     return off;
@@ -165,13 +200,13 @@ export class Pclntab {
   /** Entry PC of function i (i == nfunc gives the end of the last function). */
   pcAt(i: number): number {
     const o = this.functabBase + i * this.functabEntrySize;
-    if (this.functabEntrySize === 8) return this.textStart + this.data.readUInt32LE(o);
-    return Number(this.data.readBigUInt64LE(o));
+    if (this.functabEntrySize === 8) return this.textStart + this.u32(o);
+    return this.u64(o);
   }
 
   private funcOffAt(i: number): number {
     const o = this.functabBase + i * this.functabEntrySize + this.functabEntrySize / 2;
-    const rel = this.functabEntrySize === 8 ? this.data.readUInt32LE(o) : Number(this.data.readBigUInt64LE(o));
+    const rel = this.functabEntrySize === 8 ? this.u32(o) : this.u64(o);
     return this.generation === 'go1.2' ? rel : this.functabBase + rel;
   }
 
@@ -195,6 +230,18 @@ export class Pclntab {
     return lo - 1;
   }
 
+  /**
+   * findIndex for PCs taken in ascending order: `from` is the answer for the previous (lower) PC, or -1. The next
+   * function is checked before searching, since a sorted batch usually moves on by a function or two.
+   */
+  findIndexFrom(pc: number, from: number): number {
+    if (from >= 0 && pc >= this.pcAt(from)) {
+      if (pc < this.pcAt(from + 1)) return from;
+      if (from + 2 <= this.nfunc && pc < this.pcAt(from + 2)) return from + 1;
+    }
+    return this.findIndex(pc);
+  }
+
   funcAt(i: number): FuncInfo {
     const off = this.funcOffAt(i);
     if (off < 0 || off + this.layout.size > this.data.length) throw new FormatError(`_func record ${i} at ${off} is outside the table`);
@@ -208,7 +255,7 @@ export class Pclntab {
 
   /** The n-th uint32 field after the entry (1 = nameOff, 2 = args, 4 = pcsp, 5 = pcfile, 6 = pcln, 7 = npcdata, 8 = cuOffset). */
   private field(f: FuncInfo, n: number): number {
-    return this.data.readUInt32LE(f.off + this.layout.entrySize + 4 * (n - 1));
+    return this.u32(f.off + this.layout.entrySize + 4 * (n - 1));
   }
 
   funcName(f: FuncInfo): string {
@@ -218,6 +265,11 @@ export class Pclntab {
       this.nameByIndex[f.index] = s;
     }
     return s;
+  }
+
+  /** Where f's NUL-terminated name starts in `data` (for callers that copy bytes rather than make strings). */
+  funcNameOffset(f: FuncInfo): number {
+    return this.funcnameBase + this.field(f, 1);
   }
 
   /** A function name by its offset in funcnametab (also used by inline tree records). */
@@ -244,17 +296,9 @@ export class Pclntab {
   private stepVal = -1;
 
   private readVarint(): number {
-    const d = this.data;
-    let v = 0;
-    let mul = 1;
-    for (;;) {
-      if (this.stepPos >= d.length) return -1;
-      const b = d[this.stepPos++]!;
-      v += (b & 0x7f) * mul;
-      if (b < 0x80) return v % 2 ** 32; // gosym reads uint32 varints
-      mul *= 128;
-      if (mul > 2 ** 35) return -1;
-    }
+    const v = uvarintAt(this.data, this.stepPos);
+    if (v >= 0) this.stepPos = uvarintEnd(this.data, this.stepPos);
+    return v;
   }
 
   /** One (value delta, pc delta) step; false at the end of the table (debug/gosym's step). */
@@ -286,7 +330,7 @@ export class Pclntab {
 
   /**
    * Values of one table at many PCs in one pass: targets[from..to) ascending, answers into out[from..to).
-   * This is the hot path of every lookup: locals only, one-byte varints (most of them) without a call.
+   * This is the hot path of every lookup: locals only, one-byte varints (most of them) inline.
    */
   private pcvalues(tableOff: number, entry: number, targets: Float64Array, from: number, to: number, out: Int32Array): void {
     const d = this.data;
@@ -300,18 +344,16 @@ export class Pclntab {
       if (pos >= len) break;
       let uv = d[pos++]!;
       if (uv >= 0x80) {
-        this.stepPos = pos - 1;
-        uv = this.readVarint();
-        pos = this.stepPos;
+        uv = uvarintAt(d, pos - 1); // a quarter of line-table values: plain functions, no state in fields
         if (uv < 0) break;
+        pos = uvarintEnd(d, pos);
       }
       if ((uv === 0 && pc !== entry) || pos >= len) break;
       let pd = d[pos++]!;
       if (pd >= 0x80) {
-        this.stepPos = pos - 1;
-        pd = this.readVarint();
-        pos = this.stepPos;
+        pd = uvarintAt(d, pos - 1);
         if (pd < 0) break;
+        pos = uvarintEnd(d, pos);
       }
       val = (val + (uv & 1 ? -((uv - 1) / 2) - 1 : uv / 2)) | 0;
       pc += pd * quantum;
@@ -347,27 +389,29 @@ export class Pclntab {
 
   /** The name of f's file number fno, '' when there is none. */
   fileName(f: FuncInfo, fno: number): string {
-    if (this.generation === 'go1.2') {
-      if (fno <= 0) return '';
-      const at = this.filetabBase + 4 * fno;
-      if (at + 4 > this.data.length) return '';
-      return this.cachedFile(this.data.readUInt32LE(at), 0);
-    }
-    if (fno < 0) return '';
-    const at = this.cutabBase + (this.field(f, 8) + fno) * 4;
-    if (at + 4 > this.data.length) return '';
-    const nameOff = this.data.readUInt32LE(at);
-    if (nameOff === 0xffffffff) return '';
-    return this.cachedFile(nameOff, this.filetabBase);
-  }
-
-  private cachedFile(nameOff: number, base: number): string {
-    let s = this.fileCache.get(nameOff);
+    const at = this.fileNameOffset(f, fno);
+    if (at < 0) return '';
+    let s = this.fileCache.get(at);
     if (s === undefined) {
-      s = readCString(this.data, base + nameOff);
-      this.fileCache.set(nameOff, s);
+      s = readCString(this.data, at);
+      this.fileCache.set(at, s);
     }
     return s;
+  }
+
+  /** Where the NUL-terminated name of f's file number fno starts in `data`, or -1 when there is none. */
+  fileNameOffset(f: FuncInfo, fno: number): number {
+    if (this.generation === 'go1.2') {
+      if (fno <= 0) return -1;
+      const at = this.filetabBase + 4 * fno;
+      if (at + 4 > this.data.length) return -1;
+      return this.u32(at);
+    }
+    if (fno < 0) return -1;
+    const at = this.cutabBase + (this.field(f, 8) + fno) * 4;
+    if (at + 4 > this.data.length) return -1;
+    const nameOff = this.u32(at);
+    return nameOff === 0xffffffff ? -1 : this.filetabBase + nameOff;
   }
 
   /** Bytes the function has below its entry SP at pc (runtime pcsp), or -1 when unknown. */
@@ -399,7 +443,7 @@ export class Pclntab {
     if (index >= this.npcdata(f)) return -1;
     const at = f.off + this.layout.size + 4 * index;
     if (at + 4 > this.data.length) return -1;
-    return this.pcvalueOrAbsent(this.data.readUInt32LE(at), f.entry, pc);
+    return this.pcvalueOrAbsent(this.u32(at), f.entry, pc);
   }
 
   /**
@@ -413,13 +457,13 @@ export class Pclntab {
     if (this.layout.funcdataIsOffset) {
       at += 4 * index;
       if (at + 4 > this.data.length) return undefined;
-      const v = this.data.readUInt32LE(at);
+      const v = this.u32(at);
       return v === 0xffffffff ? undefined : { kind: 'gofunc-offset', value: v };
     }
     at = (at + 7) & ~7; // pointers are 8-aligned after pcdata
     at += 8 * index;
     if (at + 8 > this.data.length) return undefined;
-    const v = Number(this.data.readBigUInt64LE(at));
+    const v = this.u64(at);
     return v === 0 ? undefined : { kind: 'address', value: v };
   }
 }

@@ -3,11 +3,12 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { GoBinary } from '../../src/gosym/binary';
 import { goToolAddr2line, newestToolchain } from '../support/go-toolchains';
 import { build, fixtureMatrix } from '../support/matrix';
 import { Rng } from '../support/random';
-import { runCli } from '../support/cli';
+import { CLI, runCli } from '../support/cli';
 
 const RANDOM_ADDRESSES = 4000;
 
@@ -51,4 +52,39 @@ test('addr2line input quirks match cmd/addr2line: 0x prefix, bad hex, reverse sy
   const input = lines.join('\n'); // no final newline on purpose
   const expected = goToolAddr2line(newestToolchain().goBin, file, lines);
   assert.equal(runCli(['addr2line', file], input).stdout, expected);
+});
+
+test('addr2line streams: a line split across writes, and a reader that waits for each answer before the next', async () => {
+  const file = build(fixtureMatrix(['inline'])[0]!);
+  const addrs = addressesOf(file, 99).slice(0, 5);
+  const expected = goToolAddr2line(newestToolchain().goBin, file, addrs).split('\n');
+  const child = spawn(process.execPath, [CLI, 'addr2line', file], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let out = '';
+  const waiters: Array<() => void> = [];
+  child.stdout.on('data', (b: Buffer) => {
+    out += b.toString();
+    waiters.splice(0).forEach((w) => w());
+  });
+  const answered = (lines: number): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no answer after 10 s; got ${JSON.stringify(out)}`)), 10_000);
+      const check = (): void => {
+        if (out.split('\n').length > lines) {
+          clearTimeout(timer);
+          resolve();
+        } else waiters.push(check);
+      };
+      check();
+    });
+  for (let i = 0; i < addrs.length; i++) {
+    const line = addrs[i]! + '\n';
+    child.stdin.write(line.slice(0, 4)); // half a line, then the rest a moment later
+    await new Promise((r) => setTimeout(r, 20));
+    child.stdin.write(line.slice(4));
+    await answered(2 * (i + 1));
+    assert.equal(out, expected.slice(0, 2 * (i + 1)).join('\n') + '\n', `after ${addrs[i]}`);
+  }
+  child.stdin.end();
+  const status = await new Promise((r) => child.on('exit', r));
+  assert.equal(status, 0);
 });

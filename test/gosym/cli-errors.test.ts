@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { runCli } from '../support/cli';
+import { spawn } from 'node:child_process';
+import { CLI, runCli } from '../support/cli';
 import { build } from '../support/matrix';
 import { newestToolchain } from '../support/go-toolchains';
 import { ElfFile } from '../../src/gosym/elf';
@@ -56,4 +57,17 @@ test('addr2line: usage errors exit 2, --help exits 0', () => {
   assert.equal(help.status, 0);
   assert.match(help.stdout, /usage: quietflame addr2line/);
   assert.equal(runCli(['frobnicate']).status, 2);
+});
+
+test('addr2line: a reader that goes away early (| head) ends it quietly, exit 0, nothing on stderr', async () => {
+  const file = build({ go: newestToolchain().version, fixture: 'inline', mode: 'plain', goarch: 'amd64', label: '' });
+  const child = spawn(process.execPath, [CLI, 'addr2line', file], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+  child.stdout.once('data', () => child.stdout.destroy()); // read one chunk, then close our end of the pipe
+  child.stdin.on('error', () => {}); // it may stop reading before we stop writing
+  child.stdin.end('0x401000\n'.repeat(100_000)); // ~8 MB of answers: far more than a pipe holds
+  const status = await new Promise((r) => child.on('exit', r));
+  assert.equal(stderr, '');
+  assert.equal(status, 0);
 });

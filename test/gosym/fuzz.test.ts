@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { BufferSource, FormatError } from '../../src/gosym/bytes';
 import { ElfFile } from '../../src/gosym/elf';
 import { GoBinary } from '../../src/gosym/binary';
+import { goAddr2line } from '../../src/gosym/addr2line';
 import { buildFixture, newestToolchain, requireToolchain } from '../support/go-toolchains';
 import { Rng } from '../support/random';
 import { runCli } from '../support/cli';
@@ -43,12 +44,15 @@ function target(name: string, file: string): Target {
 function exercise(bin: GoBinary, rng: Rng): void {
   const lo = bin.pcln.minPc;
   const hi = bin.pcln.maxPc;
-  for (let i = 0; i < 8; i++) {
+  const pcs = new Float64Array(8);
+  for (let i = 0; i < pcs.length; i++) {
     const pc = hi > lo ? rng.int(lo, hi) : lo;
+    pcs[i] = pc;
     bin.lineInfo(pc);
     bin.frames(pc);
     bin.spDelta(pc);
   }
+  goAddr2line(bin, pcs, () => {}); // the CLI's batch path: its own table walk and byte copies
   void bin.version;
   void bin.buildId;
 }
