@@ -1,5 +1,6 @@
 #include "ring_buffer.h"
 
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "errors.h"
@@ -36,6 +38,9 @@ RingBufferPoller::RingBufferPoller(Napi::Env env, int map_fd, const std::string&
     ThrowErrno(env, err, "ring_buffer__new(" + name_ + ")",
                err == EPERM || err == EACCES ? CapabilityHint() : "is it a BPF_MAP_TYPE_RINGBUF map of a loaded object?");
   }
+  struct bpf_map_info map_info = {};
+  uint32_t info_len = sizeof(map_info);
+  if (bpf_obj_get_info_by_fd(map_fd, &map_info, &info_len) == 0) ring_bytes_ = map_info.max_entries;
   event_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   if (event_fd_ < 0 || epoll_fd_ < 0) {
@@ -124,11 +129,14 @@ void RingBufferPoller::Flush() {
 
 void RingBufferPoller::Run() {
   using Clock = std::chrono::steady_clock;
-  const auto interval = std::chrono::milliseconds(options_.min_interval_ms);
-  auto last = Clock::now() - interval;
+  using Ms = std::chrono::duration<double, std::milli>;
+  const double max_wait_ms = options_.min_interval_ms;
+  double wait_ms = max_wait_ms;
+  auto last = Clock::now() - std::chrono::milliseconds(options_.min_interval_ms);
   struct epoll_event events[2];
   bool stop = false;
   while (!stop) {
+    // Sleeps until a record arrives in an empty ring (the kernel signals only that one) or stop().
     int n = epoll_wait(epoll_fd_, events, 2, -1);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -138,19 +146,29 @@ void RingBufferPoller::Run() {
     for (int i = 0; i < n; i++) {
       if (events[i].data.u64 == kStopTag) stop = true;
     }
-    auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(last + interval - Clock::now());
-    if (!stop && wait.count() > 0) {  // let more records gather; wake early only to stop
+    const auto woke = Clock::now();
+    const double wait = wait_ms - Ms(woke - last).count();
+    if (!stop && wait >= 1) {  // let more records gather; wake early only to stop
       struct pollfd pfd = {event_fd_, POLLIN, 0};
-      if (poll(&pfd, 1, static_cast<int>(wait.count())) > 0) stop = true;
+      if (poll(&pfd, 1, static_cast<int>(wait)) > 0) stop = true;
     }
     last = Clock::now();
     // Drain whatever is there (also on stop, so records produced before stop() arrive).
+    const uint64_t before = stats_->bytes.load(std::memory_order_relaxed);
     int r = ring_buffer__consume(rb_);
     if (r < 0 && r != -EINTR) {
       thread_error_ = -r;
       stop = true;
     }
     Flush();
+    // Next wait: the time the ring would take to fill half at the rate these records came in
+    // (they gathered since the wakeup), within [1 ms, max_wait_ms].
+    const double read = static_cast<double>(stats_->bytes.load(std::memory_order_relaxed) - before);
+    const double gathered_ms = std::max(Ms(last - woke).count(), 1.0);
+    wait_ms = max_wait_ms;
+    if (read > 0 && ring_bytes_ > 0) {
+      wait_ms = std::clamp(static_cast<double>(ring_bytes_) / 2 / (read / gathered_ms), 1.0, max_wait_ms);
+    }
   }
 }
 

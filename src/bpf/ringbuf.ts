@@ -15,7 +15,10 @@ export interface RingBufferOptions {
   maxBatchRecords?: number;
   /** Bytes read but not yet delivered to JS above which records are dropped (default 64 MiB). */
   maxQueuedBytes?: number;
-  /** After a delivery, let records gather in the kernel ring this long before reading again (default 20 ms). */
+  /**
+   * After a delivery, let records gather in the kernel ring up to this long before reading again (default 100 ms;
+   * less when, at the rate last seen, the ring would be half full sooner).
+   */
   minIntervalMs?: number;
   /** Keep the event loop alive while reading (default true). */
   ref?: boolean;

@@ -4,7 +4,7 @@
 //   const m = findMapping(maps, pc);             // the mapping holding a runtime address
 //   const text = executableMappings(maps, { inode: st.ino });
 
-import * as fs from 'node:fs';
+import { readProcText } from './read';
 
 export interface Mapping {
   /** Runtime address range [start, end). */
@@ -55,11 +55,8 @@ export function parseMaps(text: string): Mapping[] {
 
 /** The process's mappings, or undefined when it is gone or unreadable. Never throws. */
 export function readMaps(pid: number, procRoot = '/proc'): Mapping[] | undefined {
-  try {
-    return parseMaps(fs.readFileSync(`${procRoot}/${pid}/maps`, 'latin1'));
-  } catch {
-    return undefined;
-  }
+  const text = readProcText(`${procRoot}/${pid}/maps`);
+  return text === undefined ? undefined : parseMaps(text);
 }
 
 export function isExecutable(m: Mapping): boolean {

@@ -6,6 +6,8 @@
 
 import * as fs from 'node:fs';
 
+import { readProcText } from './read';
+
 export interface ProcessIdentity {
   pid: number;
   /** Field 22 of /proc/PID/stat: clock ticks after boot at which the process started. */
@@ -42,11 +44,8 @@ export function parseStat(text: string): ProcStat | undefined {
 
 /** /proc/PID/stat of a process, or undefined when it is gone. Never throws. */
 export function readStat(pid: number, procRoot = '/proc'): ProcStat | undefined {
-  try {
-    return parseStat(fs.readFileSync(`${procRoot}/${pid}/stat`, 'latin1'));
-  } catch {
-    return undefined;
-  }
+  const text = readProcText(`${procRoot}/${pid}/stat`);
+  return text === undefined ? undefined : parseStat(text);
 }
 
 /** The identity of the process that has this PID now, or undefined when there is none. */

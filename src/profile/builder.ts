@@ -42,6 +42,13 @@ export interface StackResolver {
   /** stack[0] is the sampled PC, later entries return addresses. */
   resolveUser(pid: number, stack: readonly number[]): ResolvedLocation[];
   resolveKernel(stack: ReadonlyArray<number | bigint>): ResolvedLocation[];
+  /**
+   * Optional: a number that changes whenever resolveUser(pid, …) may answer differently. While it stays the same,
+   * a stack seen before is not resolved again (most samples repeat a stack).
+   */
+  userEpoch?(pid: number): number;
+  /** Optional: the same for resolveKernel. */
+  kernelEpoch?(): number;
 }
 
 export interface ProfileBuilderOptions {
@@ -66,6 +73,39 @@ interface SampleAcc {
   labels: Label[];
 }
 
+/** A raw sample seen before (same stacks and labels), the sample it went to, and the epochs that answer held for. */
+interface Seen {
+  pid: number;
+  tid: number;
+  goid: number | undefined;
+  comm: string;
+  state: string | undefined;
+  user: readonly number[];
+  kernel: readonly number[];
+  userEpoch: number;
+  kernelEpoch: number;
+  acc: SampleAcc;
+  /** Next entry with the same hash. */
+  next: Seen | undefined;
+}
+
+function sameStack(a: readonly number[], b: readonly number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** A 32-bit hash of what makes a raw sample distinct (its comm and state are compared, not hashed). */
+function rawHash(s: RawSample): number {
+  let h = Math.imul(s.pid ^ 0x2c1b3c6d, 0x9e3779b1);
+  h = Math.imul(h ^ s.tid, 0x85ebca6b);
+  h = Math.imul(h ^ (s.goid === undefined ? -1 : s.goid | 0), 0xc2b2ae35);
+  for (const a of s.userStack) h = Math.imul(h ^ (a | 0), 0x01000193);
+  h = Math.imul(h ^ 0x7f4a7c15, 0x01000193);
+  for (const a of s.kernelStack) h = Math.imul(h ^ (a | 0), 0x01000193);
+  return h ^ (h >>> 15);
+}
+
 export function nowNs(): bigint {
   // Date.now() has ms resolution; performance.timeOrigin + now() gives µs.
   return BigInt(Math.round((performance.timeOrigin + performance.now()) * 1000)) * 1000n;
@@ -82,6 +122,8 @@ export class ProfileBuilder {
   private readonly samples = new Map<string, SampleAcc>();
   /** Location id per resolved object (the resolver caches them, so this skips the key building). */
   private readonly locationByObject = new WeakMap<ResolvedLocation, number>();
+  /** Raw samples seen, by rawHash(), when the resolver has epochs. */
+  private readonly seen = new Map<number, Seen>();
   private total = 0;
 
   constructor(private readonly opts: ProfileBuilderOptions) {
@@ -158,21 +200,56 @@ export class ProfileBuilder {
   /** Resolves and aggregates a batch of samples. */
   add(samples: readonly RawSample[]): void {
     const { resolver } = this.opts;
+    const cached = resolver.userEpoch !== undefined && resolver.kernelEpoch !== undefined;
     for (const s of samples) {
-      const ids: number[] = [];
-      if (s.kernelStack.length > 0) for (const l of resolver.resolveKernel(s.kernelStack)) ids.push(this.locationId(l));
-      if (s.userStack.length > 0) for (const l of resolver.resolveUser(s.pid, s.userStack)) ids.push(this.locationId(l));
-      const goid = s.goid === undefined ? '' : String(s.goid);
-      const key = `${ids.join(',')}|${s.pid}|${s.tid}|${goid}|${s.comm}|${s.offCpu?.state ?? ''}`;
-      let acc = this.samples.get(key);
-      if (!acc) {
-        acc = { locationId: ids, count: 0, ns: 0, labels: this.labels(s) };
-        this.samples.set(key, acc);
-      }
+      const acc = cached ? this.accOfSeen(s) : this.accOf(s);
       acc.count++;
       acc.ns += s.offCpu?.weightNs ?? 0;
       this.total++;
     }
+  }
+
+  /**
+   * The sample a raw sample adds to, through the stacks seen before: a repeat in the same epochs (the resolver
+   * would answer the same) skips resolving and the key building.
+   */
+  private accOfSeen(s: RawSample): SampleAcc {
+    const { resolver } = this.opts;
+    const userEpoch = s.userStack.length > 0 ? resolver.userEpoch!(s.pid) : 0;
+    const kernelEpoch = s.kernelStack.length > 0 ? resolver.kernelEpoch!() : 0;
+    const state = s.offCpu?.state;
+    const h = rawHash(s);
+    const head = this.seen.get(h);
+    for (let e = head; e !== undefined; e = e.next) {
+      if (e.pid !== s.pid || e.tid !== s.tid || e.goid !== s.goid || e.comm !== s.comm || e.state !== state) continue;
+      if (!sameStack(e.user, s.userStack) || !sameStack(e.kernel, s.kernelStack)) continue;
+      if (e.userEpoch !== userEpoch || e.kernelEpoch !== kernelEpoch) {
+        e.acc = this.accOf(s); // its processes' mappings (or the kernel's symbols) were read again
+        e.userEpoch = userEpoch;
+        e.kernelEpoch = kernelEpoch;
+      }
+      return e.acc;
+    }
+    const acc = this.accOf(s);
+    const e: Seen = { pid: s.pid, tid: s.tid, goid: s.goid, comm: s.comm, state, user: s.userStack, kernel: s.kernelStack, userEpoch, kernelEpoch, acc, next: head };
+    this.seen.set(h, e);
+    return acc;
+  }
+
+  /** Resolves a sample's stacks and finds (or makes) the sample it adds to. */
+  private accOf(s: RawSample): SampleAcc {
+    const { resolver } = this.opts;
+    const ids: number[] = [];
+    if (s.kernelStack.length > 0) for (const l of resolver.resolveKernel(s.kernelStack)) ids.push(this.locationId(l));
+    if (s.userStack.length > 0) for (const l of resolver.resolveUser(s.pid, s.userStack)) ids.push(this.locationId(l));
+    const goid = s.goid === undefined ? '' : String(s.goid);
+    const key = `${ids.join(',')}|${s.pid}|${s.tid}|${goid}|${s.comm}|${s.offCpu?.state ?? ''}`;
+    let acc = this.samples.get(key);
+    if (!acc) {
+      acc = { locationId: ids, count: 0, ns: 0, labels: this.labels(s) };
+      this.samples.set(key, acc);
+    }
+    return acc;
   }
 
   private labels(s: RawSample): Label[] {

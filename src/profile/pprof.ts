@@ -289,12 +289,17 @@ export function encodeProfile(p: Profile): Buffer {
 /** gzip level runtime/pprof uses (gzip.BestSpeed). */
 const GZIP_LEVEL = 1;
 
-/** A profile as a pprof file: gzipped protobuf, what `go tool pprof` and /debug/pprof/profile serve. */
+/**
+ * A profile as a pprof file: gzipped protobuf, what `go tool pprof` and /debug/pprof/profile serve. Compressed on
+ * the calling thread (a few ms at this level): zlib's asynchronous form would start libuv's thread pool, four
+ * threads the agent otherwise never needs, each with its own malloc arena.
+ */
 export function encodePprof(p: Profile): Promise<Buffer> {
-  const raw = encodeProfile(p);
-  return new Promise((resolve, reject) => {
-    zlib.gzip(raw, { level: GZIP_LEVEL }, (err, out) => (err ? reject(err) : resolve(out)));
-  });
+  try {
+    return Promise.resolve(encodePprofSync(p));
+  } catch (err) {
+    return Promise.reject(err);
+  }
 }
 
 export function encodePprofSync(p: Profile): Buffer {

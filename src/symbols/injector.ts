@@ -57,7 +57,7 @@ export interface GoBinaryInfo {
   /** Link-time [minpc, maxpc) of the Go text. */
   minpc: number;
   maxpc: number;
-  /** The table, until it is written (then only its chunk counts are kept, for removal). */
+  /** The table, until it is written or refused (then only its chunk counts are kept, for removal). */
   table: UnwindTable | undefined;
   tableStats: UnwindTableStats;
   chunkCounts: Uint8Array;
@@ -246,15 +246,19 @@ export class UnwindInjector {
     if (b.users.size > 0) return;
     this.binaries.delete(b.info.key);
     if (b.entries > 0) {
-      for (const key of unwindKeys(b.id, b.info.chunkCounts)) this.pages.delete(key);
+      for (const key of unwindKeys(b.id, b.info.chunkCounts, true)) this.pages.delete(key);
       this.usedEntries -= b.entries;
       b.entries = 0;
     }
   }
 
-  /** Writes a binary's table if it fits; returns why not otherwise. */
+  /**
+   * Writes a binary's table if it fits; returns why not otherwise. Either way the table is let go (a binary's
+   * table is written once or never; removal needs only the chunk counts).
+   */
   private writeTable(b: BinaryEntry): string | undefined {
     const table = b.info.table;
+    b.info.table = undefined;
     if (!this.tables) return 'unwind tables disabled';
     if (table === undefined) return 'unwind table unavailable';
     const need = table.stats.entries;
@@ -264,14 +268,14 @@ export class UnwindInjector {
     }
     let written = 0;
     try {
-      for (const [key, value] of table.entries(b.id)) {
+      for (const [key, value] of table.entries(b.id, true)) {
         this.pages.update(key, value);
         written++;
       }
     } catch (err) {
       // e.g. E2BIG/ENOMEM: take back what was written, the process unwinds by frame pointer.
       let n = 0;
-      for (const key of unwindKeys(b.id, table.chunkCounts)) {
+      for (const key of unwindKeys(b.id, table.chunkCounts, true)) {
         if (n++ >= written) break;
         this.pages.delete(key);
       }
@@ -280,7 +284,6 @@ export class UnwindInjector {
     }
     b.entries = written;
     this.usedEntries += written;
-    b.info.table = undefined; // the chunk counts are enough to remove it
     return undefined;
   }
 

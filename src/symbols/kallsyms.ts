@@ -5,7 +5,7 @@
 // exactly; they are kept as offsets from KERNEL_BASE (< 2^48, exact in a double) and handed out as bigints.
 
 import * as fs from 'node:fs';
-import { lastAtOrBelow } from './sorted';
+import { lastAtOrBelow, sortedOrder } from './sorted';
 
 export const KERNEL_BASE = 0xffff000000000000n;
 
@@ -33,10 +33,155 @@ export interface KernelSymbol {
   start: bigint;
 }
 
+// The file is read in chunks and parsed as bytes, without making a string of it or of its lines: it is megabytes
+// long (120k+ symbols) and read again every few minutes.
+const SPACE = 0x20;
+const TAB = 0x09;
+const NL = 0x0a;
+const CHUNK = 64 << 10;
+
+function hexDigit(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  if (c >= 0x61 && c <= 0x66) return c - 0x57;
+  if (c >= 0x41 && c <= 0x46) return c - 0x37;
+  return -1;
+}
+
+function grow<T extends Float64Array | Uint32Array | Uint16Array>(from: T, to: T): T {
+  to.set(from);
+  return to;
+}
+
+/** Text symbols in file order, collected line by line. */
+class Collector {
+  n = 0;
+  offs = new Float64Array(16384);
+  /** End of symbol i's name in names (its start is the previous end). */
+  nameEnds = new Uint32Array(16384);
+  mods = new Uint16Array(16384);
+  names = Buffer.allocUnsafe(256 << 10);
+  nameBytes = 0;
+  readonly moduleNames: Array<string | undefined> = [undefined];
+  private readonly moduleIds = new Map<string, number>();
+
+  /** Parses the complete lines in b[from, to). */
+  lines(b: Buffer, from: number, to: number): void {
+    for (let pos = from; pos < to; ) {
+      let nl = b.indexOf(NL, pos);
+      if (nl < 0 || nl > to) nl = to;
+      this.line(b, pos, nl);
+      pos = nl + 1;
+    }
+  }
+
+  /** "ffffffff81000000 T _stext" or "ffffffffc0a01000 t foo\t[module]", b[line, nl). */
+  private line(b: Buffer, line: number, nl: number): void {
+    if (nl - line < 20 || b[line + 16] !== SPACE) return;
+    const type = b[line + 17];
+    if (type !== 0x74 && type !== 0x54 && type !== 0x77 && type !== 0x57) return; // t T w W
+    if (b[line] !== 0x66 || b[line + 1] !== 0x66 || b[line + 2] !== 0x66 || b[line + 3] !== 0x66) return; // zeroed, or not a kernel address
+    let off = 0;
+    for (let i = line + 4; i < line + 16; i++) {
+      const d = hexDigit(b[i]!);
+      if (d < 0) return;
+      off = off * 16 + d;
+    }
+    const nameStart = line + 19;
+    let nameEnd = nameStart;
+    while (nameEnd < nl && b[nameEnd] !== TAB) nameEnd++;
+    const mod = nameEnd < nl ? this.module(b, nameEnd, nl) : 0;
+    this.add(off, b, nameStart, nameEnd, mod);
+  }
+
+  /** The module id of "\t[name]" in b[from, nl) (0: none). */
+  private module(b: Buffer, from: number, nl: number): number {
+    const open = b.indexOf(0x5b, from); // [
+    if (open < 0 || open >= nl) return 0;
+    const close = b.indexOf(0x5d, open + 1); // ]
+    if (close <= open + 1 || close >= nl) return 0;
+    const name = b.toString('latin1', open + 1, close);
+    let id = this.moduleIds.get(name);
+    if (id === undefined) {
+      if (this.moduleNames.length >= 0xffff) return 0;
+      id = this.moduleNames.length;
+      this.moduleNames.push(name);
+      this.moduleIds.set(name, id);
+    }
+    return id;
+  }
+
+  private add(off: number, b: Buffer, nameStart: number, nameEnd: number, mod: number): void {
+    if (this.n === this.offs.length) {
+      const cap = this.n * 2;
+      this.offs = grow(this.offs, new Float64Array(cap));
+      this.nameEnds = grow(this.nameEnds, new Uint32Array(cap));
+      this.mods = grow(this.mods, new Uint16Array(cap));
+    }
+    const len = nameEnd - nameStart;
+    if (this.nameBytes + len > this.names.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(this.names.length * 2, this.nameBytes + len));
+      this.names.copy(bigger, 0, 0, this.nameBytes);
+      this.names = bigger;
+    }
+    this.nameBytes += b.copy(this.names, this.nameBytes, nameStart, nameEnd);
+    this.offs[this.n] = off;
+    this.nameEnds[this.n] = this.nameBytes;
+    this.mods[this.n] = mod;
+    this.n++;
+  }
+}
+
+/** Feeds the file's complete lines to the collector, a chunk at a time. Throws when it cannot be read. */
+function readLines(path: string, c: Collector): void {
+  const fd = fs.openSync(path, 'r');
+  try {
+    const chunk = Buffer.allocUnsafe(CHUNK);
+    let have = 0; // bytes in chunk: the unfinished line of the last read, then this read's
+    let skipping = false; // inside a line longer than a chunk (not a kallsyms line): dropped
+    for (;;) {
+      const n = fs.readSync(fd, chunk, have, CHUNK - have, null);
+      const end = have + n;
+      let from = 0;
+      if (skipping) {
+        const nl = chunk.indexOf(NL, 0);
+        if (nl < 0 || nl >= end) {
+          have = 0;
+          if (n === 0) return;
+          continue;
+        }
+        from = nl + 1;
+        skipping = false;
+      }
+      if (n === 0) {
+        c.lines(chunk, from, end); // the last line may lack its newline
+        return;
+      }
+      const last = chunk.lastIndexOf(NL, end - 1);
+      const upto = last >= from ? last + 1 : from;
+      c.lines(chunk, from, upto);
+      if (upto === from && end === CHUNK) {
+        skipping = true;
+        have = 0;
+        continue;
+      }
+      chunk.copy(chunk, 0, upto, end);
+      have = end - upto;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 export class KernelSymbols {
+  /** Offsets from KERNEL_BASE, sorted; symbol k is symbol order[k] of the file (order undefined: the same). */
   private starts = new Float64Array(0);
-  private names: string[] = [];
-  private modules: Array<string | undefined> = [];
+  private order: Uint32Array | undefined;
+  /** By file position: where each name ends in names (strings are made on lookup), and its module. */
+  private names: Buffer = Buffer.alloc(0);
+  private nameEnds = new Uint32Array(0);
+  private moduleOf = new Uint16Array(0);
+  /** Module names; 0 is the core kernel. */
+  private moduleNames: Array<string | undefined> = [undefined];
   private loadedAt = 0;
 
   constructor(private readonly path = '/proc/kallsyms') {}
@@ -44,49 +189,34 @@ export class KernelSymbols {
   /** Reads the table (again). Never throws: an unreadable file leaves an empty table. */
   load(): void {
     this.loadedAt = Date.now();
-    let text: string;
+    const c = new Collector();
     try {
-      text = fs.readFileSync(this.path, 'latin1');
+      readLines(this.path, c);
     } catch {
-      this.starts = new Float64Array(0);
-      this.names = [];
-      this.modules = [];
+      this.clear();
       return;
     }
-    const rows: Array<{ off: number; name: string; module: string | undefined }> = [];
-    let pos = 0;
-    while (pos < text.length) {
-      let nl = text.indexOf('\n', pos);
-      if (nl < 0) nl = text.length;
-      const line = text.slice(pos, nl);
-      pos = nl + 1;
-      // "ffffffff81000000 T _stext" or "ffffffffc0a01000 t foo\t[module]"
-      const sp1 = line.indexOf(' ');
-      if (sp1 !== 16 || line.length < 20) continue;
-      const type = line[17];
-      if (type !== 't' && type !== 'T' && type !== 'w' && type !== 'W') continue;
-      if (!line.startsWith('ffff')) continue; // zeroed (unprivileged) or not a kernel address
-      const off = parseInt(line.slice(4, 16), 16);
-      if (!Number.isFinite(off)) continue;
-      let name = line.slice(19);
-      let module: string | undefined;
-      const tab = name.indexOf('\t');
-      if (tab >= 0) {
-        const m = /\[([^\]]+)\]/.exec(name.slice(tab));
-        module = m ? m[1] : undefined;
-        name = name.slice(0, tab);
-      }
-      rows.push({ off, name, module });
-    }
-    rows.sort((a, b) => a.off - b.off);
-    this.starts = new Float64Array(rows.length);
-    this.names = new Array<string>(rows.length);
-    this.modules = new Array<string | undefined>(rows.length);
-    rows.forEach((r, i) => {
-      this.starts[i] = r.off;
-      this.names[i] = r.name;
-      this.modules[i] = r.module;
-    });
+    const n = c.n;
+    // Sorted by address, equal addresses in file order (a lookup then finds the last of them).
+    const order = sortedOrder(c.offs, n);
+    let identity = true;
+    for (let k = 0; k < n && identity; k++) identity = order[k] === k;
+    this.starts = new Float64Array(n);
+    for (let k = 0; k < n; k++) this.starts[k] = c.offs[order[k]!]!;
+    this.order = identity ? undefined : order;
+    this.names = c.names.length > c.nameBytes * 1.1 ? Buffer.from(c.names.subarray(0, c.nameBytes)) : c.names;
+    this.nameEnds = c.nameEnds.slice(0, n);
+    this.moduleOf = c.mods.slice(0, n);
+    this.moduleNames = c.moduleNames;
+  }
+
+  private clear(): void {
+    this.starts = new Float64Array(0);
+    this.order = undefined;
+    this.names = Buffer.alloc(0);
+    this.nameEnds = new Uint32Array(0);
+    this.moduleOf = new Uint16Array(0);
+    this.moduleNames = [undefined];
   }
 
   /** Reloads when the table is older than maxAgeMs (modules and BPF programs come and go). */
@@ -95,7 +225,7 @@ export class KernelSymbols {
   }
 
   get size(): number {
-    return this.names.length;
+    return this.starts.length;
   }
 
   /** Lowest and highest symbol address (undefined when the table is empty). */
@@ -112,9 +242,10 @@ export class KernelSymbols {
     if (this.loadedAt === 0) this.load();
     const off = offsetOf(BigInt.asUintN(64, addr));
     if (off === undefined) return undefined;
-    const i = lastAtOrBelow(this.starts, off);
-    if (i < 0) return undefined;
-    return { name: this.names[i]!, module: this.modules[i], start: KERNEL_BASE + BigInt(this.starts[i]!) };
+    const k = lastAtOrBelow(this.starts, off);
+    if (k < 0) return undefined;
+    const i = this.order ? this.order[k]! : k;
+    const name = this.names.toString('latin1', i > 0 ? this.nameEnds[i - 1]! : 0, this.nameEnds[i]!);
+    return { name, module: this.moduleNames[this.moduleOf[i]!], start: KERNEL_BASE + BigInt(this.starts[k]!) };
   }
 }
-

@@ -1,86 +1,295 @@
 // Function symbols of a native ELF file (libc, ld.so, the C part of a cgo binary) from .symtab and .dynsym:
 // link-time address → function name. No file names or lines (that would take DWARF).
+//
+// Kept compact because some files are huge (node: 185k symbols, 7 MiB of names): addresses in typed arrays and
+// each name as an offset into its string table, read from the file (pread) when a lookup asks for it. The
+// tables are parsed straight from the section bytes, so no per-symbol objects are made at all.
 
-import { ElfFile, ElfSymbol } from '../gosym/elf';
-import { lastAtOrBelow } from './sorted';
+import type { ByteSource } from '../gosym/bytes';
+import { FormatError } from '../gosym/bytes';
+import { ElfFile, SHF_COMPRESSED, SHT_DYNSYM, SHT_NOBITS, SHT_SYMTAB } from '../gosym/elf';
+import { lastAtOrBelow, sortedOrder } from './sorted';
 
 const STT_FUNC = 2;
 const STT_GNU_IFUNC = 10;
 const SHF_EXECINSTR = 4n;
+const SYM_SIZE = 24;
+const UNDERSCORE = 0x5f;
+/** Names looked up once are kept (they repeat across processes of the same file), up to this many. */
+const NAME_CACHE_LIMIT = 4096;
 
-/** Of several names at one address (write, __write, __libc_write), the one a person would look for. */
-function betterName(a: string, b: string): string {
-  const ua = /^_*/.exec(a)![0].length;
-  const ub = /^_*/.exec(b)![0].length;
-  if (ua !== ub) return ua < ub ? a : b;
-  if (a.length !== b.length) return a.length < b.length ? a : b;
-  return a < b ? a : b;
+/** Where one table's names live: in the file (read on demand) or, for a compressed string table, in memory. */
+interface NameSource {
+  source: ByteSource | undefined;
+  /** File offset of the string table (source) or the table itself. */
+  offset: number;
+  size: number;
+  bytes: Buffer | undefined;
+}
+
+/** A symbol table's string table while the symbols are being sorted out. */
+interface StrTab {
+  bytes: Buffer;
+  src: NameSource;
+}
+
+/**
+ * Of several names at one address (write, __write, __libc_write), the one a person would look for: fewer leading
+ * underscores, then shorter, then the first in byte order. True when name a is the better one. (One walk over the
+ * bytes: most pairs are the same name from .symtab and .dynsym.)
+ */
+function better(a: Buffer, ao: number, b: Buffer, bo: number): boolean {
+  let ua = 0;
+  while (a[ao + ua] === UNDERSCORE) ua++;
+  let ub = 0;
+  while (b[bo + ub] === UNDERSCORE) ub++;
+  if (ua !== ub) return ua < ub;
+  let first = 0; // sign of the first differing byte
+  let i = ua;
+  for (;; i++) {
+    const x = a[ao + i]!;
+    const y = b[bo + i]!;
+    if (x !== y) {
+      if (x === 0) return true; // a is a prefix of b: shorter
+      if (y === 0) return false;
+      first = x < y ? -1 : 1;
+      break;
+    }
+    if (x === 0) return false; // equal names
+  }
+  // Same length decides by the first difference; otherwise the shorter wins.
+  const la = a.indexOf(0, ao + i) - ao;
+  const lb = b.indexOf(0, bo + i) - bo;
+  return la !== lb ? la < lb : first < 0;
 }
 
 export class NativeSymbols {
   /** Sorted, one entry per address. */
   private readonly starts: Float64Array;
   private readonly ends: Float64Array;
-  private readonly names: string[];
+  /** Name of entry i: offset nameOff[i] in the string table of nameSources[nameTable[i]]. */
+  private readonly nameOff: Uint32Array;
+  private readonly nameTable: Uint8Array;
+  private readonly nameSources: NameSource[];
+  private readonly nameCache = new Map<number, string>();
 
   /**
    * @param debug the file's separate debug file (/usr/lib/debug/.build-id/…), whose .symtab holds the static
-   *   functions a stripped library lost.
+   *   functions a stripped library lost. Names are read from the files when looked up: both must stay open
+   *   as long as this table is used.
    */
   static fromElf(elf: ElfFile, debug?: ElfFile): NativeSymbols {
-    const syms: ElfSymbol[] = [];
-    const tables: Array<[ElfFile, '.symtab' | '.dynsym']> = [[elf, '.symtab'], [elf, '.dynsym']];
+    const tables: Array<[ElfFile, string]> = [[elf, '.symtab'], [elf, '.dynsym']];
     if (debug) tables.push([debug, '.symtab']);
-    for (const [file, table] of tables) {
-      for (const s of file.symbols(table)) {
-        if ((s.type === STT_FUNC || s.type === STT_GNU_IFUNC) && s.value !== 0 && s.name !== '') syms.push(s);
-      }
-    }
     const text = elf.sections
       .filter((s) => (s.flags & SHF_EXECINSTR) !== 0n && s.addr !== 0 && s.size > 0)
       .map((s) => [s.addr, s.addr + s.size] as const);
-    return new NativeSymbols(syms, text);
+    const t = build(tables, text);
+    return new NativeSymbols(t.starts, t.ends, t.nameOff, t.nameTable, t.sources);
   }
 
-  /**
-   * @param text executable section ranges: a symbol without a size ends at the next symbol or at the end of its
-   *   section, whichever comes first.
-   */
-  constructor(syms: readonly ElfSymbol[], text: ReadonlyArray<readonly [number, number]> = []) {
-    const byAddr = new Map<number, { size: number; name: string }>();
-    for (const s of syms) {
-      const prev = byAddr.get(s.value);
-      if (!prev) byAddr.set(s.value, { size: s.size, name: s.name });
-      else byAddr.set(s.value, { size: Math.max(prev.size, s.size), name: betterName(prev.name, s.name) });
-    }
-    const addrs = [...byAddr.keys()].sort((a, b) => a - b);
-    this.starts = new Float64Array(addrs.length);
-    this.ends = new Float64Array(addrs.length);
-    this.names = new Array<string>(addrs.length);
-    addrs.forEach((a, i) => {
-      const e = byAddr.get(a)!;
-      this.starts[i] = a;
-      this.names[i] = e.name;
-      if (e.size > 0) {
-        this.ends[i] = a + e.size;
-      } else {
-        let end = i + 1 < addrs.length ? addrs[i + 1]! : Number.MAX_SAFE_INTEGER;
-        const sec = text.find(([lo, hi]) => a >= lo && a < hi);
-        if (sec) end = Math.min(end, sec[1]);
-        else if (end === Number.MAX_SAFE_INTEGER) end = a + 1;
-        this.ends[i] = end;
-      }
-    });
+  /** An empty table. */
+  static empty(): NativeSymbols {
+    return new NativeSymbols(new Float64Array(0), new Float64Array(0), new Uint32Array(0), new Uint8Array(0), []);
+  }
+
+  private constructor(starts: Float64Array, ends: Float64Array, nameOff: Uint32Array, nameTable: Uint8Array, sources: NameSource[]) {
+    this.starts = starts;
+    this.ends = ends;
+    this.nameOff = nameOff;
+    this.nameTable = nameTable;
+    this.nameSources = sources;
   }
 
   get size(): number {
-    return this.names.length;
+    return this.starts.length;
   }
 
-  /** The function containing a link-time address, or undefined. */
+  /** The function containing a link-time address, or undefined (also when its name can no longer be read). */
   lookup(vaddr: number): { name: string; start: number } | undefined {
     const i = lastAtOrBelow(this.starts, vaddr);
     if (i < 0 || vaddr >= this.ends[i]!) return undefined;
-    return { name: this.names[i]!, start: this.starts[i]! };
+    const name = this.name(i);
+    return name === undefined ? undefined : { name, start: this.starts[i]! };
   }
+
+  private name(i: number): string | undefined {
+    const cached = this.nameCache.get(i);
+    if (cached !== undefined) return cached;
+    const src = this.nameSources[this.nameTable[i]!]!;
+    let name: string | undefined;
+    try {
+      name = readName(src, this.nameOff[i]!);
+    } catch {
+      return undefined; // the file was closed under us
+    }
+    if (this.nameCache.size >= NAME_CACHE_LIMIT) this.nameCache.clear();
+    this.nameCache.set(i, name);
+    return name;
+  }
+}
+
+/** The NUL-terminated UTF-8 name at `off` of a string table (its NUL was checked when the table was built). */
+function readName(src: NameSource, off: number): string {
+  if (src.bytes) return src.bytes.toString('utf8', off, src.bytes.indexOf(0, off));
+  for (let want = 128; ; want *= 4) {
+    const len = Math.min(want, src.size - off);
+    const chunk = src.source!.read(src.offset + off, len);
+    const nul = chunk.indexOf(0);
+    if (nul >= 0) return chunk.toString('utf8', 0, nul);
+    if (len < want) throw new FormatError(`unterminated symbol name at ${off}`);
+  }
+}
+
+/** A symbol table: its entries a chunk at a time (symbol tables run to megabytes), and its string table. */
+interface SymTab {
+  count: number;
+  chunks: () => IterableIterator<Buffer>;
+  strtab: StrTab;
+}
+
+/** Entries read at once from a symbol table: whole Elf64_Syms. */
+const CHUNK_ENTRIES = 8192;
+
+function openTable(file: ElfFile, name: string): SymTab | undefined {
+  const sec = file.section(name);
+  if (!sec || (sec.type !== SHT_SYMTAB && sec.type !== SHT_DYNSYM)) return undefined;
+  const strSec = file.sections[sec.link];
+  let bytes: Buffer = Buffer.alloc(0);
+  let src: NameSource = { source: undefined, offset: 0, size: 0, bytes };
+  if (strSec) {
+    bytes = file.sectionData(strSec);
+    const inFile = strSec.type !== SHT_NOBITS && (strSec.flags & BigInt(SHF_COMPRESSED)) === 0n && !strSec.name.startsWith('.zdebug_');
+    src = inFile ? { source: file.source, offset: strSec.offset, size: strSec.size, bytes: undefined } : { source: undefined, offset: 0, size: bytes.length, bytes };
+  }
+  const plain = (sec.flags & BigInt(SHF_COMPRESSED)) === 0n;
+  const whole = plain ? undefined : file.sectionData(sec);
+  const count = Math.floor((whole ? whole.length : sec.size) / SYM_SIZE);
+  // Entry 0 is the null symbol.
+  function* chunks(): IterableIterator<Buffer> {
+    for (let e = 1; e < count; e += CHUNK_ENTRIES) {
+      const k = Math.min(CHUNK_ENTRIES, count - e);
+      yield whole ? whole.subarray(e * SYM_SIZE, (e + k) * SYM_SIZE) : file.source.read(sec!.offset + e * SYM_SIZE, k * SYM_SIZE);
+    }
+  }
+  return { count, chunks, strtab: { bytes, src } };
+}
+
+/** Symbols while they are collected: parallel arrays, n in use. */
+interface Collected {
+  value: Float64Array;
+  size: Float64Array;
+  off: Uint32Array;
+  tab: Uint8Array;
+  n: number;
+}
+
+/** Words of a buffer (copied when it is not 4-byte aligned). */
+function words(b: Buffer): Uint32Array {
+  if (b.byteOffset % 4 !== 0) b = Buffer.from(b);
+  return new Uint32Array(b.buffer, b.byteOffset, b.length >>> 2);
+}
+
+function tooLarge(hi: number, lo: number): FormatError {
+  return new FormatError(`symbol value 0x${(hi * 2 ** 32 + lo).toString(16)} is too large`);
+}
+
+/** Appends the named, non-zero function symbols of one Elf64_Sym table; names must be NUL-terminated. */
+function collect(data: Buffer, str: Buffer, t: number, c: Collected): void {
+  const w = words(data);
+  const lastNul = str.lastIndexOf(0);
+  const { value, size, off, tab } = c;
+  let n = c.n;
+  for (let o = 0; o + SYM_SIZE <= data.length; o += SYM_SIZE) {
+    const i = o >>> 2;
+    const nameOff = w[i]!;
+    const vhi = w[i + 3]!;
+    const shi = w[i + 5]!;
+    if (vhi >= 0x200000) throw tooLarge(vhi, w[i + 2]!); // above 2^53: corrupt
+    if (shi >= 0x200000) throw tooLarge(shi, w[i + 4]!);
+    if (nameOff >= str.length) continue; // no name
+    if (nameOff > lastNul) throw new FormatError(`unterminated symbol name at ${nameOff}`);
+    const type = data[o + 4]! & 0xf;
+    const v = vhi * 2 ** 32 + w[i + 2]!;
+    if ((type !== STT_FUNC && type !== STT_GNU_IFUNC) || v === 0 || str[nameOff] === 0) continue;
+    value[n] = v;
+    size[n] = shi * 2 ** 32 + w[i + 4]!;
+    off[n] = nameOff;
+    tab[n] = t;
+    n++;
+  }
+  c.n = n;
+}
+
+interface Built {
+  starts: Float64Array;
+  ends: Float64Array;
+  nameOff: Uint32Array;
+  nameTable: Uint8Array;
+  sources: NameSource[];
+}
+
+function build(tables: ReadonlyArray<readonly [ElfFile, string]>, text: ReadonlyArray<readonly [number, number]>): Built {
+  // 1. Function symbols of every table: address, size, name (table, offset).
+  const opened: SymTab[] = [];
+  for (const [file, name] of tables) {
+    const t = openTable(file, name);
+    if (t) opened.push(t);
+  }
+  const cap = opened.reduce((sum, t) => sum + t.count, 0);
+  const c: Collected = { value: new Float64Array(cap), size: new Float64Array(cap), off: new Uint32Array(cap), tab: new Uint8Array(cap), n: 0 };
+  opened.forEach((t, i) => {
+    for (const chunk of t.chunks()) collect(chunk, t.strtab.bytes, i, c);
+  });
+  const strtabs = opened.map((t) => t.strtab);
+  // 2. Sorted by address, one entry per address (the largest size, the better name).
+  const order = sortedOrder(c.value, c.n);
+  let u = 0;
+  for (let k = 0; k < c.n; k++) if (k === 0 || c.value[order[k]!] !== c.value[order[k - 1]!]) u++;
+  const starts = new Float64Array(u);
+  const sizes = new Float64Array(u);
+  const nameOff = new Uint32Array(u);
+  const nameTable = new Uint8Array(u);
+  let j = -1;
+  for (let k = 0; k < c.n; k++) {
+    const i = order[k]!;
+    if (j >= 0 && starts[j] === c.value[i]) {
+      if (c.size[i]! > sizes[j]!) sizes[j] = c.size[i]!;
+      if (better(strtabs[c.tab[i]!]!.bytes, c.off[i]!, strtabs[nameTable[j]!]!.bytes, nameOff[j]!)) {
+        nameOff[j] = c.off[i]!;
+        nameTable[j] = c.tab[i]!;
+      }
+      continue;
+    }
+    j++;
+    starts[j] = c.value[i]!;
+    sizes[j] = c.size[i]!;
+    nameOff[j] = c.off[i]!;
+    nameTable[j] = c.tab[i]!;
+  }
+  return { starts, ends: endsOf(starts, sizes, u, text), nameOff, nameTable, sources: strtabs.map((s) => s.src) };
+}
+
+/** Ends: a symbol without a size ends at the next symbol or at the end of its section, whichever is first. */
+function endsOf(starts: Float64Array, sizes: Float64Array, u: number, text: ReadonlyArray<readonly [number, number]>): Float64Array {
+  const ends = new Float64Array(u);
+  for (let i = 0; i < u; i++) {
+    const a = starts[i]!;
+    if (sizes[i]! > 0) {
+      ends[i] = a + sizes[i]!;
+      continue;
+    }
+    let end = i + 1 < u ? starts[i + 1]! : Number.MAX_SAFE_INTEGER;
+    let inText = false;
+    for (const [lo, hi] of text) {
+      if (a >= lo && a < hi) {
+        end = Math.min(end, hi);
+        inText = true;
+        break;
+      }
+    }
+    if (!inText && end === Number.MAX_SAFE_INTEGER) end = a + 1;
+    ends[i] = end;
+  }
+  return ends;
 }

@@ -85,13 +85,18 @@ export interface SymbolizerStats {
 const NO_FRAMES: SymFrame[] = [];
 const ADDRESS_CACHE_LIMIT = 1 << 16;
 
-/** The symbol tables of one file, shared by all processes that map it. */
+/**
+ * The symbol tables of one file, shared by all processes that map it. A Go binary's table is read when the file is
+ * opened; ELF symbols only when an address first asks for them (a process maps many libraries and most are never
+ * sampled). The file, and its separate debug file, stay open meanwhile so that works after the process is gone.
+ */
 class BinaryTables {
   users = 0;
   idleSince: number | undefined = Date.now();
   private nativeSyms: NativeSymbols | undefined;
+  private readonly debug: ElfFile | undefined;
+  private functions: boolean | undefined;
   readonly buildId: string;
-  readonly hasFunctions: boolean;
 
   /**
    * @param findDebug finds the separate debug file of a native binary by its build ID (only native binaries
@@ -110,26 +115,26 @@ class BinaryTables {
       // unreadable notes: no build ID
     }
     this.buildId = buildId;
-    if (!go) {
-      const debug = buildId ? findDebug(buildId) : undefined;
-      try {
-        this.nativeSyms = NativeSymbols.fromElf(elf, debug);
-      } catch {
-        this.nativeSyms = undefined;
-      } finally {
-        debug?.close();
-      }
-    }
-    this.hasFunctions = go !== undefined || this.native().size > 0;
+    if (!go && buildId) this.debug = findDebug(buildId);
+  }
+
+  /** Whether the file has anything to name functions with (a Go table, or ELF function symbols). */
+  get hasFunctions(): boolean {
+    this.functions ??= this.go !== undefined || this.native().size > 0;
+    return this.functions;
   }
 
   /** ELF function symbols, decoded on first use (for Go binaries only when a PC misses the Go table). */
   native(): NativeSymbols {
     if (!this.nativeSyms) {
       try {
-        this.nativeSyms = NativeSymbols.fromElf(this.elf);
+        this.nativeSyms = NativeSymbols.fromElf(this.elf, this.go ? undefined : this.debug);
       } catch {
-        this.nativeSyms = new NativeSymbols([]);
+        try {
+          this.nativeSyms = NativeSymbols.fromElf(this.elf); // the debug file was the problem
+        } catch {
+          this.nativeSyms = NativeSymbols.empty();
+        }
       }
     }
     return this.nativeSyms;
@@ -150,10 +155,12 @@ class BinaryTables {
   }
 
   close(): void {
-    try {
-      this.elf.close();
-    } catch {
-      // already closed
+    for (const f of [this.elf, this.debug]) {
+      try {
+        f?.close();
+      } catch {
+        // already closed
+      }
     }
   }
 }
@@ -163,7 +170,8 @@ interface ResolvedMapping {
   binary: BinaryTables | undefined;
   /** runtime address − link-time address */
   bias: number;
-  info: SymMapping;
+  /** Made when an address first falls in the mapping (it may ask for the file's symbols). */
+  info: SymMapping | undefined;
 }
 
 interface ProcessState {
@@ -176,6 +184,8 @@ interface ProcessState {
   lastUsed: number;
   gone: boolean;
   cache: Map<number, SymLocation>;
+  /** Changes whenever this process's answers may (new mappings read); a new state gets a new one too. */
+  epoch: number;
 }
 
 function hex(n: number): string {
@@ -233,7 +243,9 @@ export class Symbolizer {
   private kernelMappingInfo: SymMapping | undefined;
   private readonly kernelCache = new Map<bigint, SymLocation>();
   private kernelLoadedAt = 0;
+  private kernelEpochs = 0;
   private lastPrune = Date.now();
+  private epochs = 0;
 
   constructor(opts: SymbolizerOptions = {}) {
     this.procRoot = opts.procRoot ?? '/proc';
@@ -260,6 +272,23 @@ export class Symbolizer {
       out[i] = this.resolveIn(state, i === 0 || pc === 0 ? pc : pc - 1, now);
     }
     return out;
+  }
+
+  /**
+   * A number that changes whenever resolveUser's answers for this process may change (exec, PID reuse, its
+   * mappings read again): within one epoch the same stack gives the same locations, so callers may reuse them.
+   * Does the upkeep a resolveUser call would (revalidation, pruning).
+   */
+  userEpoch(pid: number): number {
+    const now = Date.now();
+    this.maybePrune(now);
+    return this.process(pid, now).epoch;
+  }
+
+  /** The same for resolveKernel: changes when the kernel symbols are read again. */
+  kernelEpoch(): number {
+    this.kernelMapping();
+    return this.kernelEpochs;
   }
 
   /** One user address, looked up exactly as given. */
@@ -378,6 +407,7 @@ export class Symbolizer {
         lastUsed: now,
         gone: false,
         cache: new Map(),
+        epoch: ++this.epochs,
       };
       this.processes.set(pid, st);
       this.readMappings(st, now);
@@ -428,6 +458,7 @@ export class Symbolizer {
     fresh.sort((a, b) => a.m.start - b.m.start);
     st.mappings = fresh;
     st.cache.clear();
+    st.epoch = ++this.epochs;
     return true;
   }
 
@@ -448,21 +479,26 @@ export class Symbolizer {
         // keep the naive bias
       }
     }
+    return { m, binary, bias, info: undefined };
+  }
+
+  private mappingInfo(rm: ResolvedMapping): SymMapping {
+    if (rm.info) return rm.info;
+    const { m, binary } = rm;
     const go = binary?.go !== undefined;
-    const hasFunctions = binary?.hasFunctions ?? false;
-    const info: SymMapping = {
+    rm.info = {
       key: binary ? `${binary.key}@${hex(m.start)}-${hex(m.end)}+${hex(m.offset)}` : `file:${m.dev}:${m.inode}:${m.path}@${hex(m.start)}-${hex(m.end)}+${hex(m.offset)}`,
       start: BigInt(m.start),
       limit: BigInt(m.end),
       offset: BigInt(m.offset),
       file: m.path,
       buildId: binary?.buildId ?? '',
-      hasFunctions,
+      hasFunctions: binary?.hasFunctions ?? false,
       hasFilenames: go,
       hasLineNumbers: go,
       hasInlineFrames: go,
     };
-    return { m, binary, bias, info };
+    return rm.info;
   }
 
   /** Candidate paths for a file mapping's bytes, most direct first. */
@@ -607,7 +643,7 @@ export class Symbolizer {
       loc = { mapping: undefined, address: BigInt(addr), frames: NO_FRAMES };
     } else {
       const frames = rm.binary ? rm.binary.frames(addr - rm.bias) : NO_FRAMES;
-      loc = { mapping: rm.info, address: BigInt(addr), frames };
+      loc = { mapping: this.mappingInfo(rm), address: BigInt(addr), frames };
     }
     if (st.cache.size >= ADDRESS_CACHE_LIMIT) st.cache.clear();
     st.cache.set(addr, loc);
@@ -622,6 +658,7 @@ export class Symbolizer {
       this.kernel.refreshIfOlderThan(this.kallsymsMaxAgeMs);
       this.kernelLoadedAt = now;
       this.kernelCache.clear();
+      this.kernelEpochs++;
       const range = this.kernel.range();
       this.kernelMappingInfo = {
         key: 'kernel',

@@ -144,8 +144,13 @@ export class UnwindTable {
     return { spdelta: this.deltas[lo]!, flags: this.flags[lo]! };
   }
 
-  /** unwind_pages entries for this binary under binaryId: [struct unwind_key, struct unwind_chunk] as bytes. */
-  *entries(binaryId: number): IterableIterator<[Buffer, Buffer]> {
+  /**
+   * unwind_pages entries for this binary under binaryId: [struct unwind_key, struct unwind_chunk] as bytes. With
+   * reuse, every entry comes in the same two Buffers (valid until the next one): what a map update needs, without
+   * thousands of small allocations for a big binary.
+   */
+  *entries(binaryId: number, reuse = false): IterableIterator<[Buffer, Buffer]> {
+    const shared = reuse ? [Buffer.alloc(UnwindKey.size), Buffer.alloc(UnwindChunk.size)] as const : undefined;
     for (let p = 0; p < this.pageCount; p++) {
       const base = this.minpc + p * UNWIND_PAGE_SIZE;
       const pageEnd = Math.min(UNWIND_PAGE_SIZE, this.maxpc - base);
@@ -157,7 +162,7 @@ export class UnwindTable {
         const count = Math.min(UNWIND_CHUNK_RANGES, first + n - from);
         const next = from + count;
         const end = next < first + n ? this.starts[next]! - base : pageEnd;
-        const value = Buffer.alloc(UnwindChunk.size);
+        const value = shared ? shared[1].fill(0) : Buffer.alloc(UnwindChunk.size);
         value.writeUInt16LE(count, OFF_COUNT);
         value.writeUInt16LE(end, OFF_END);
         for (let i = 0; i < count; i++) {
@@ -165,22 +170,23 @@ export class UnwindTable {
           value.writeInt32LE(this.deltas[from + i]!, OFF_SPDELTA + 4 * i);
           value[OFF_FLAGS + i] = this.flags[from + i]!;
         }
-        yield [unwindKey(binaryId, p, c), value];
+        yield [unwindKey(binaryId, p, c, shared?.[0]), value];
       }
     }
   }
 }
 
-export function unwindKey(binaryId: number, page: number, chunk: number): Buffer {
-  const key = Buffer.alloc(UnwindKey.size);
+export function unwindKey(binaryId: number, page: number, chunk: number, into?: Buffer): Buffer {
+  const key = into ?? Buffer.alloc(UnwindKey.size);
   key.writeUInt32LE(binaryId, UnwindKey.offsets.binary_id);
   key.writeUInt32LE((page | (chunk << UNWIND_CHUNK_SHIFT)) >>> 0, UnwindKey.offsets.page);
   return key;
 }
 
-/** The keys entries(binaryId) wrote, from the chunk counts alone (what removal needs to keep). */
-export function* unwindKeys(binaryId: number, chunkCounts: Uint8Array): IterableIterator<Buffer> {
-  for (let p = 0; p < chunkCounts.length; p++) for (let c = 0; c < chunkCounts[p]!; c++) yield unwindKey(binaryId, p, c);
+/** The keys entries(binaryId) wrote, from the chunk counts alone (what removal needs to keep); reuse as there. */
+export function* unwindKeys(binaryId: number, chunkCounts: Uint8Array, reuse = false): IterableIterator<Buffer> {
+  const shared = reuse ? Buffer.alloc(UnwindKey.size) : undefined;
+  for (let p = 0; p < chunkCounts.length; p++) for (let c = 0; c < chunkCounts[p]!; c++) yield unwindKey(binaryId, p, c, shared);
 }
 
 /**

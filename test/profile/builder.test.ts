@@ -114,3 +114,73 @@ test('unknown addresses stay address-only; samples without a mapping too', () =>
 test('hz must be positive', () => {
   assert.throws(() => new ProfileBuilder({ resolver, hz: 0 }), RangeError);
 });
+
+/** The table resolver with epochs: counts its calls, and answers differently once told to (a new epoch). */
+function epochResolver(): StackResolver & { calls: number; renamed: boolean; epoch: number } {
+  const r = {
+    calls: 0,
+    renamed: false,
+    epoch: 1,
+    resolveUser(pid: number, stack: readonly number[]): ResolvedLocation[] {
+      r.calls++;
+      const locs = resolver.resolveUser(pid, stack);
+      return r.renamed ? locs.map((l) => ({ ...l, address: l.address + 0x100000n, frames: l.frames.map((f) => ({ ...f, function: `${f.function}.v2` })) })) : locs;
+    },
+    resolveKernel(stack: ReadonlyArray<number | bigint>): ResolvedLocation[] {
+      r.calls++;
+      return resolver.resolveKernel(stack);
+    },
+    userEpoch: (): number => r.epoch,
+    kernelEpoch: (): number => 1,
+  };
+  return r;
+}
+
+test('with resolver epochs, a repeated stack is resolved once per epoch and the profile is the same', () => {
+  const kernelStack = [Number(BigInt.asIntN(64, 0xffffffff81000010n))];
+  const batch = [
+    sample({}),
+    sample({}),
+    sample({ tid: 102 }),
+    sample({ kernelStack }),
+    sample({ kernelStack }),
+    sample({ goid: undefined, comm: 'other' }),
+    sample({ userStack: [0x401000, 0x402000, 0x1234] }),
+    sample({}),
+  ];
+  const plain = new ProfileBuilder({ resolver, hz: 99, startTimeNs: 1n });
+  const r = epochResolver();
+  const cached = new ProfileBuilder({ resolver: r, hz: 99, startTimeNs: 1n });
+  plain.add(batch);
+  plain.add(batch);
+  cached.add(batch);
+  cached.add(batch);
+  assert.deepEqual(cached.build(2n), plain.build(2n));
+  // Five distinct raw samples (one with a kernel stack: two calls), each resolved once.
+  assert.equal(r.calls, 6);
+
+  // A new epoch: the same stacks are resolved again and the new answers count from then on.
+  r.renamed = true;
+  r.epoch = 2;
+  cached.add([sample({})]);
+  assert.equal(r.calls, 7);
+  const p = cached.build(3n);
+  const fnNames = (s: Profile['sample'][number]): string[] => s.locationId.map((id) => names(p, id).join('+'));
+  const v2 = p.sample.filter((s) => fnNames(s)[0]!.endsWith('.v2'));
+  assert.equal(v2.length, 1);
+  assert.deepEqual(v2[0]!.value, [1, 10101010]);
+  assert.equal(p.sample.find((s) => fnNames(s)[0] === 'main.leaf+main.mid+main.outer')!.value[0], 6, 'the earlier samples keep their answer');
+});
+
+test('with resolver epochs, off-CPU weights and states add up as without', () => {
+  const off = (state: 'blocked' | 'runnable', weightNs: number): RawSample =>
+    sample({ offCpu: { weightNs, startNs: 0n, state } });
+  const batch = [off('blocked', 5), off('blocked', 7), off('runnable', 11), off('blocked', 13)];
+  const plain = new ProfileBuilder({ resolver, hz: 99, kind: 'offcpu', startTimeNs: 1n });
+  const cached = new ProfileBuilder({ resolver: epochResolver(), hz: 99, kind: 'offcpu', startTimeNs: 1n });
+  plain.add(batch);
+  cached.add(batch);
+  const p = cached.build(2n);
+  assert.deepEqual(p, plain.build(2n));
+  assert.deepEqual(p.sample.map((s) => s.value), [[3, 25], [1, 11]]);
+});

@@ -119,6 +119,8 @@ test('exec in the same PID is noticed: the new image is symbolized', { timeout: 
     sym.observeProcess(held.pid);
     const before = sym.resolveUserAddress(held.pid, 0x1000);
     assert.equal(before.mapping, undefined);
+    const epoch = sym.userEpoch(held.pid);
+    assert.equal(sym.userEpoch(held.pid), epoch, 'nothing changed: the same epoch');
     held.child.stdin!.end('go\n');
     // Wait for the exec (the fixture's maps show up), then symbolize one of its PCs through the same symbolizer.
     const deadline = Date.now() + 20_000;
@@ -127,6 +129,7 @@ test('exec in the same PID is noticed: the new image is symbolized', { timeout: 
       await sleep(10);
     }
     sym.observeProcess(held.pid);
+    assert.notEqual(sym.userEpoch(held.pid), epoch, 'a new image: answers saved under the old epoch must not be reused');
     const { lines } = parseInlineOutput(await held.finish());
     const rec = recordings(lines)[0]!;
     assert.deepEqual(sym.resolveUser(held.pid, asUserStack(rec)).map((l) => l.frames), rec.map((l) => l.frames));

@@ -79,6 +79,13 @@ for (const c of CASES) {
       const map = encoded(table, 3);
       assert.equal(map.size, table.stats.entries);
       assert.equal([...unwindKeys(3, table.chunkCounts)].length, table.stats.entries, 'removal finds every key');
+      // Reusing two Buffers for every entry (how the injector writes): the same bytes, entry by entry.
+      const reused: string[] = [];
+      for (const [k, v] of table.entries(3, true)) reused.push(k.toString('hex') + v.toString('hex'));
+      assert.deepEqual(reused, [...map].map(([k, v]) => k + v.toString('hex')));
+      const keys: string[] = [];
+      for (const k of unwindKeys(3, table.chunkCounts, true)) keys.push(k.toString('hex'));
+      assert.deepEqual(keys, [...map.keys()]);
       const get = (k: Buffer): Buffer | undefined => map.get(k.toString('hex'));
 
       const pcs = probePcs(bin, table);
