@@ -34,6 +34,7 @@ _Static_assert(__builtin_offsetof(struct sample_record, user_stack) == 56, "stru
 _Static_assert(sizeof(struct exec_record) == 16, "struct exec_record: see src/sampler/cpu-sampler.ts");
 _Static_assert(sizeof(struct offcpu_record) == 2112, "struct offcpu_record: see src/sampler/cpu-sampler.ts");
 #define USER_ADDR_END (1ULL << 56) /* above any user address (also with 5-level page tables) */
+#define USER_ADDR_MIN 0x10000ULL  /* below vm.mmap_min_addr's default: no code there, so not a return address */
 
 /* Set before load: sample only this process (0 = as filter_mode says). */
 const volatile __u32 target_tgid = 0;
@@ -199,7 +200,7 @@ static __always_inline __u16 walk_user(struct pt_regs *regs, const struct proc_c
 					/* Frame not set up (frameless leaf, prologue, epilogue): RBP is still the
 					 * caller's, so the caller would be skipped. Take it from the stack. */
 					if (bpf_probe_read_user(&frame.ret, sizeof(frame.ret), (void *)ret_at) ||
-					    !frame.ret || frame.ret >= USER_ADDR_END)
+					    !frame.ret || frame.ret >= USER_ADDR_END || frame.ret < USER_ADDR_MIN)
 						goto out;
 					stack[n++] = frame.ret;
 					*flags |= SAMPLE_F_LEAF_FIXUP;
@@ -232,7 +233,7 @@ static __always_inline __u16 walk_user(struct pt_regs *regs, const struct proc_c
 			if (bpf_probe_read_user(&frame, sizeof(frame), (void *)bp))
 				break;
 		}
-		if (!frame.ret || frame.ret >= USER_ADDR_END)
+		if (!frame.ret || frame.ret >= USER_ADDR_END || frame.ret < USER_ADDR_MIN)
 			break;
 		stack[n++] = frame.ret;
 		if (cfg && top_frame(cfg, frame.ret - 1 - cfg->bias)) {

@@ -83,8 +83,9 @@ test('clipOffCpu cuts intervals that began before the subscription, keeps sample
 });
 
 samplerTest('a full ring buffer: off-CPU records are counted as lost, the sampler keeps running and delivering', async () => {
-  // 8 KiB holds three off-CPU records: a node-wide off-CPU subscription overflows it at once.
-  const sampler = CpuSampler.start({ hz: 99, ringBufferBytes: 8192 });
+  // 8 KiB holds three off-CPU records, and a 1 µs period sends nearly every switch of the node: it overflows
+  // between two reads of the ring buffer.
+  const sampler = CpuSampler.start({ hz: 99, ringBufferBytes: 8192, offCpuPeriodMs: 0.001 });
   const hog = spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' }); // something on the CPU to sample
   try {
     const first = await collect(sampler, { kind: 'offcpu' }, 1500);
