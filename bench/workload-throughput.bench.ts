@@ -8,10 +8,9 @@ import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as readline from 'node:readline';
+import { median, startAgentProcess } from './support/agent';
 import { goEnv, newestToolchain, repoRoot, toolchainGoVersion } from '../test/support/go-toolchains';
 
-const CLI = path.resolve(__dirname, '../src/cli.js');
 const ROUNDS = Number(process.argv[2] ?? 5);
 const SECONDS = Number(process.argv[3] ?? 5);
 
@@ -42,22 +41,6 @@ function buildSpin(): string {
     fs.writeFileSync(stamp, want);
   }
   return out;
-}
-
-async function startAgent(): Promise<{ proc: ChildProcess; url: string }> {
-  const proc = spawn(process.execPath, [CLI, 'agent', '--listen', '127.0.0.1:0', '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const url = await new Promise<string>((resolve, reject) => {
-    readline.createInterface({ input: proc.stdout! }).on('line', (l) => {
-      try {
-        const o = JSON.parse(l) as { msg?: string; url?: string };
-        if (o.msg === 'quietflame agent listening' && o.url) resolve(o.url);
-      } catch {
-        // not a log line
-      }
-    });
-    proc.once('exit', (c) => reject(new Error(`agent exited ${c}`)));
-  });
-  return { proc, url };
 }
 
 async function stop(proc: ChildProcess, signal: NodeJS.Signals): Promise<void> {
@@ -92,7 +75,7 @@ async function runOnce(setup: Setup, spin: string, cpus: number): Promise<Run> {
       fs.rmSync(data, { force: true });
     }
   }
-  const agent = await startAgent();
+  const agent = await startAgentProcess();
   try {
     // A first profile loads what any first profile loads (kallsyms, symbol tables) and warms the agent's code up:
     // what the workload meets is an agent that has been running.
@@ -103,14 +86,8 @@ async function runOnce(setup: Setup, spin: string, cpus: number): Promise<Run> {
     await profile;
     return run;
   } finally {
-    await stop(agent.proc, 'SIGTERM');
+    await agent.stop();
   }
-}
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 async function main(): Promise<void> {
