@@ -41,7 +41,8 @@ const volatile __u32 target_tgid = 0;
 /* Set by the agent at any time: FILTER_NONE, FILTER_ALL or FILTER_PIDS, for CPU samples and for off-CPU time. */
 __u32 filter_mode = FILTER_NONE;
 __u32 offcpu_filter_mode = FILTER_NONE;
-/* Off-CPU sampling period (struct offcpu_record), and the time the off-CPU programs were attached: intervals that
+/* Off-CPU sampling period (struct offcpu_record; at most 1 s, so an interval shorter than it, shifted left by 32,
+ * fits in 64 bits), and the time the off-CPU programs were attached: intervals that
  * began before it were timed by an earlier attachment and are not sent. */
 __u64 offcpu_period_ns = 10000000;
 __u64 offcpu_since_ns = 0;
@@ -170,7 +171,7 @@ struct leaf_info {
 static __always_inline __u16 walk_user(struct pt_regs *regs, const struct proc_config *cfg, __u64 *stack,
 				       __u32 *flags, struct leaf_info *leaf)
 {
-	__u64 pc = PT_REGS_IP_CORE(regs), sp = PT_REGS_SP_CORE(regs), bp = PT_REGS_FP_CORE(regs), prev_bp = 0;
+	__u64 pc = PT_REGS_IP(regs), sp = PT_REGS_SP(regs), bp = PT_REGS_FP(regs), prev_bp = 0; /* BTF loads */
 	struct { __u64 next_bp, ret; } frame;
 	struct range_info r;
 	__u32 n = 0, i;
@@ -259,10 +260,10 @@ static __always_inline __u64 read_goid(struct task_struct *task, struct pt_regs 
 		return 0;
 	if ((cfg->flags & PROC_F_R14_G) && leaf->found &&
 	    (leaf->flags & (UNWIND_F_GO | UNWIND_F_NO_INFO)) == UNWIND_F_GO) {
-		g = BPF_CORE_READ(regs, r14);
+		g = regs->r14;
 		*flags |= SAMPLE_F_G_R14;
 	} else if (cfg->flags & PROC_F_TLS_G) {
-		__u64 fsbase = BPF_CORE_READ(task, thread.fsbase);
+		__u64 fsbase = task->thread.fsbase;
 
 		if (!fsbase || bpf_probe_read_user(&g, sizeof(g), (void *)(fsbase + (__s64)cfg->tls_g_offset)))
 			return 0;
@@ -355,11 +356,13 @@ int do_sample(struct bpf_perf_event_data *ctx)
  * itself can read it (bpf_probe_read_user reads the current address space), so it is walked here, at the switch. */
 struct offcpu_slot {
 	__u64 start_ns; /* left the CPU; 0 = not timed */
+	__u64 avg_ns;   /* moving average of its off-CPU intervals; 0 = none yet */
 	__u64 goid;
 	__u32 state;    /* OFFCPU_* */
 	__u32 flags;    /* SAMPLE_F_* */
+	__u32 read_p;   /* probability the user stack was read at this switch-out, OFFCPU_P_ONE = 1; 0 = not read */
 	__u16 user_len;
-	__u16 pad[3];
+	__u16 pad;
 	__u64 user_stack[MAX_USER_STACK];
 };
 
@@ -370,8 +373,20 @@ struct {
 	__type(value, struct offcpu_slot);
 } offcpu_slots SEC(".maps");
 
-/* prev (the current task) leaves the CPU: note when, why, and its user stack. */
-static __always_inline void offcpu_leave(struct task_struct *prev)
+/* How likely a switch-out of a thread whose intervals average avg_ns has its user stack read (OFFCPU_P_ONE = 1):
+ * always, unless its intervals are much shorter than the period (then few of them would be sent anyway). */
+static __always_inline __u32 read_probability(__u64 avg_ns, __u64 period)
+{
+	__u64 p;
+
+	if (!avg_ns || avg_ns >= period >> OFFCPU_HEADROOM_SHIFT)
+		return OFFCPU_P_ONE;
+	p = (avg_ns << (OFFCPU_P_SHIFT + OFFCPU_HEADROOM_SHIFT)) / period; /* < OFFCPU_P_ONE */
+	return p < OFFCPU_P_MIN ? OFFCPU_P_MIN : p;
+}
+
+/* prev (the current task) leaves the CPU: note when, why, and (maybe) its user stack. */
+static __always_inline void offcpu_leave(struct task_struct *prev, __u64 now)
 {
 	struct offcpu_slot *slot = bpf_task_storage_get(&offcpu_slots, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 
@@ -379,17 +394,24 @@ static __always_inline void offcpu_leave(struct task_struct *prev)
 		count(COUNTER_OFFCPU_NO_SLOT);
 		return;
 	}
-	slot->start_ns = bpf_ktime_get_ns();
+	slot->start_ns = now;
 	slot->state = task_state(prev) == TASK_RUNNING ? OFFCPU_RUNNABLE : OFFCPU_BLOCKED;
 	slot->flags = 0;
+	slot->user_len = 0;
+	slot->read_p = read_probability(slot->avg_ns, offcpu_period_ns);
+	if (slot->read_p < OFFCPU_P_ONE && (bpf_get_prandom_u32() >> (32 - OFFCPU_P_SHIFT)) >= slot->read_p) {
+		slot->read_p = 0;
+		return;
+	}
+	count(COUNTER_OFFCPU_READS);
 	slot->user_len = capture_user(prev->tgid, slot->user_stack, &slot->flags, &slot->goid);
 }
 
 /* next is about to run again: send its interval, or a sample of the short ones (struct offcpu_record). */
-static __always_inline void offcpu_return(struct task_struct *next)
+static __always_inline void offcpu_return(struct task_struct *next, __u64 now)
 {
 	struct offcpu_slot *slot = bpf_task_storage_get(&offcpu_slots, next, 0, 0);
-	__u64 now, begin, delta, weight, period = offcpu_period_ns;
+	__u64 begin, delta, weight, keep, period = offcpu_period_ns;
 	struct offcpu_record *rec;
 	long len;
 
@@ -397,16 +419,27 @@ static __always_inline void offcpu_return(struct task_struct *next)
 		return;
 	begin = slot->start_ns;
 	slot->start_ns = 0;
-	now = bpf_ktime_get_ns();
-	if (begin < offcpu_since_ns || now <= begin || !period)
+	if (now <= begin)
+		return;
+	delta = now - begin;
+	if (delta > OFFCPU_MAX_NS)
+		delta = OFFCPU_MAX_NS;
+	slot->avg_ns = slot->avg_ns ? slot->avg_ns - (slot->avg_ns >> OFFCPU_AVG_SHIFT) + (delta >> OFFCPU_AVG_SHIFT)
+				    : delta;
+	if (begin < offcpu_since_ns || !period)
 		return;
 	count(COUNTER_OFFCPU_ENDS);
+	if (!slot->read_p)
+		return;
 
-	delta = now - begin;
-	weight = delta;
-	if (delta < period) {
-		/* Sent with probability delta / period (delta < period, so the quotient fits in 32 bits). */
-		if (bpf_get_prandom_u32() >= (delta << 32) / period)
+	/* Sent with probability keep = min(1, delta / period), in 1/2^32. The stack was read with probability
+	 * read_p: if that is below keep every read one is sent with weight delta / read_p, else a read one is sent
+	 * with probability keep / read_p and weight period. Either way the expected weight is delta. */
+	keep = delta >= period ? 1ULL << 32 : (delta << 32) / period;
+	if (keep >= (__u64)slot->read_p << (32 - OFFCPU_P_SHIFT)) {
+		weight = (delta << OFFCPU_P_SHIFT) / slot->read_p;
+	} else {
+		if (bpf_get_prandom_u32() >= (keep << OFFCPU_P_SHIFT) / slot->read_p)
 			return;
 		weight = period;
 	}
@@ -440,9 +473,11 @@ static __always_inline void offcpu_return(struct task_struct *next)
 SEC("tp_btf/sched_switch")
 int BPF_PROG(offcpu_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
+	__u64 now = bpf_ktime_get_ns();
+
 	if (wanted(prev->tgid, offcpu_filter_mode, TARGET_OFFCPU) && !(prev->flags & PF_KTHREAD))
-		offcpu_leave(prev);
-	offcpu_return(next);
+		offcpu_leave(prev, now);
+	offcpu_return(next, now);
 	return 0;
 }
 

@@ -127,9 +127,21 @@ struct sample_record {
  * offcpu_period_ns is sent with its duration as weight; a shorter one of duration d is sent with probability
  * d / offcpu_period_ns and weight offcpu_period_ns, so the weights add up to the off-CPU time in expectation while
  * a thread sends at most one record per period of off-CPU time. The user stack is read as the thread leaves the
- * CPU, the kernel stack (where it waited) as it is switched in again. */
+ * CPU, the kernel stack (where it waited) as it is switched in again.
+ *
+ * Reading the user stack is most of the cost of a switch, and a thread whose intervals are far shorter than the
+ * period (a ping-pong over a pipe, a lock convoy) would have almost none of them sent. So a thread whose moving
+ * average interval is below period / 2^OFFCPU_HEADROOM_SHIFT has its stack read at a switch-out only with
+ * probability 2^OFFCPU_HEADROOM_SHIFT * average / period (at least OFFCPU_P_MIN); an interval whose stack was not
+ * read is not sent, and the weights of those read are scaled so the expectation is unchanged (offcpu_return). */
 #define OFFCPU_BLOCKED 1  /* it gave up the CPU (sleep, I/O, lock, futex) */
 #define OFFCPU_RUNNABLE 2 /* it was preempted while still runnable */
+#define OFFCPU_P_SHIFT 16                          /* stack-read probabilities in 1/2^16 */
+#define OFFCPU_P_ONE (1u << OFFCPU_P_SHIFT)
+#define OFFCPU_P_MIN (OFFCPU_P_ONE >> 5)           /* a thread of short intervals has 1 in 32 switch-outs read */
+#define OFFCPU_HEADROOM_SHIFT 4                     /* read always when the average is >= period / 16 */
+#define OFFCPU_AVG_SHIFT 3                          /* moving average: each new interval weighs 1/8 */
+#define OFFCPU_MAX_NS (1ULL << 44)                  /* ~4.9 hours: longer intervals count as this (no overflow) */
 
 struct offcpu_record {
 	struct sample_record sample; /* sample.kind = RECORD_OFFCPU; sample.time_ns = switched in again */
@@ -159,6 +171,7 @@ struct exec_record {
 #define COUNTER_OFFCPU_SENT 9    /* off-CPU records submitted */
 #define COUNTER_OFFCPU_DROPS 10  /* off-CPU records lost: ring buffer full */
 #define COUNTER_OFFCPU_NO_SLOT 11 /* switch-outs not timed: task storage could not be allocated */
-#define COUNTER_MAX 12
+#define COUNTER_OFFCPU_READS 12  /* switch-outs whose user stack was read */
+#define COUNTER_MAX 13
 
 #endif

@@ -67,8 +67,9 @@ export const Counter = {
   offcpuSent: 9,
   offcpuDrops: 10,
   offcpuNoSlot: 11,
+  offcpuReads: 12,
 } as const;
-export const COUNTER_MAX = 12;
+export const COUNTER_MAX = 13;
 export type CounterName = keyof typeof Counter;
 
 /** struct sample_record (2088 bytes) */
@@ -699,8 +700,8 @@ export class CpuSampler implements SampleSource {
 }
 
 /**
- * Off-CPU records cut to what happened after `sinceNs`: an interval that began earlier counts from then (a sampled
- * short one, weighted by the period, is kept or dropped whole by where it ended).
+ * Off-CPU records cut to what happened after `sinceNs`: an interval that began earlier counts from then, its weight
+ * scaled down with it (a sampled short one, weighted by the period, is kept or dropped whole by where it ended).
  */
 export function clipOffCpu(samples: RawSample[], sinceNs: bigint): RawSample[] {
   const out: RawSample[] = [];
@@ -713,7 +714,9 @@ export function clipOffCpu(samples: RawSample[], sinceNs: bigint): RawSample[] {
     }
     const actual = Number(s.timeNs - off.startNs);
     const after = Number(s.timeNs - sinceNs);
-    out.push(off.weightNs >= actual ? { ...s, offCpu: { ...off, startNs: sinceNs, weightNs: after } } : s);
+    // weight ≥ actual: the interval itself, or scaled up for the switch-outs whose stacks were not read.
+    const weightNs = Math.round((off.weightNs * after) / actual);
+    out.push(off.weightNs >= actual ? { ...s, offCpu: { ...off, startNs: sinceNs, weightNs } } : s);
   }
   return out;
 }

@@ -22,6 +22,7 @@ import {
   type RunqueueLatencySnapshot,
 } from '../../src/metrics/runqlat';
 import { bpfTest, sleep, waitFor } from '../bpf/support';
+import { Bpftrace, MARKER_PROBES, MARK_OFF, MARK_ON, mark, stopChild } from '../support/bpftrace';
 import { buildFixture, newestToolchain } from '../support/go-toolchains';
 
 const RUNQLAT = bpfObjectPath('runqlat');
@@ -64,14 +65,6 @@ function spawnHogs(n: number): { pids: number[]; stop(): Promise<void> } {
   };
 }
 
-function stopChild(p: ChildProcess, signal: NodeJS.Signals): Promise<void> {
-  if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    p.once('exit', () => resolve());
-    p.kill(signal);
-  });
-}
-
 function delta(a: RunqueueLatencySnapshot, b: RunqueueLatencySnapshot): LatencyHistogram {
   return { slots: b.slots.map((v, i) => v - (a.slots[i] ?? 0)), sumNs: b.sumNs - a.sumNs, count: b.count - a.count };
 }
@@ -106,12 +99,7 @@ function describe(h: LatencyHistogram): string {
 // as TASK_REPORT_MAX, not 0; the idle task is skipped as bcc's trace_enqueue does). Only latencies that end
 // between two marker syscalls (kill(MARK, 0), which fails with ESRCH) go into the histogram, so its window
 // is exactly the one the test reads the BPF map around.
-const MARK_ON = 2147483600;
-const MARK_OFF = 2147483601;
-const BPFTRACE_RUNQLAT = `
-BEGIN { printf("ready\\n"); }
-tracepoint:syscalls:sys_enter_kill /args->sig == 0 && args->pid == ${MARK_ON}/ { @on = 1; printf("on\\n"); }
-tracepoint:syscalls:sys_enter_kill /args->sig == 0 && args->pid == ${MARK_OFF}/ { @on = 0; exit(); }
+const BPFTRACE_RUNQLAT = `${MARKER_PROBES}
 tracepoint:sched:sched_wakeup, tracepoint:sched:sched_wakeup_new { @qtime[args->pid] = nsecs; }
 tracepoint:sched:sched_switch
 {
@@ -123,58 +111,14 @@ tracepoint:sched:sched_switch
 END { clear(@qtime); clear(@on); }
 `;
 
-function mark(pid: number): void {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    // ESRCH: the syscall is the marker
+/** bpftrace's @usecs histogram as counts per floor-log2 µs slot (its [0] and [1] are both slot 0). */
+async function bpftraceSlots(bt: Bpftrace, timeoutMs: number): Promise<number[]> {
+  const slots = new Array<number>(RUNQ_SLOTS).fill(0);
+  for (const b of (await bt.printed('hist', '@usecs', timeoutMs)) as Array<{ min: number; count: number }>) {
+    const slot = Math.min(b.min <= 1 ? 0 : Math.floor(Math.log2(b.min)), RUNQ_SLOTS - 1);
+    slots[slot] = (slots[slot] ?? 0) + b.count;
   }
-}
-
-class Bpftrace {
-  private readonly proc: ChildProcess;
-  private readonly lines: Array<{ type: string; data: unknown }> = [];
-  private stderr = '';
-  private readonly exited: Promise<number | null>;
-
-  constructor(script: string) {
-    this.proc = spawn('bpftrace', ['-B', 'line', '-f', 'json', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let buf = '';
-    this.proc.stdout?.on('data', (d: Buffer) => {
-      buf += d.toString();
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl).trim();
-        buf = buf.slice(nl + 1);
-        if (line.startsWith('{')) this.lines.push(JSON.parse(line) as { type: string; data: unknown });
-      }
-    });
-    this.proc.stderr?.on('data', (d: Buffer) => (this.stderr += d.toString()));
-    this.exited = new Promise((resolve) => this.proc.once('exit', (code) => resolve(code)));
-  }
-
-  async waitPrintf(text: string, timeoutMs: number): Promise<void> {
-    const seen = await waitFor(() => this.lines.some((l) => l.type === 'printf' && l.data === `${text}\n`), timeoutMs);
-    assert.ok(seen, `bpftrace did not print '${text}' within ${timeoutMs} ms (exit ${this.proc.exitCode}); stderr:\n${this.stderr}`);
-  }
-
-  /** Waits for exit() and returns @usecs as counts per floor-log2 µs slot (bpftrace's [0] and [1] are both slot 0). */
-  async histogram(timeoutMs: number): Promise<number[]> {
-    const code = await Promise.race([this.exited, sleep(timeoutMs).then(() => 'timeout' as const)]);
-    assert.equal(code, 0, `bpftrace: exit ${code}; stderr:\n${this.stderr}`);
-    const hist = this.lines.find((l) => l.type === 'hist');
-    assert.ok(hist, `bpftrace printed no histogram; stderr:\n${this.stderr}`);
-    const slots = new Array<number>(RUNQ_SLOTS).fill(0);
-    for (const b of (hist.data as Record<string, Array<{ min: number; count: number }>>)['@usecs'] ?? []) {
-      const slot = Math.min(b.min <= 1 ? 0 : Math.floor(Math.log2(b.min)), RUNQ_SLOTS - 1);
-      slots[slot] = (slots[slot] ?? 0) + b.count;
-    }
-    return slots;
-  }
-
-  async kill(): Promise<void> {
-    await stopChild(this.proc, 'SIGKILL');
-  }
+  return slots;
 }
 
 interface ParsedHistogram {
@@ -254,7 +198,7 @@ rqTest(`${HOGS} CPU hogs on ${availableParallelism()} cores: count and upper qua
     const d = rq.read();
     await bt.waitPrintf('on', 5000);
     const loaded = delta(c, d);
-    const btSlots = await bt.histogram(30_000);
+    const btSlots = await bpftraceSlots(bt, 30_000);
     await hogs.stop();
     const btHist: LatencyHistogram = { slots: btSlots, sumNs: 0n, count: btSlots.reduce((x, y) => x + y, 0) };
 

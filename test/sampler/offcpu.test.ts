@@ -6,14 +6,15 @@ import { spawn } from 'node:child_process';
 import { CpuSampler, clipOffCpu } from '../../src/sampler/cpu-sampler';
 import type { RawSample } from '../../src/sampler/types';
 import { buildFixture, newestToolchain } from '../support/go-toolchains';
-import { collect, run, samplerTest, symbolizer } from './support';
+import { Bpftrace, MARKER_PROBES, MARK_OFF, MARK_ON, mark } from '../support/bpftrace';
+import { collect, run, samplerTest, sleep, symbolizer } from './support';
 import { test } from 'node:test';
 
 const NEWEST = newestToolchain().version;
 const WINDOW_MS = 5000;
 
 interface OffCpuWorker {
-  role: 'pipe' | 'sleep' | 'spin';
+  role: 'pipe' | 'sleep' | 'spin' | 'ping' | 'pong';
   goid: number;
   tid: number;
   function: string;
@@ -70,15 +71,87 @@ samplerTest('off-CPU time per thread: blocked threads ≈ the window, the spinne
   }
 });
 
-test('clipOffCpu cuts intervals that began before the subscription, keeps sampled short ones whole', () => {
+/** bcc offcputime's method, exact (every interval of the given threads), for the intervals that end in the marked
+ * window: @off[tid] = their off-CPU nanoseconds. */
+function bpftraceOffCpu(tids: number[]): string {
+  return `${MARKER_PROBES}
+tracepoint:sched:sched_switch /${tids.map((t) => `args->prev_pid == ${t}`).join(' || ')}/ { @start[args->prev_pid] = nsecs; }
+tracepoint:sched:sched_switch /@start[args->next_pid]/ {
+  if (@on) { @off[args->next_pid] = sum(nsecs - @start[args->next_pid]); }
+  delete(@start[args->next_pid]);
+}
+END { clear(@start); clear(@on); }
+`;
+}
+
+samplerTest('threads that leave the CPU for microseconds: few stacks read, their off-CPU time still adds up', async (t) => {
+  // ping and pong pass a byte back and forth over two pipes: tens of thousands of intervals a second, each far
+  // shorter than the 10 ms period, so most switch-outs skip the stack read (bpf/profile.h) and the records that
+  // are sent carry weights scaled to make up for it. bpftrace timing every interval of the two is the oracle.
+  const binary = buildFixture({ go: NEWEST, fixture: 'offcpu', mode: 'plain' });
+  const fx = await run(binary, ['pingpong']);
+  const sampler = CpuSampler.start({ hz: 99 });
+  const workers = (fx.startup as unknown as { workers: OffCpuWorker[] }).workers;
+  const bt = new Bpftrace(bpftraceOffCpu(workers.map((w) => w.tid)));
+  try {
+    const proc = sampler.goProcesses().find((p) => p.pid === fx.pid);
+    assert.ok(proc, 'the fixture was configured');
+    await bt.waitPrintf('ready', 60_000);
+    const before = sampler.stats().counters;
+    const samples: RawSample[] = [];
+    const stop = sampler.subscribe({ pid: fx.pid, kind: 'offcpu' }, (batch) => samples.push(...batch));
+    await sleep(200);
+    const on = process.hrtime.bigint(); // CLOCK_MONOTONIC, as the records' times and bpftrace's nsecs
+    mark(MARK_ON);
+    await sleep(WINDOW_MS);
+    mark(MARK_OFF);
+    const off = process.hrtime.bigint();
+    await sleep(300); // the last ring-buffer read of the window
+    stop();
+    const inWindow = samples.filter((s) => s.timeNs > on && s.timeNs <= off); // the intervals bpftrace counted
+    const counters = sampler.stats().counters;
+    const exact = (await bt.printed('map', '@off', 30_000)) as Record<string, number>;
+    const truth = workers.map((w) => exact[w.tid] ?? 0);
+    const estimate = workers.map((w) => offCpuNs(inWindow, w.tid));
+    const ratio = estimate.reduce((a, b) => a + b) / truth.reduce((a, b) => a + b);
+    const ends = counters.offcpuEnds - before.offcpuEnds;
+    const reads = counters.offcpuReads - before.offcpuReads;
+    t.diagnostic(`off-CPU ns: ours ${estimate}, bpftrace ${truth} (${ratio.toFixed(3)}); ${reads} stack reads, ${ends} intervals, ${samples.length} records`);
+    assert.ok(ratio >= 0.85 && ratio <= 1.15, `off-CPU ns: ours ${estimate}, bpftrace ${truth}: ratio ${ratio.toFixed(3)} (want 0.85–1.15)`);
+
+    assert.ok(ends > 20_000, `${ends} intervals ended: the fixture did not ping-pong`);
+    assert.ok(reads < ends / 4, `${reads} stack reads for ${ends} intervals: short intervals should skip most`);
+
+    const sym = symbolizer(binary, proc.bias);
+    try {
+      for (const w of workers) {
+        // Blocked means waiting for the other's byte (ping can also be preempted while it computes: runnable).
+        const mine = samples.filter((s) => s.tid === w.tid && s.offCpu!.state === 'blocked');
+        const withFn = mine.filter((s) => sym.names(s.userStack).includes(w.function));
+        assert.ok(mine.length > 0 && withFn.length / mine.length >= 0.95, `${w.role}: ${withFn.length}/${mine.length} blocked stacks pass through ${w.function}`);
+      }
+    } finally {
+      sym.close();
+    }
+  } finally {
+    await bt.kill();
+    await sampler.close();
+    await fx.stop();
+  }
+});
+
+test('clipOffCpu cuts intervals that began before the subscription, keeps sampled short ones whole, scales scaled ones', () => {
   const base = { pid: 1, tid: 1, cpu: 0, comm: 'x', goid: undefined, userStack: [], kernelStack: [] };
   const long: RawSample = { ...base, timeNs: 1_000n, offCpu: { weightNs: 600, startNs: 400n, state: 'blocked' } };
   const sampled: RawSample = { ...base, timeNs: 1_000n, offCpu: { weightNs: 500, startNs: 900n, state: 'runnable' } };
   const before: RawSample = { ...base, timeNs: 700n, offCpu: { weightNs: 100, startNs: 600n, state: 'blocked' } };
-  const out = clipOffCpu([long, sampled, before], 800n);
+  // Stands for 4× its interval (its thread's stacks were read at a quarter of its switch-outs): scaled with it.
+  const scaled: RawSample = { ...base, timeNs: 1_000n, offCpu: { weightNs: 2400, startNs: 400n, state: 'blocked' } };
+  const out = clipOffCpu([long, sampled, before, scaled], 800n);
   assert.deepEqual(out.map((s) => s.offCpu), [
     { weightNs: 200, startNs: 800n, state: 'blocked' },
     { weightNs: 500, startNs: 900n, state: 'runnable' },
+    { weightNs: 800, startNs: 800n, state: 'blocked' },
   ]);
 });
 
