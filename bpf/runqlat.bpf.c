@@ -1,18 +1,22 @@
 // SPDX-License-Identifier: Apache-2.0
-/* Run-queue latency, the method of bcc's libbpf-tools runqlat: a task becomes runnable (wakeup, new
- * task, or preemption while still TASK_RUNNING), and when it next runs, now - then goes into a
- * floor-log2 histogram of microseconds. Node-wide always; per cgroup v2 id when per_cgroup is set.
- * Beside it, node-wide off-CPU nanoseconds of user threads: blocked (switched out not runnable, until
- * woken) and runnable (until running again). Nothing is ever reset: user space reads cumulative counters.
+/* Run-queue latency as bcc's runqlat defines it (a task becomes runnable — woken, new, or preempted while still
+ * TASK_RUNNING — and later runs: now - then), into a floor-log2 histogram of microseconds. Node-wide always; per
+ * cgroup v2 id when per_cgroup is set. Beside it, node-wide off-CPU nanoseconds of user threads: runnable (that
+ * same wait) and blocked (from leaving the CPU not runnable until woken). Nothing is ever reset: user space reads
+ * cumulative counters.
  *
- * The switch-out time of a blocked thread is not stored at the switch (that would be a second task-storage
- * lookup on every switch): the switch-in time and the thread's CPU time then are, and at wakeup the switch-out
- * time is the switch-in time plus the CPU time it has used since (se.sum_exec_runtime, complete once it is
- * off the CPU; it leaves out IRQ time, so blocked time is over-counted by the IRQ time of the last stint).
+ * One program, on sched_switch only: the kernel already timestamps the enqueue (task_struct.sched_info, kept for
+ * /proc/PID/schedstat: last_queued when it became runnable, run_delay the waits so far, in rq clock), so no
+ * wakeup programs run and, as the switch is traced before the kernel folds the wait into run_delay, the wait that
+ * ends now is rq->clock - last_queued, plus any part of it a migration already folded into run_delay. Needs
+ * CONFIG_SCHED_INFO (CONFIG_SCHEDSTATS or CONFIG_TASK_DELAY_ACCT; /proc/self/schedstat exists) and
+ * CONFIG_FAIR_GROUP_SCHED (the cgroup cpu controller; for the rq pointer).
  *
- * The enqueue time lives in task-local storage, not a pid-keyed hash: nothing to size or fill, the
- * kernel frees it when the task exits (a hash leaks the entry of every thread woken before it exits),
- * and the lookup is a pointer chase from task_struct instead of a hash of the tid. */
+ * Blocked time: when a thread goes on a CPU its arrival (rq clock) and CPU time (se.sum_exec_runtime) are noted in
+ * task-local storage; at its next arrival it left the CPU at arrival + the CPU time used since, and what is not
+ * run-queue wait since then was blocked. (CPU time leaves out IRQ and steal time, so blocked time is over-counted
+ * by that of the last stint.) Task-local storage, not a pid-keyed hash: nothing to size or fill, the kernel
+ * frees it when the task exits, and the lookup is a pointer chase from task_struct. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -24,9 +28,9 @@
 const volatile bool per_cgroup = false;
 
 struct task_times {
-	__u64 queued_ns;   /* ktime ns when it became runnable; 0 = not queued */
-	__u64 on_since_ns; /* user threads: ktime ns when it last went on a CPU; 0 = not since its last wakeup */
-	__u64 exec_at_on;  /* its se.sum_exec_runtime then */
+	__u64 arrived_ns;       /* rq clock when it last went on a CPU; 0 = not seen yet */
+	__u64 exec_at_arrival;  /* its se.sum_exec_runtime then */
+	__u64 delay_at_arrival; /* its sched_info.run_delay once that arrival's wait was added */
 };
 
 struct {
@@ -95,38 +99,6 @@ static __always_inline __u64 log2l(__u64 v)
 	return r + (v >> 1);
 }
 
-static __always_inline struct task_times *times_of(struct task_struct *t)
-{
-	struct task_times *tt = bpf_task_storage_get(&start, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-
-	if (!tt)
-		drop(RUNQ_DROP_START);
-	return tt;
-}
-
-/* t becomes runnable (woken, new, or preempted): the end of its blocked time (woken), the start of its wait
- * to run. */
-static __always_inline void enqueue(struct task_struct *t, __u64 now, bool woken)
-{
-	struct task_times *tt;
-	__u64 left;
-
-	if (!t->pid) /* the idle task */
-		return;
-	tt = times_of(t);
-	if (!tt)
-		return;
-	if (tt->on_since_ns && !t->on_cpu) { /* a wakeup of a thread still on its CPU ends no blocked time */
-		if (woken) {
-			left = tt->on_since_ns + (t->se.sum_exec_runtime - tt->exec_at_on);
-			if (now > left)
-				add_offcpu(OFFCPU_NS_BLOCKED, now - left);
-		}
-		tt->on_since_ns = 0;
-	}
-	tt->queued_ns = now;
-}
-
 static __always_inline struct runq_hist *cgroup_hist(struct task_struct *t)
 {
 	__u64 id = BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id);
@@ -141,62 +113,60 @@ static __always_inline struct runq_hist *cgroup_hist(struct task_struct *t)
 	return h;
 }
 
-SEC("tp_btf/sched_wakeup")
-int BPF_PROG(on_wakeup, struct task_struct *p)
+static __always_inline void record_wait(struct task_struct *t, __u64 wait)
 {
-	enqueue(p, bpf_ktime_get_ns(), true);
-	return 0;
-}
+	__u64 slot = log2l(wait / 1000);
+	struct runq_hist *h;
+	__u32 zero = 0;
 
-SEC("tp_btf/sched_wakeup_new")
-int BPF_PROG(on_wakeup_new, struct task_struct *p)
-{
-	enqueue(p, bpf_ktime_get_ns(), true);
-	return 0;
+	if (slot >= RUNQ_SLOTS)
+		slot = RUNQ_SLOTS - 1;
+	h = bpf_map_lookup_elem(&hist, &zero);
+	if (h) {
+		h->slots[slot] += 1;
+		h->sum_ns += wait;
+		h->count += 1;
+	}
+	if (per_cgroup && (h = cgroup_hist(t))) {
+		__sync_fetch_and_add(&h->slots[slot], 1);
+		__sync_fetch_and_add(&h->sum_ns, wait);
+		__sync_fetch_and_add(&h->count, 1);
+	}
 }
 
 SEC("tp_btf/sched_switch")
 int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
-	__u64 now = bpf_ktime_get_ns(), delta, slot;
+	/* This CPU's rq clock (the clock of sched_info; __schedule updated it before the pick). Every task's
+	 * se.cfs_rq is on its CPU, and next's CPU is this one. (runqueues itself, a per-CPU variable, is not in
+	 * kallsyms without CONFIG_KALLSYMS_ALL.) */
+	__u64 now = next->se.cfs_rq->rq->clock;
+	__u64 queued = next->sched_info.last_queued, delay = next->sched_info.run_delay;
+	__u64 pending = queued && now > queued ? now - queued : 0; /* the wait ending now, not yet in run_delay */
+	__u64 wait = pending, left;
+	bool user = !(next->flags & PF_KTHREAD);
 	struct task_times *tt;
-	struct runq_hist *h;
-	__u32 zero = 0;
 
-	if (task_state(prev) == TASK_RUNNING) /* preempted: runnable again from now */
-		enqueue(prev, now, false);
-
-	tt = bpf_task_storage_get(&start, next, 0, 0);
-	if (!tt)
+	if (!next->pid || !queued) /* the idle task; a task that was not queued has not waited */
 		return 0;
-	if (next->pid && !(next->flags & PF_KTHREAD)) {
-		tt->on_since_ns = now;
-		tt->exec_at_on = next->se.sum_exec_runtime;
+	tt = bpf_task_storage_get(&start, next, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!tt) {
+		drop(RUNQ_DROP_START);
+	} else {
+		if (tt->arrived_ns) {
+			if (delay > tt->delay_at_arrival) /* part of the wait, ended early by a migration */
+				wait += delay - tt->delay_at_arrival;
+			left = tt->arrived_ns + (next->se.sum_exec_runtime - tt->exec_at_arrival);
+			if (user && now > left + wait)
+				add_offcpu(OFFCPU_NS_BLOCKED, now - left - wait);
+		}
+		tt->arrived_ns = now;
+		tt->exec_at_arrival = next->se.sum_exec_runtime;
+		tt->delay_at_arrival = delay + pending;
 	}
-	if (!tt->queued_ns)
-		return 0;
-	delta = now - tt->queued_ns;
-	tt->queued_ns = 0;
-	if ((__s64)delta < 0) /* re-queued on another CPU as we read it */
-		return 0;
-	if (!(next->flags & PF_KTHREAD))
-		add_offcpu(OFFCPU_NS_RUNNABLE, delta);
-
-	slot = log2l(delta / 1000);
-	if (slot >= RUNQ_SLOTS)
-		slot = RUNQ_SLOTS - 1;
-
-	h = bpf_map_lookup_elem(&hist, &zero);
-	if (h) {
-		h->slots[slot] += 1;
-		h->sum_ns += delta;
-		h->count += 1;
-	}
-	if (per_cgroup && (h = cgroup_hist(next))) {
-		__sync_fetch_and_add(&h->slots[slot], 1);
-		__sync_fetch_and_add(&h->sum_ns, delta);
-		__sync_fetch_and_add(&h->count, 1);
-	}
+	if (user)
+		add_offcpu(OFFCPU_NS_RUNNABLE, wait);
+	record_wait(next, wait);
 	return 0;
 }
 

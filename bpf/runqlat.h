@@ -26,7 +26,8 @@ enum offcpu_state {
 
 /* Index into the per-CPU `drops` array: why a latency was not recorded. */
 enum runq_drop {
-	RUNQ_DROP_START = 0,  /* task storage for the enqueue time unavailable (-ENOMEM, or busy on recursion) */
+	RUNQ_DROP_START = 0,  /* task storage unavailable (-ENOMEM, or busy on recursion): the latency is recorded without
+			       * any part a migration ended early, and blocked time is not counted */
 	RUNQ_DROP_CGROUP = 1, /* cgroup_hists full: node-wide histogram still counted it */
 	RUNQ_DROP_KINDS = 2,
 };

@@ -1,5 +1,5 @@
 // Run-queue latency (bpf/runqlat.bpf.c): the time from a thread becoming runnable (wakeup, new thread, or
-// preemption) to it running, as cumulative floor-log2 histograms of microseconds that are never reset, and
+// preemption) to it running, by the kernel's own clock for it (sched_info, as /proc/PID/schedstat's run delay), as cumulative floor-log2 histograms of microseconds that are never reset, and
 // a prom-client collector exporting them as the Prometheus histogram quietflame_runqueue_latency_seconds; and the
 // node's off-CPU time of user threads by state, as quietflame_offcpu_seconds_total{state}.
 //
@@ -7,6 +7,8 @@
 //   rq.read();                                      // { slots, sumNs, count, drops }
 //   registry.registerMetric(runqueueLatencyHistogram(() => rq.read()) as unknown as Metric);
 //   rq.close();
+import { existsSync } from 'node:fs';
+
 import type { Metric } from 'prom-client';
 
 import { type CodecValue, array, struct, u32, u64 } from '../bpf/codec';
@@ -38,7 +40,8 @@ export interface LatencyHistogram {
 }
 
 export interface RunqueueLatencySnapshot extends LatencyHistogram {
-  /** Latencies not recorded, cumulative: `start` (no task storage for the enqueue time), `cgroup_hists` (map full). */
+  /** Cumulative: `start` (no task storage: a latency without any part a migration ended early, blocked time not
+   * counted), `cgroup_hists` (map full: a latency not in a per-cgroup histogram). */
   drops: Record<DropMap, number>;
   /** Node-wide off-CPU nanoseconds of user threads: blocked (until woken) and runnable (until running). */
   offCpuNs: Record<OffCpuNsState, bigint>;
@@ -53,7 +56,6 @@ export interface RunqueueLatencyOptions {
   objectPath?: string;
 }
 
-const PROGRAMS = ['on_wakeup', 'on_wakeup_new', 'on_switch'] as const;
 
 export class RunqueueLatency {
   readonly perCgroup: boolean;
@@ -74,8 +76,11 @@ export class RunqueueLatency {
     this.cgroups = obj.map('cgroup_hists', u64, RunqHist);
   }
 
-  /** Opens, loads and attaches the three sched tracepoint programs (tp_btf: needs kernel BTF, no tracefs). */
+  /** Opens, loads and attaches the sched_switch program (tp_btf: needs kernel BTF, no tracefs). */
   static start(options: RunqueueLatencyOptions = {}): RunqueueLatency {
+    if (!existsSync('/proc/self/schedstat')) {
+      throw new Error('run-queue latency needs a kernel with CONFIG_SCHED_INFO (CONFIG_SCHEDSTATS or CONFIG_TASK_DELAY_ACCT): /proc/self/schedstat is missing');
+    }
     const perCgroup = options.perCgroup ?? false;
     const obj = BpfObject.open(options.objectPath ?? bpfObjectPath('runqlat'), {
       globals: { per_cgroup: perCgroup ? 1 : 0 },
@@ -84,7 +89,7 @@ export class RunqueueLatency {
     const links: BpfLink[] = [];
     try {
       obj.load();
-      for (const p of PROGRAMS) links.push(obj.attach(p));
+      links.push(obj.attach('on_switch'));
       return new RunqueueLatency(obj, links, perCgroup);
     } catch (err) {
       obj.close();
@@ -188,7 +193,7 @@ function nsToSeconds(ns: bigint): number {
 export function runqueueLatencyHistogram(read: () => LatencyHistogram | undefined): Metric {
   return customMetric(
     RUNQUEUE_LATENCY_METRIC,
-    'Time threads spent runnable before running (wakeup or preemption to on-CPU), node-wide, from BPF log2 buckets of microseconds.',
+    'Time threads spent runnable before running (woken, new or preempted, until on a CPU; the run delay of /proc/PID/schedstat), node-wide, from BPF log2 buckets of microseconds.',
     'histogram',
     () => {
       const h = read();
@@ -201,7 +206,7 @@ export function runqueueLatencyHistogram(read: () => LatencyHistogram | undefine
 export function runqueueLatencyDrops(read: () => Pick<RunqueueLatencySnapshot, 'drops'> | undefined): Metric {
   return customMetric(
     RUNQUEUE_DROPS_METRIC,
-    'Run-queue latencies not recorded: map="start" no task storage for the enqueue time, map="cgroup_hists" per-cgroup map full.',
+    'Run-queue latencies recorded incompletely: map="start" no task storage (part before a migration, blocked time left out), map="cgroup_hists" per-cgroup map full.',
     'counter',
     () => {
       const s = read();
