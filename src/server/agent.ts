@@ -3,7 +3,7 @@
 
 import * as fs from 'node:fs';
 import type { Logger } from 'pino';
-import { CpuSampler, type SamplerStats } from '../sampler/cpu-sampler';
+import { Sampler, type SamplerStats } from '../sampler/sampler';
 import { Symbolizer } from '../symbols/symbolizer';
 import { ProfileBuilder } from '../profile/builder';
 import { encodePprof } from '../profile/pprof';
@@ -30,7 +30,7 @@ export interface RunningAgent {
 
 export async function startAgent(opts: AgentOptions, logger: Logger): Promise<RunningAgent> {
   if (ensureTracefs()) logger.info('mounted tracefs at /sys/kernel/tracing');
-  const sampler = CpuSampler.start({
+  const sampler = Sampler.start({
     hz: opts.hz,
     offCpuPeriodMs: opts.offCpuPeriodMs,
     onWarning: (message) => logger.warn(message),

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 
-import { CpuSampler, clipOffCpu } from '../../src/sampler/cpu-sampler';
+import { Sampler, clipOffCpu } from '../../src/sampler/sampler';
 import type { RawSample } from '../../src/sampler/types';
 import { buildFixture, newestToolchain } from '../support/go-toolchains';
 import { Bpftrace, MARKER_PROBES, MARK_OFF, MARK_ON, mark } from '../support/bpftrace';
@@ -29,7 +29,7 @@ function offCpuNs(samples: readonly RawSample[], tid: number): number {
 samplerTest('off-CPU time per thread: blocked threads ≈ the window, the spinner ≈ 0, with their own stacks and goroutines', async () => {
   const binary = buildFixture({ go: NEWEST, fixture: 'offcpu', mode: 'plain' });
   const fx = await run(binary);
-  const sampler = CpuSampler.start({ hz: 99 });
+  const sampler = Sampler.start({ hz: 99 });
   try {
     const workers = (fx.startup as unknown as { workers: OffCpuWorker[] }).workers;
     const byRole = new Map(workers.map((w) => [w.role, w]));
@@ -90,7 +90,7 @@ samplerTest('threads that leave the CPU for microseconds: few stacks read, their
   // are sent carry weights scaled to make up for it. bpftrace timing every interval of the two is the oracle.
   const binary = buildFixture({ go: NEWEST, fixture: 'offcpu', mode: 'plain' });
   const fx = await run(binary, ['pingpong']);
-  const sampler = CpuSampler.start({ hz: 99 });
+  const sampler = Sampler.start({ hz: 99 });
   const workers = (fx.startup as unknown as { workers: OffCpuWorker[] }).workers;
   const bt = new Bpftrace(bpftraceOffCpu(workers.map((w) => w.tid)));
   try {
@@ -158,7 +158,7 @@ test('clipOffCpu cuts intervals that began before the subscription, keeps sample
 samplerTest('a full ring buffer: off-CPU records are counted as lost, the sampler keeps running and delivering', async () => {
   // 8 KiB holds three off-CPU records, and a 1 µs period sends nearly every switch of the node: it overflows
   // between two reads of the ring buffer.
-  const sampler = CpuSampler.start({ hz: 99, ringBufferBytes: 8192, offCpuPeriodMs: 0.001 });
+  const sampler = Sampler.start({ hz: 99, ringBufferBytes: 8192, offCpuPeriodMs: 0.001 });
   const hog = spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' }); // something on the CPU to sample
   try {
     const first = await collect(sampler, { kind: 'offcpu' }, 1500);

@@ -9,7 +9,7 @@ import type { TestContext } from 'node:test';
 
 import { bpfObjectPath } from '../../src/bpf/native';
 import { GoBinary } from '../../src/gosym/binary';
-import type { CpuSampler } from '../../src/sampler/cpu-sampler';
+import type { Sampler } from '../../src/sampler/sampler';
 import type { RawSample, SampleFilter } from '../../src/sampler/types';
 import { bpfTest } from '../bpf/support';
 
@@ -83,7 +83,7 @@ export function symbolizer(binary: string, bias: number): { names(stack: readonl
 }
 
 /** Subscribes for ms milliseconds and returns what arrived. */
-export async function collect(sampler: CpuSampler, filter: SampleFilter, ms: number): Promise<RawSample[]> {
+export async function collect(sampler: Sampler, filter: SampleFilter, ms: number): Promise<RawSample[]> {
   const out: RawSample[] = [];
   const stop = sampler.subscribe(filter, (batch) => out.push(...batch));
   await new Promise((resolve) => setTimeout(resolve, ms));

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 
 import { GoBinary } from '../../src/gosym/binary';
 import { findMapping, readMaps } from '../../src/proc/maps';
-import { CpuSampler, SampleRecord, type ProcessEvent, type SampleWithFlags, SampleFlag } from '../../src/sampler/cpu-sampler';
+import { Sampler, SampleRecord, type ProcessEvent, type SampleWithFlags, SampleFlag } from '../../src/sampler/sampler';
 import { buildUnwindTable, UnwindChunk } from '../../src/symbols/unwind-table';
 import { ProcConfig } from '../../src/symbols/injector';
 import { buildFixture, newestToolchain } from '../support/go-toolchains';
@@ -27,7 +27,7 @@ interface LeafRun {
 /** Samples the hot fixture for SAMPLE_MS and sorts out the samples whose leaf is main.leafSpin. */
 async function sampleLeaf(binary: string, unwindTables: boolean, extra: (r: LeafRun, startup: NonNullable<Awaited<ReturnType<typeof run>>['startup']>, bias: number) => void): Promise<LeafRun> {
   const fx = await run(binary);
-  const sampler = CpuSampler.start({ hz: 99, unwindTables });
+  const sampler = Sampler.start({ hz: 99, unwindTables });
   try {
     const proc = sampler.goProcesses().find((p) => p.pid === fx.pid);
     assert.ok(proc, 'the running fixture was configured by the start-up scan');
@@ -97,7 +97,7 @@ samplerTest('frameless leaf: its caller is in the stack with the unwind table, a
 /** Every PC of every user stack lies in a mapping of the process (read while it still runs). */
 async function stacksInsideMappings(t: { diagnostic(m: string): void }, binary: string, args: string[], waitForLine: boolean): Promise<{ samples: SampleWithFlags[]; bias: number }> {
   const fx = await run(binary, args, waitForLine);
-  const sampler = CpuSampler.start({ hz: 99 });
+  const sampler = Sampler.start({ hz: 99 });
   try {
     await waitFor(() => sampler.goProcesses().some((p) => p.pid === fx.pid), 2000);
     const proc = sampler.goProcesses().find((p) => p.pid === fx.pid);
@@ -169,11 +169,11 @@ samplerTest('a deleted binary and a process in another mount namespace are unwou
   const inner = path.join(dir, 'mnt', 'hot');
   const script = `mount -t tmpfs qf-test "${path.dirname(inner)}" && cp "${fixture}" "${inner}" && exec "${inner}" -sleeper 0`;
   let other: Awaited<ReturnType<typeof run>> | undefined;
-  let sampler: CpuSampler | undefined;
+  let sampler: Sampler | undefined;
   try {
     other = await run('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script]);
     assert.equal(fs.existsSync(inner), false, 'the binary exists only in the other mount namespace');
-    sampler = CpuSampler.start({ hz: 99 });
+    sampler = Sampler.start({ hz: 99 });
     const sym = symbolizer(fixture, 0);
     try {
       for (const fx of [deleted, other]) {
@@ -208,7 +208,7 @@ samplerTest('process exit: the binary\'s table and the process config leave the 
   const proc = isolatedProc();
   const copy = privateCopy(buildFixture({ go: NEWEST, fixture: 'hot', mode: 'plain' }));
   const events: ProcessEvent[] = [];
-  const sampler = CpuSampler.start({ procRoot: proc.root, scanIntervalMs: 200, execEvents: false, onProcess: (e) => events.push(e) });
+  const sampler = Sampler.start({ procRoot: proc.root, scanIntervalMs: 200, execEvents: false, onProcess: (e) => events.push(e) });
   try {
     const before = { pages: sampler.countEntries('unwind_pages'), configs: sampler.countEntries('proc_configs') };
     assert.deepEqual(before, { pages: 0, configs: 0 });
@@ -253,7 +253,7 @@ samplerTest('PID reuse: a new process under a known PID is told apart by its sta
   const copy = privateCopy(buildFixture({ go: NEWEST, fixture: 'hot', mode: 'plain' }));
   const events: ProcessEvent[] = [];
   // No exec events and no timer: only the explicit scans below look at /proc.
-  const sampler = CpuSampler.start({ procRoot: proc.root, scanIntervalMs: 3_600_000, execEvents: false, onProcess: (e) => events.push(e) });
+  const sampler = Sampler.start({ procRoot: proc.root, scanIntervalMs: 3_600_000, execEvents: false, onProcess: (e) => events.push(e) });
   try {
     const first = await run(copy.file, ['-sleeper', '0']);
     proc.add(first.pid);
@@ -292,7 +292,7 @@ samplerTest('PID reuse: a new process under a known PID is told apart by its sta
 samplerTest('a Go process started after the sampler is configured within 1 s of exec (sched_process_exec)', async (t) => {
   const copy = privateCopy(buildFixture({ go: NEWEST, fixture: 'hot', mode: 'plain' }));
   const added = new Map<number, number>();
-  const sampler = CpuSampler.start({ scanIntervalMs: 3_600_000, onProcess: (e) => e.type === 'added' && added.set(e.process.pid, Date.now()) });
+  const sampler = Sampler.start({ scanIntervalMs: 3_600_000, onProcess: (e) => e.type === 'added' && added.set(e.process.pid, Date.now()) });
   try {
     const t0 = Date.now();
     const fx = await run(copy.file, ['-sleeper', '0'], false);
@@ -327,7 +327,7 @@ samplerTest('a Go process started after the sampler is configured within 1 s of 
 samplerTest('filters: a pid subscriber gets only its process; nobody subscribed, nothing sampled; kernel stacks', async () => {
   const busy = spawn('dd', ['if=/dev/zero', 'of=/dev/null', 'bs=1'], { stdio: 'ignore' });
   const spin = spawn('sh', ['-c', 'while :; do :; done'], { stdio: 'ignore' });
-  const sampler = CpuSampler.start({ hz: 99 });
+  const sampler = Sampler.start({ hz: 99 });
   try {
     await sleep(300);
     const c0 = sampler.stats().counters.samples;
@@ -366,12 +366,12 @@ samplerTest('record and config layouts match bpf/profile.h', () => {
 });
 
 samplerTest('close() detaches everything; subscribe after close throws', async () => {
-  const sampler = CpuSampler.start({ hz: 49 });
+  const sampler = Sampler.start({ hz: 49 });
   assert.equal(sampler.attached, true);
   assert.equal(sampler.hz, 49);
   await sampler.close();
   assert.equal(sampler.attached, false);
   assert.throws(() => sampler.subscribe({}, () => {}), /closed/);
   await sampler.close();
-  assert.throws(() => CpuSampler.start({ hz: 0 }), /hz must be/);
+  assert.throws(() => Sampler.start({ hz: 0 }), /hz must be/);
 });

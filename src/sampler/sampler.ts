@@ -5,7 +5,7 @@
 // tables and configs into the BPF maps (symbols/injector.ts), so the BPF side unwinds Go stacks right and reads
 // goroutine IDs; a process's entries go when it exits (or execs), a binary's table with its last process.
 //
-//   const sampler = CpuSampler.start({ hz: 99 });
+//   const sampler = Sampler.start({ hz: 99 });
 //   const stop = sampler.subscribe({ pid, kind: 'cpu' }, (batch) => …);
 //   …; stop(); await sampler.close();
 //
@@ -134,7 +134,7 @@ export function decodeOffCpu(b: Buffer): SampleWithFlags {
   return s;
 }
 
-export interface CpuSamplerOptions {
+export interface SamplerOptions {
   /** Samples per second per CPU (default 99). */
   hz?: number;
   /** Off-CPU sampling period in ms (default 10): longer intervals are all sent, shorter ones sampled. */
@@ -252,7 +252,7 @@ function exeIdOf(pid: number, procRoot: string): string | undefined {
   }
 }
 
-export class CpuSampler implements SampleSource {
+export class Sampler implements SampleSource {
   readonly hz: number;
   readonly offCpuPeriodNs: number;
   private readonly obj: BpfObject;
@@ -260,7 +260,7 @@ export class CpuSampler implements SampleSource {
   private readonly targetPids: BpfMap<number, number>;
   private readonly counters: BpfMap<number, bigint[]>;
   private readonly procRoot: string;
-  private readonly opts: CpuSamplerOptions;
+  private readonly opts: SamplerOptions;
   private readonly subscribers = new Map<number, Subscriber>();
   private nextSubscriber = 1;
   private readonly tracked = new Map<number, Tracked>();
@@ -283,7 +283,7 @@ export class CpuSampler implements SampleSource {
   /** PIDs of Go programs whose text was not mapped yet when looked at, and how often that happened. */
   private readonly pending = new Map<number, { startTime: bigint; attempts: number }>();
 
-  private constructor(obj: BpfObject, opts: CpuSamplerOptions) {
+  private constructor(obj: BpfObject, opts: SamplerOptions) {
     this.obj = obj;
     this.opts = opts;
     this.hz = opts.hz ?? 99;
@@ -297,7 +297,7 @@ export class CpuSampler implements SampleSource {
   }
 
   /** Loads and attaches the BPF programs, scans /proc once, and starts sampling. Throws when BPF is unusable. */
-  static start(options: CpuSamplerOptions = {}): CpuSampler {
+  static start(options: SamplerOptions = {}): Sampler {
     const hz = options.hz ?? 99;
     if (!Number.isInteger(hz) || hz < 1 || hz > 10_000) throw new RangeError(`hz must be an integer in 1..10000, not ${hz}`);
     const periodMs = options.offCpuPeriodMs ?? 10;
@@ -313,10 +313,10 @@ export class CpuSampler implements SampleSource {
       },
       autoload: { on_exec: options.execEvents ?? true },
     });
-    let sampler: CpuSampler | undefined;
+    let sampler: Sampler | undefined;
     try {
       obj.load();
-      sampler = new CpuSampler(obj, options);
+      sampler = new Sampler(obj, options);
       checkLayouts(obj);
       obj.setGlobal('offcpu_period_ns', BigInt(sampler.offCpuPeriodNs));
       sampler.applyFilter();
