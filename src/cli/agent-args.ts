@@ -9,15 +9,19 @@ export interface AgentArgs {
   offCpuPeriodMs: number;
   maxProfileSeconds: number;
   logLevel: string;
+  /** Run-queue latency also per cgroup (quietflame_cgroup_runqueue_latency_seconds). */
+  runqueuePerCgroup: boolean;
 }
 
 export const AGENT_USAGE = `usage: quietflame agent [--listen HOST:PORT] [--hz N] [--offcpu-period-ms N] [--max-profile-seconds N] [--log-level LEVEL]
+                        [--runqueue-per-cgroup]
   --listen HOST:PORT        where to serve pprof, metrics and the UI (default 127.0.0.1:7070)
   --hz N                    CPU samples per second per CPU (default 99; 1 to 1000)
   --offcpu-period-ms N      off-CPU profiles: intervals this long or longer are all kept, shorter ones sampled
                             in proportion to their length (default 10; 1 to 1000)
   --max-profile-seconds N   longest profile a request may ask for (default 300)
-  --log-level LEVEL         pino level: fatal, error, warn, info, debug, trace (default info)`;
+  --log-level LEVEL         pino level: fatal, error, warn, info, debug, trace (default info)
+  --runqueue-per-cgroup     also export run-queue latency per cgroup (v2), labelled cgroup and container_id`;
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -29,7 +33,7 @@ function intFlag(name: string, raw: string | undefined, lo: number, hi: number):
 }
 
 export function parseAgentArgs(args: readonly string[]): AgentArgs {
-  const out: AgentArgs = { host: '127.0.0.1', port: 7070, hz: 99, offCpuPeriodMs: 10, maxProfileSeconds: 300, logLevel: 'info' };
+  const out: AgentArgs = { host: '127.0.0.1', port: 7070, hz: 99, offCpuPeriodMs: 10, maxProfileSeconds: 300, logLevel: 'info', runqueuePerCgroup: false };
   for (let i = 0; i < args.length; i++) {
     const flag = args[i]!;
     const value = args[i + 1];
@@ -54,6 +58,9 @@ export function parseAgentArgs(args: readonly string[]): AgentArgs {
         if (value === undefined || !LEVELS.includes(value)) throw new UsageError(`--log-level ${value ?? '(missing)'}: expected one of ${LEVELS.join(', ')}`);
         out.logLevel = value;
         break;
+      case '--runqueue-per-cgroup':
+        out.runqueuePerCgroup = true;
+        continue; // takes no value
       default:
         throw new UsageError(`unknown flag ${flag}\n${AGENT_USAGE}`);
     }

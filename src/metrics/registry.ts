@@ -10,8 +10,10 @@
 //   countProfileRequest('/debug/pprof/profile', 200)                     → quietflame_profile_requests_total{endpoint,code}
 import { Counter, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 
+import { CgroupPaths, cgroup2Mount } from './cgroup-paths';
 import {
   type RunqueueLatency,
+  cgroupRunqueueLatency,
   customMetric,
   offCpuSeconds,
   runqueueLatencyDrops,
@@ -41,6 +43,9 @@ export interface MetricsRegistryOptions {
   health?: () => AgentHealth;
   /** The run-queue latency source (or a getter, for one started or restarted later); absent = no such series. */
   runqueueLatency?: RunqueueLatency | (() => RunqueueLatency | undefined);
+  /** Where cgroup v2 is mounted, to name the per-cgroup histograms of a perCgroup source (default: found in
+   * /proc/self/mounts). */
+  cgroupRoot?: string;
   /** prom-client's default process and Node.js metrics (default true). */
   defaultMetrics?: boolean;
 }
@@ -100,6 +105,10 @@ export function createMetricsRegistry(options: MetricsRegistryOptions = {}): Reg
     registry.registerMetric(runqueueLatencyHistogram(() => rq()?.read()));
     registry.registerMetric(runqueueLatencyDrops(() => rq()?.read()));
     registry.registerMetric(offCpuSeconds(() => rq()?.read()));
+    const cgroupRoot = options.cgroupRoot ?? cgroup2Mount();
+    if (cgroupRoot !== undefined) {
+      registry.registerMetric(cgroupRunqueueLatency(() => (rq()?.perCgroup ? rq() : undefined), new CgroupPaths(cgroupRoot)));
+    }
   }
 
   const allMapStats = (): Array<[string, MapStats]> => {

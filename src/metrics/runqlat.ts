@@ -14,6 +14,8 @@ import type { Metric } from 'prom-client';
 import { type CodecValue, array, struct, u32, u64 } from '../bpf/codec';
 import { bpfObjectPath } from '../bpf/native';
 import { BpfLink, BpfMap, BpfObject } from '../bpf/object';
+import { containerIdFromCgroup } from '../proc/container';
+import type { CgroupPaths } from './cgroup-paths';
 
 // Mirrors bpf/runqlat.h.
 export const RUNQ_SLOTS = 32;
@@ -117,6 +119,11 @@ export class RunqueueLatency {
     };
   }
 
+  /** Deletes the per-cgroup histograms of these cgroup v2 ids (cgroups that no longer exist). */
+  forgetCgroups(ids: readonly bigint[]): void {
+    for (const id of ids) this.cgroups.delete(id);
+  }
+
   /** Per-cgroup histograms by cgroup v2 id (the cgroup directory's inode number); empty unless perCgroup. */
   readCgroups(): Map<bigint, LatencyHistogram> {
     const out = new Map<bigint, LatencyHistogram>();
@@ -211,6 +218,42 @@ export function runqueueLatencyDrops(read: () => Pick<RunqueueLatencySnapshot, '
     () => {
       const s = read();
       return s === undefined ? [] : DROP_MAPS.map((map) => ({ labels: { map }, value: s.drops[map] }));
+    },
+  );
+}
+
+export const CGROUP_RUNQUEUE_LATENCY_METRIC = 'quietflame_cgroup_runqueue_latency_seconds';
+
+/**
+ * quietflame_cgroup_runqueue_latency_seconds{cgroup, container_id}: one histogram per cgroup v2 the BPF side has
+ * seen a wait in (RunqueueLatency with perCgroup). cgroup is the path below the cgroup2 mount; container_id is
+ * set for a container's cgroup. Histograms of removed cgroups are deleted from the BPF map (their series end),
+ * so containers coming and going do not fill it.
+ */
+export function cgroupRunqueueLatency(rq: () => RunqueueLatency | undefined, paths: CgroupPaths): Metric {
+  return customMetric(
+    CGROUP_RUNQUEUE_LATENCY_METRIC,
+    'Time threads spent runnable before running, per cgroup (v2): as quietflame_runqueue_latency_seconds, for the threads of one cgroup.',
+    'histogram',
+    () => {
+      const r = rq();
+      if (r === undefined) return [];
+      const out: Sample[] = [];
+      const gone: bigint[] = [];
+      for (const [id, h] of r.readCgroups()) {
+        const cgroup = paths.pathOf(id);
+        if (cgroup === undefined) {
+          if (paths.isGone(id)) gone.push(id);
+          continue;
+        }
+        const containerId = containerIdFromCgroup(`0::${cgroup}`);
+        out.push(...histogramSamples(CGROUP_RUNQUEUE_LATENCY_METRIC, h, containerId === undefined ? { cgroup } : { cgroup, container_id: containerId }));
+      }
+      if (gone.length > 0) {
+        r.forgetCgroups(gone);
+        paths.forget(gone);
+      }
+      return out;
     },
   );
 }

@@ -20,6 +20,8 @@ export interface AgentOptions {
   hz: number;
   offCpuPeriodMs: number;
   maxProfileSeconds: number;
+  /** Also keep run-queue latency per cgroup (default false). */
+  runqueuePerCgroup?: boolean;
 }
 
 export interface RunningAgent {
@@ -38,7 +40,7 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
   });
   const cleanups: Array<() => unknown> = [() => sampler.close()];
   try {
-    const runqueue = RunqueueLatency.start();
+    const runqueue = RunqueueLatency.start({ perCgroup: opts.runqueuePerCgroup ?? false });
     cleanups.push(() => runqueue.close());
     const symbolizer = new Symbolizer();
     let symbolizationNs = 0n;

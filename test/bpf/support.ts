@@ -68,6 +68,16 @@ export async function waitFor<T>(check: () => T, timeoutMs: number, stepMs = 25)
   return v;
 }
 
+/** waitFor with an async check. */
+export async function waitForAsync(check: () => Promise<boolean>, timeoutMs: number, stepMs = 500): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return true;
+    if (Date.now() >= end) return false;
+    await sleep(stepMs);
+  }
+}
+
 /** Ids the kernel lists right now (`bpftool -j prog|map show`). */
 export function bpftoolIds(kind: 'prog' | 'map'): Set<number> {
   const out = execFileSync('bpftool', ['-j', kind, 'show'], { encoding: 'utf8' });

@@ -3,6 +3,7 @@
 // runqlat method, promtool's linter, and a real Prometheus server scraping the registry over HTTP.
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { type Server, createServer } from 'node:http';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
@@ -12,6 +13,7 @@ import type { TestContext } from 'node:test';
 
 import { ensureTracefs, mounts } from '../../src/bpf/mount';
 import { bpfObjectPath } from '../../src/bpf/native';
+import { CgroupPaths } from '../../src/metrics/cgroup-paths';
 import { type AgentHealth, MAX_ENDPOINTS, countProfileRequest, createMetricsRegistry, registerMapStats } from '../../src/metrics/registry';
 import {
   BUCKET_LE,
@@ -20,8 +22,9 @@ import {
   RunqHist,
   RunqueueLatency,
   type RunqueueLatencySnapshot,
+  cgroupRunqueueLatency,
 } from '../../src/metrics/runqlat';
-import { bpfTest, sleep, waitFor } from '../bpf/support';
+import { bpfTest, sleep, waitFor, waitForAsync } from '../bpf/support';
 import { Bpftrace, MARKER_PROBES, MARK_OFF, MARK_ON, mark, stopChild } from '../support/bpftrace';
 import { buildFixture, newestToolchain } from '../support/go-toolchains';
 
@@ -431,11 +434,16 @@ rqTest('a real Prometheus server scrapes the registry and answers histogram_quan
   }
 });
 
-rqTest('per-cgroup histograms; a full cgroup map drops, says so in metrics, and the agent keeps running', [], async (t) => {
+rqTest('per-cgroup histograms, exported by path and container; a full cgroup map drops, says so in metrics, and the agent keeps running; removed cgroups are forgotten', ['promtool'], async (t) => {
   const root = cgroup2Root();
   if (root === undefined) assert.fail('no cgroup2 mount in /proc/self/mounts: per-cgroup histograms need cgroup v2');
-  const dir = join(root, `quietflame-test-${process.pid}`);
+  // Named as a container runtime names a container's cgroup (systemd driver): its ID becomes container_id.
+  const containerId = createHash('sha256').update(`quietflame-test-${process.pid}`).digest('hex');
+  const cgroup = `/qftest-${containerId}.scope`;
+  const dir = join(root, cgroup);
+  const other = join(root, `quietflame-test-${process.pid}`); // keeps hogs off the root cgroup once dir is gone
   mkdirSync(dir);
+  mkdirSync(other);
   const cgid = BigInt(statSync(dir).ino); // a cgroup v2 id is its directory's kernfs inode number
   const hogs = spawnHogs(3);
   let rq: RunqueueLatency | undefined;
@@ -454,6 +462,20 @@ rqTest('per-cgroup histograms; a full cgroup map drops, says so in metrics, and 
     assert.ok(nodeWide.count >= [...cgroups.values()].reduce((x, h) => x + h.count, 0) * 0.9, 'cgroups add up to more than the node');
     assert.equal(nodeWide.drops.cgroup_hists, 0);
     t.diagnostic(`cgroup ${cgid}: ${describe(mine)}; ${cgroups.size} cgroups tracked`);
+
+    const perCgroup = await createMetricsRegistry({ runqueueLatency: rq, defaultMetrics: false, cgroupRoot: root }).metrics();
+    const labels = `cgroup="${cgroup}",container_id="${containerId}"`;
+    const count = sampleValue(perCgroup, `quietflame_cgroup_runqueue_latency_seconds_count{${labels}}`);
+    assert.ok(count !== undefined && count >= mine.count, `no quietflame_cgroup_runqueue_latency_seconds_count{${labels}} >= ${mine.count}`);
+    const lint = execFileSync('promtool', ['check', 'metrics'], { input: perCgroup, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+    assert.equal(lint.trim(), '', `promtool: ${lint}`);
+
+    // The cgroup goes away: its histogram is deleted from the BPF map once two scans of the tree miss it.
+    for (const pid of hogs.pids) writeFileSync(join(other, 'cgroup.procs'), `${pid}\n`);
+    rmdirSync(dir);
+    const metric = cgroupRunqueueLatency(() => rq, new CgroupPaths(root, 0));
+    for (let scrape = 0; scrape < 3 && rq.readCgroups().has(cgid); scrape++) await metric.get();
+    assert.equal(rq.readCgroups().has(cgid), false, 'the removed cgroup is still in cgroup_hists');
     rq.close();
 
     // Room for one: every other cgroup's latencies are drops, counted; node-wide histogram unaffected.
@@ -479,16 +501,10 @@ rqTest('per-cgroup histograms; a full cgroup map drops, says so in metrics, and 
   } finally {
     rq?.close();
     await hogs.stop();
-    await waitFor(() => readFileSync(join(dir, 'cgroup.procs'), 'utf8').trim() === '', 5000);
-    rmdirSync(dir);
+    for (const d of [dir, other].filter((d) => existsSync(d))) {
+      await waitFor(() => readFileSync(join(d, 'cgroup.procs'), 'utf8').trim() === '', 5000);
+      rmdirSync(d);
+    }
   }
 });
 
-async function waitForAsync(check: () => Promise<boolean>, timeoutMs: number, stepMs = 500): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return true;
-    if (Date.now() >= end) return false;
-    await sleep(stepMs);
-  }
-}
