@@ -5,14 +5,13 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import * as path from 'node:path';
 import { GoBinary } from '../src/gosym/binary';
+import { CLI, cliNodeFlags } from '../test/support/cli';
 import { buildBigBinary, newestToolchain } from '../test/support/go-toolchains';
 import { Rng } from '../test/support/random';
 
 const ADDRESSES = 200_000;
 const RUNS = Number(process.env.QF_BENCH_RUNS ?? 11); // a shared 2-core machine: 5 runs left the median at the mercy of one load spike
-const CLI = path.resolve(__dirname, '../src/cli.js');
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -59,7 +58,7 @@ function main(): void {
   let same = true;
   for (let i = 0; i < RUNS; i++) {
     const g = timeRun(goBin, ['tool', 'addr2line', binary], input);
-    const q = timeRun(process.execPath, [CLI, 'addr2line', binary], input);
+    const q = timeRun(process.execPath, [...cliNodeFlags(), CLI, 'addr2line', binary], input);
     nodes.push(timeRun(process.execPath, ['-e', '0'], Buffer.alloc(0)).ms);
     gos.push(g.ms);
     ours.push(q.ms);

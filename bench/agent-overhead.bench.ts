@@ -6,15 +6,13 @@
 // tables of what it samples, and compiles its hot paths, on the way) and, the target, for a profile after that.
 // Prints numbers; asserts nothing. (bench/workload-throughput.bench.ts measures what the workload loses.)
 
-import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import * as path from 'node:path';
-import * as readline from 'node:readline';
 import { decodePprof } from '../src/profile/pprof';
+import { bpfPrograms, startAgentProcess, type AgentProcess } from './support/agent';
 import { buildBigBinary, buildFixture, newestToolchain } from '../test/support/go-toolchains';
 
-const CLI = path.resolve(__dirname, '../src/cli.js');
 const WINDOW = Number(process.argv[2] ?? 20);
 const TICK = 100; // USER_HZ
 
@@ -35,36 +33,8 @@ function rssKiB(pid: number): Record<'rss' | 'hwm' | 'anon' | 'file', number> {
   return { rss: kib('VmRSS'), hwm: kib('VmHWM'), anon: kib('RssAnon'), file: kib('RssFile') };
 }
 
-function progs(): Map<number, { name: string; runTimeNs: number }> {
-  const r = spawnSync('bpftool', ['prog', 'show', '--json'], { encoding: 'utf8' });
-  const out = new Map<number, { name: string; runTimeNs: number }>();
-  for (const p of JSON.parse(r.stdout || '[]') as Array<{ id: number; name?: string; run_time_ns?: number }>) {
-    out.set(p.id, { name: p.name ?? '?', runTimeNs: p.run_time_ns ?? 0 });
-  }
-  return out;
-}
-
-async function startAgent(): Promise<{ proc: ChildProcess; url: string; ids: number[] }> {
-  const before = progs();
-  const proc = spawn(process.execPath, [CLI, 'agent', '--listen', '127.0.0.1:0', '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const url = await new Promise<string>((resolve, reject) => {
-    readline.createInterface({ input: proc.stdout! }).on('line', (l) => {
-      try {
-        const o = JSON.parse(l) as { msg?: string; url?: string };
-        if (o.msg === 'quietflame agent listening') resolve(o.url!);
-      } catch {
-        // not a log line
-      }
-    });
-    proc.once('exit', (c) => reject(new Error(`agent exited ${c}`)));
-  });
-  proc.stdout!.resume();
-  const ids = [...progs().keys()].filter((id) => !before.has(id));
-  return { proc, url, ids };
-}
-
 function bpfRunTime(ids: number[]): number {
-  const now = progs();
+  const now = bpfPrograms();
   return ids.reduce((sum, id) => sum + (now.get(id)?.runTimeNs ?? 0), 0);
 }
 
@@ -95,6 +65,17 @@ async function goProcesses(url: string): Promise<number> {
   return ((await r.json()) as { processes: unknown[] }).processes.length;
 }
 
+/** The agent's own account (prom-client's Node.js metrics, MiB): V8 heap committed, its young generation, Buffers. */
+async function jsMemory(url: string): Promise<{ heap: number; young: number; external: number }> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const mib = (re: RegExp): number => Number(re.exec(text)?.[1] ?? NaN) / 2 ** 20;
+  return {
+    heap: mib(/^nodejs_heap_size_total_bytes (\S+)$/m),
+    young: mib(/^nodejs_heap_space_size_total_bytes\{space="new"\} (\S+)$/m),
+    external: mib(/^nodejs_external_memory_bytes (\S+)$/m),
+  };
+}
+
 function startGo(binary: string, args: string[]): ChildProcess {
   return spawn(binary, args, { stdio: 'ignore' });
 }
@@ -105,21 +86,21 @@ async function main(): Promise<void> {
   const statsWas = fs.readFileSync('/proc/sys/kernel/bpf_stats_enabled', 'utf8').trim();
   fs.writeFileSync('/proc/sys/kernel/bpf_stats_enabled', '1');
   const procs: ChildProcess[] = [];
-  let agent: Awaited<ReturnType<typeof startAgent>> | undefined;
+  let agent: AgentProcess | undefined;
   try {
     // 1. CPU share with a CPU-bound fixture on every core and a node-wide profile in flight.
     const hot = startGo(buildFixture({ go, fixture: 'hot', mode: 'plain' }), ['-leaf', String(Math.ceil(cpus / 2)), '-framed', String(Math.floor(cpus / 2)), '-sleeper', '0']);
     procs.push(hot);
-    agent = await startAgent();
+    agent = await startAgentProcess(['--log-level', 'info'], { programIds: true });
     const ours = [hot.pid!, agent.proc.pid!];
     await new Promise((r) => setTimeout(r, 2000));
     console.log(`window ${WINDOW} s × ${cpus} CPUs at 99 Hz, node-wide profile in flight, CPU-bound Go fixture on every core`);
     for (const which of ['first profile after start', 'next profile (target)']) {
       const cpu0 = cpuSeconds(agent.proc.pid!);
-      const bpf0 = bpfRunTime(agent.ids);
+      const bpf0 = bpfRunTime(agent.programIds);
       const { samples, others, otherPids } = await profile(agent.url, WINDOW, ours);
       const cpu1 = cpuSeconds(agent.proc.pid!);
-      const bpf1 = bpfRunTime(agent.ids);
+      const bpf1 = bpfRunTime(agent.programIds);
       const userSys = cpu1.all - cpu0.all;
       const main = cpu1.main - cpu0.main;
       const bpfSec = (bpf1 - bpf0) / 1e9;
@@ -140,10 +121,12 @@ async function main(): Promise<void> {
     let others = 0;
     for (let i = 0; i < 3; i++) others += (await profile(agent.url, 5, ours6)).others;
     const mem = rssKiB(agent.proc.pid!);
+    const js = await jsMemory(agent.url);
     console.log(`six Go processes (bigbin ${(fs.statSync(big).size / 2 ** 20).toFixed(0)} MiB among them; the agent tracks ${await goProcesses(agent.url)} on the node), after three node-wide profiles (${others} samples from other processes):`);
     console.log(`  agent RSS ${(mem.rss / 1024).toFixed(1)} MiB (anonymous ${(mem.anon / 1024).toFixed(1)}, file-backed ${(mem.file / 1024).toFixed(1)}), peak ${(mem.hwm / 1024).toFixed(1)} MiB (target ≤ 128 MiB)`);
+    console.log(`  of which V8 heap ${js.heap.toFixed(1)} MiB committed (young generation ${js.young.toFixed(1)}), Buffers and typed arrays ${js.external.toFixed(1)} MiB`);
   } finally {
-    agent?.proc.kill('SIGTERM');
+    await agent?.stop();
     for (const p of procs) p.kill('SIGKILL');
     fs.writeFileSync('/proc/sys/kernel/bpf_stats_enabled', statsWas);
   }

@@ -3,6 +3,9 @@
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <napi.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <sys/mount.h>
 
 #include "bpf_object.h"
@@ -64,6 +67,13 @@ Napi::Value OnlineCpuList(const Napi::CallbackInfo& info) {
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+#ifdef __GLIBC__
+  // The agent reads and frees symbol tables of many MiB. By default glibc raises its mmap threshold to each such
+  // block freed, so later ones come from its heaps and stay there (and each thread gets an arena): keep it fixed.
+  mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 128 * 1024);
+  mallopt(M_ARENA_MAX, 2);
+#endif
   InstallLibbpfPrint();
   exports.Set("BpfObject", BpfObject::Init(env));
   exports.Set("mount", Napi::Function::New<Mount>(env, "mount"));

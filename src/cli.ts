@@ -1,5 +1,7 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=1
 // quietflame's command line: thin, parses arguments and hands over to the rooms.
+// The shebang caps V8's young generation at 2 × 1 MiB (default: up to 2 × 16 MiB, kept once grown): the agent's
+// memory target. It must be given at start-up (v8.setFlagsFromString is too late); deploy/Containerfile repeats it.
 
 import { runAddr2line, UsageError } from './cli/addr2line';
 import { describeError } from './cli/errors';

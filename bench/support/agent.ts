@@ -1,19 +1,39 @@
-// The real agent as a child process, for benchmarks: started from dist/, its URL read from its first log line.
+// The real agent as a child process, for benchmarks: started from dist/ with the node flags `npx quietflame` runs
+// it with, its URL read from its first log line.
 
-import { ChildProcess, spawn } from 'node:child_process';
-import * as path from 'node:path';
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as readline from 'node:readline';
-
-export const CLI = path.resolve(__dirname, '../../src/cli.js');
+import { CLI, cliNodeFlags } from '../../test/support/cli';
 
 export interface AgentProcess {
   proc: ChildProcess;
   url: string;
+  /** BPF programs the agent loaded ([] unless asked for with `programIds`). */
+  programIds: number[];
   stop(): Promise<void>;
 }
 
-export async function startAgentProcess(extraArgs: string[] = []): Promise<AgentProcess> {
-  const proc = spawn(process.execPath, [CLI, 'agent', '--listen', '127.0.0.1:0', ...extraArgs], { stdio: ['ignore', 'pipe', 'inherit'] });
+export interface AgentStartOptions {
+  /**
+   * Find the ids of the BPF programs the agent loads (those `bpftool prog show` lists after it listens and not
+   * before), e.g. to read their run time. Assumes no other program is loaded meanwhile (benches hold a lock).
+   */
+  programIds?: boolean;
+}
+
+/** Every BPF program loaded on the node: id → name and run time (counted while kernel.bpf_stats_enabled=1). */
+export function bpfPrograms(): Map<number, { name: string; runTimeNs: number }> {
+  const r = spawnSync('bpftool', ['prog', 'show', '--json'], { encoding: 'utf8' });
+  const out = new Map<number, { name: string; runTimeNs: number }>();
+  for (const p of JSON.parse(r.stdout || '[]') as Array<{ id: number; name?: string; run_time_ns?: number }>) {
+    out.set(p.id, { name: p.name ?? '?', runTimeNs: p.run_time_ns ?? 0 });
+  }
+  return out;
+}
+
+export async function startAgentProcess(extraArgs: string[] = [], opts: AgentStartOptions = {}): Promise<AgentProcess> {
+  const before = opts.programIds ? bpfPrograms() : undefined;
+  const proc = spawn(process.execPath, [...cliNodeFlags(), CLI, 'agent', '--listen', '127.0.0.1:0', ...extraArgs], { stdio: ['ignore', 'pipe', 'inherit'] });
   const url = await new Promise<string>((resolve, reject) => {
     readline.createInterface({ input: proc.stdout! }).on('line', (l) => {
       try {
@@ -26,6 +46,7 @@ export async function startAgentProcess(extraArgs: string[] = []): Promise<Agent
     proc.once('exit', (c) => reject(new Error(`agent exited with ${c} before listening`)));
   });
   proc.stdout!.resume();
+  const programIds = before ? [...bpfPrograms().keys()].filter((id) => !before.has(id)) : [];
   const stop = async (): Promise<void> => {
     if (proc.exitCode !== null || proc.signalCode !== null) return;
     await new Promise<void>((resolve) => {
@@ -33,7 +54,7 @@ export async function startAgentProcess(extraArgs: string[] = []): Promise<Agent
       proc.kill('SIGTERM');
     });
   };
-  return { proc, url, stop };
+  return { proc, url, programIds, stop };
 }
 
 export function median(xs: readonly number[]): number {

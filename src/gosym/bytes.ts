@@ -10,6 +10,8 @@ export class FormatError extends Error {
 
 export interface ByteSource {
   readonly size: number;
+  /** The file's identity (device, inode, size, mtime) when it is one: sources of equal identity hold equal bytes. */
+  readonly identity?: string;
   /** Exactly `length` bytes at `offset`, or a FormatError when the range is not inside the source. */
   read(offset: number, length: number): Buffer;
   close(): void;
@@ -37,6 +39,7 @@ export class BufferSource implements ByteSource {
 export class FileSource implements ByteSource {
   private fd: number | undefined;
   readonly size: number;
+  readonly identity: string;
 
   constructor(readonly path: string) {
     this.fd = fs.openSync(path, 'r');
@@ -45,6 +48,7 @@ export class FileSource implements ByteSource {
       if (st.isDirectory()) throw new FormatError('is a directory, not a binary');
       if (!st.isFile()) throw new FormatError('not a regular file');
       this.size = st.size;
+      this.identity = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
     } catch (e) {
       fs.closeSync(this.fd);
       throw e;

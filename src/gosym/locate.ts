@@ -4,6 +4,7 @@
 import { FormatError } from './bytes';
 import { applyRelativeRelocs, ElfFile, ET_DYN, PF_W, PF_X, PT_LOAD, Section, Segment, SHF_COMPRESSED } from './elf';
 import { funcLayout, parsePclnHeader, PclnGeneration, PclnHeader } from './pclntab';
+import { sharedRead } from './shared-reads';
 
 export interface PclntabLocation {
   vaddr: number;
@@ -50,7 +51,7 @@ function tablesExtent(read: (off: number, len: number) => Buffer, available: num
 
 function sectionTables(elf: ElfFile, s: Section): Buffer {
   if ((s.flags & BigInt(SHF_COMPRESSED)) !== 0n) return elf.sectionData(s); // Go's linker never compresses it: read whole
-  return elf.source.read(s.offset, tablesExtent((off, len) => elf.source.read(s.offset + off, len), s.size));
+  return sharedRead(elf.source, s.offset, tablesExtent((off, len) => elf.source.read(s.offset + off, len), s.size));
 }
 
 function tryHeader(data: Buffer): PclnHeader | undefined {

@@ -304,6 +304,13 @@ export function buildUnwindTable(bin: GoBinary): UnwindTable {
 }
 
 /**
+ * Text read at a time by findTlsGOffset: the runtime's TLS loads come first (within the first 0.1 MiB of every
+ * binary built here), so a big binary's whole text (18 MiB) is neither read nor held for them.
+ */
+const TLS_SCAN_CHUNK = 256 << 10;
+const TLS_SCAN_HITS = 64;
+
+/**
  * Where linux/amd64 Go code finds g in TLS, as an offset from the FS base: read off the instructions the
  * compiler and linker emitted (which is what the runtime itself uses), so internally and externally linked
  * binaries, PIE or not, and stripped ones all work. -8 for every binary built here so far.
@@ -315,30 +322,25 @@ export function buildUnwindTable(bin: GoBinary): UnwindTable {
 export function findTlsGOffset(bin: GoBinary): number | undefined {
   if (bin.arch !== 'amd64') return undefined;
   const minpc = bin.pcln.minPc;
-  let text: Buffer;
-  try {
-    text = bin.elf.readAt(minpc, bin.pcln.maxPc - minpc);
-  } catch {
-    return undefined;
-  }
+  const maxpc = bin.pcln.maxPc;
   const votes = new Map<number, number>();
   let found = 0;
-  for (let i = text.indexOf(0x64); i >= 0 && i + 9 <= text.length && found < 64; i = text.indexOf(0x64, i + 1)) {
-    const rex = text[i + 1]!;
-    const op = text[i + 2]!;
-    if ((rex & 0xf0) !== 0x40 || (op !== 0x8b && op !== 0x89)) continue;
-    const modrm = text[i + 3]!;
-    let disp: number | undefined;
-    if ((modrm & 0xc7) === 0x04 && text[i + 4] === 0x25) {
-      disp = text.readInt32LE(i + 5);
-    } else if ((modrm & 0xc0) === 0 && (modrm & 7) !== 4 && (modrm & 7) !== 5 && i >= 7) {
-      const r = modrm & 7;
-      const mrex = text[i - 7]!;
-      if ((mrex & 0xf8) === 0x48 && text[i - 6] === 0xc7 && text[i - 5] === 0xc0 + r && (mrex & 1) === (rex & 1)) disp = text.readInt32LE(i - 4);
+  for (let base = minpc; base < maxpc && found < TLS_SCAN_HITS; base += TLS_SCAN_CHUNK) {
+    // 7 bytes before the chunk (the PIE form's mov imm32) and 8 after (a load that straddles its end).
+    const from = Math.max(minpc, base - 7);
+    let text: Buffer;
+    try {
+      text = bin.elf.readAt(from, Math.min(maxpc, base + TLS_SCAN_CHUNK + 8) - from);
+    } catch {
+      return undefined;
     }
-    if (disp === undefined || disp >= 0 || disp < -4096) continue;
-    votes.set(disp, (votes.get(disp) ?? 0) + 1);
-    found++;
+    const end = Math.min(base + TLS_SCAN_CHUNK, maxpc) - from; // this chunk answers for [base, base + CHUNK)
+    for (let i = text.indexOf(0x64, base - from); i >= 0 && i < end && i + 9 <= text.length && found < TLS_SCAN_HITS; i = text.indexOf(0x64, i + 1)) {
+      const disp = tlsLoadDisp(text, i);
+      if (disp === undefined) continue;
+      votes.set(disp, (votes.get(disp) ?? 0) + 1);
+      found++;
+    }
   }
   let best: number | undefined;
   let bestVotes = 0;
@@ -349,4 +351,21 @@ export function findTlsGOffset(bin: GoBinary): number | undefined {
     }
   }
   return best;
+}
+
+/** The negative TLS offset (-4096 ≤ d < 0) that the fs-prefixed load at text[i] (0x64) reads, if it is one. */
+function tlsLoadDisp(text: Buffer, i: number): number | undefined {
+  const rex = text[i + 1]!;
+  const op = text[i + 2]!;
+  if ((rex & 0xf0) !== 0x40 || (op !== 0x8b && op !== 0x89)) return undefined;
+  const modrm = text[i + 3]!;
+  let disp: number | undefined;
+  if ((modrm & 0xc7) === 0x04 && text[i + 4] === 0x25) {
+    disp = text.readInt32LE(i + 5);
+  } else if ((modrm & 0xc0) === 0 && (modrm & 7) !== 4 && (modrm & 7) !== 5 && i >= 7) {
+    const r = modrm & 7;
+    const mrex = text[i - 7]!;
+    if ((mrex & 0xf8) === 0x48 && text[i - 6] === 0xc7 && text[i - 5] === 0xc0 + r && (mrex & 1) === (rex & 1)) disp = text.readInt32LE(i - 4);
+  }
+  return disp === undefined || disp >= 0 || disp < -4096 ? undefined : disp;
 }

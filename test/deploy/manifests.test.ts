@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { cliNodeFlags } from '../support/cli';
 
 const deployDir = path.resolve(__dirname, '../../../deploy');
 
@@ -51,4 +52,12 @@ test('the DaemonSet asks for the least privilege the agent needs', () => {
   const port = c['ports'].find((p: any) => p['name'] === 'http');
   assert.equal(port['containerPort'], 7070);
   assert.ok(c['args'].includes('--listen') && c['args'].includes('0.0.0.0:7070'));
+});
+
+test('the image runs the CLI with the node flags of its shebang (what `npx quietflame` runs with)', () => {
+  const line = fs.readFileSync(path.join(deployDir, 'Containerfile'), 'utf8').split('\n').find((l) => l.startsWith('ENTRYPOINT '));
+  assert.ok(line, 'Containerfile has an ENTRYPOINT');
+  const entrypoint = JSON.parse(line.slice('ENTRYPOINT '.length)) as string[];
+  assert.deepEqual(entrypoint, ['node', ...cliNodeFlags(), '/opt/quietflame/dist/src/cli.js']);
+  assert.ok(cliNodeFlags().includes('--max-semi-space-size=1'), 'the agent\'s memory target counts on a small young generation');
 });

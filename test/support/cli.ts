@@ -1,9 +1,18 @@
 // Runs the compiled CLI the way a user does (`node dist/src/cli.js …`), returning what it printed.
 
 import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 export const CLI = path.resolve(__dirname, '../../src/cli.js');
+
+/** The node flags in the CLI's shebang (`#!/usr/bin/env -S node FLAGS`), which `npx quietflame` runs with. */
+export function cliNodeFlags(): string[] {
+  const first = fs.readFileSync(CLI, 'utf8').split('\n', 1)[0]!;
+  const m = /^#!\/usr\/bin\/env (?:-S )?node((?: \S+)*)$/.exec(first);
+  if (!m) throw new Error(`${CLI}: unexpected first line ${first}`);
+  return m[1]!.split(' ').filter((f) => f !== '');
+}
 
 export interface CliResult {
   status: number | null;
