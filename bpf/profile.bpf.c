@@ -11,8 +11,9 @@
  * up its own frame exactly when RBP == SP + spdelta - 8. Above the leaf the walk follows frame pointers.
  *
  * Off-CPU: the same record, with the same unwinding, for a thread that was off the CPU. On sched_switch a wanted
- * thread that leaves the CPU notes when, why and its user stack (task-local storage); when it is switched in
- * again the interval is sent, or sampled if short (struct offcpu_record), with the kernel stack it waited in.
+ * thread that leaves the CPU notes when, why and its user stack (task-local storage; for a thread of very short
+ * intervals, the stack at only some switch-outs: profile.h); when it is switched in again the interval is sent, or
+ * sampled if short (struct offcpu_record), with the kernel stack it waited in.
  * That program is attached only while an off-CPU profile runs.
  *
  * Layouts and constants: profile.h. Loader and decoder: src/sampler/sampler.ts.

@@ -43,8 +43,8 @@ export interface MetricsRegistryOptions {
   health?: () => AgentHealth;
   /** The run-queue latency source (or a getter, for one started or restarted later); absent = no such series. */
   runqueueLatency?: RunqueueLatency | (() => RunqueueLatency | undefined);
-  /** Where cgroup v2 is mounted, to name the per-cgroup histograms of a perCgroup source (default: found in
-   * /proc/self/mounts). */
+  /** Where the cgroup v2 tree is read, to name the per-cgroup histograms of a perCgroup source (default:
+   * cgroup2Mount(), the host's tree when PID 1 is the host's). */
   cgroupRoot?: string;
   /** prom-client's default process and Node.js metrics (default true). */
   defaultMetrics?: boolean;
