@@ -147,7 +147,7 @@ int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_stru
 	bool user = !(next->flags & PF_KTHREAD);
 	struct task_times *tt;
 
-	if (!next->pid || !queued) /* the idle task; a task that was not queued has not waited */
+	if (!next->pid) /* the idle task */
 		return 0;
 	tt = bpf_task_storage_get(&start, next, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!tt) {
@@ -164,6 +164,8 @@ int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_stru
 		tt->exec_at_arrival = next->se.sum_exec_runtime;
 		tt->delay_at_arrival = delay + pending;
 	}
+	if (!queued) /* not enqueued the usual way (no sched_info_enqueue): no wait to record */
+		return 0;
 	if (user)
 		add_offcpu(OFFCPU_NS_RUNNABLE, wait);
 	record_wait(next, wait);
