@@ -16,7 +16,7 @@
  * sampled if short (struct offcpu_record), with the kernel stack it waited in.
  * That program is attached only while an off-CPU profile runs.
  *
- * Layouts and constants: profile.h. Loader and decoder: src/sampler/sampler.ts.
+ * Layouts and constants: profile.h. Loader: src/sampler/sampler.ts; decoder: src/sampler/records.ts.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -30,10 +30,10 @@
 _Static_assert(sizeof(struct unwind_key) == 8, "struct unwind_key: see src/symbols/unwind-table.ts");
 _Static_assert(sizeof(struct unwind_chunk) == 508, "struct unwind_chunk: see src/symbols/unwind-table.ts");
 _Static_assert(sizeof(struct proc_config) == 112, "struct proc_config: see src/symbols/injector.ts");
-_Static_assert(sizeof(struct sample_record) == 2088, "struct sample_record: see src/sampler/sampler.ts");
-_Static_assert(__builtin_offsetof(struct sample_record, user_stack) == 56, "struct sample_record: see src/sampler/sampler.ts");
-_Static_assert(sizeof(struct exec_record) == 16, "struct exec_record: see src/sampler/sampler.ts");
-_Static_assert(sizeof(struct offcpu_record) == 2112, "struct offcpu_record: see src/sampler/sampler.ts");
+_Static_assert(sizeof(struct sample_record) == 2088, "struct sample_record: see src/sampler/records.ts");
+_Static_assert(__builtin_offsetof(struct sample_record, user_stack) == 56, "struct sample_record: see src/sampler/records.ts");
+_Static_assert(sizeof(struct exec_record) == 16, "struct exec_record: see src/sampler/records.ts");
+_Static_assert(sizeof(struct offcpu_record) == 2112, "struct offcpu_record: see src/sampler/records.ts");
 #define USER_ADDR_END (1ULL << 56) /* above any user address (also with 5-level page tables) */
 #define USER_ADDR_MIN 0x10000ULL  /* below vm.mmap_min_addr's default: no code there, so not a return address */
 

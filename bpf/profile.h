@@ -2,7 +2,7 @@
 /*
  * Shared layout between profile.bpf.c (the on-CPU sampler) and the agent. Mirrored in TypeScript with the
  * src/bpf codecs: the unwind map in src/symbols/unwind-table.ts, the per-process config in
- * src/symbols/injector.ts, the ring-buffer records and counters in src/sampler/sampler.ts.
+ * src/symbols/injector.ts, the ring-buffer records and counters in src/sampler/records.ts.
  * Change a struct here and there together (test/symbols/unwind-table.test.ts and test/sampler check the sizes).
  *
  * All addresses are 64-bit. "Link-time" addresses are the ones in the ELF file and its .gopclntab; "runtime"

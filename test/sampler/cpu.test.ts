@@ -7,7 +7,8 @@ import * as path from 'node:path';
 
 import { GoBinary } from '../../src/gosym/binary';
 import { findMapping, readMaps } from '../../src/proc/maps';
-import { Sampler, SampleRecord, type ProcessEvent, type SampleWithFlags, SampleFlag } from '../../src/sampler/sampler';
+import { SampleFlag, SampleRecord, type SampleWithFlags } from '../../src/sampler/records';
+import { Sampler, type ProcessEvent } from '../../src/sampler/sampler';
 import { buildUnwindTable, UnwindChunk } from '../../src/symbols/unwind-table';
 import { ProcConfig } from '../../src/symbols/injector';
 import { buildFixture, newestToolchain } from '../support/go-toolchains';
