@@ -14,7 +14,7 @@ import type { Metric } from 'prom-client';
 import { type CodecValue, array, struct, u32, u64 } from '../bpf/codec';
 import { bpfObjectPath } from '../bpf/native';
 import { BpfLink, BpfMap, BpfObject } from '../bpf/object';
-import { containerIdFromCgroup } from '../proc/container';
+import { containerIdFromPath } from '../proc/container';
 import type { CgroupPaths } from './cgroup-paths';
 
 // Mirrors bpf/runqlat.h.
@@ -246,7 +246,7 @@ export function cgroupRunqueueLatency(rq: () => RunqueueLatency | undefined, pat
           if (paths.isGone(id)) gone.push(id);
           continue;
         }
-        const containerId = containerIdFromCgroup(`0::${cgroup}`);
+        const containerId = containerIdFromPath(cgroup);
         out.push(...histogramSamples(CGROUP_RUNQUEUE_LATENCY_METRIC, h, containerId === undefined ? { cgroup } : { cgroup, container_id: containerId }));
       }
       if (gone.length > 0) {

@@ -14,17 +14,24 @@ export function containerIdFromCgroup(text: string): string | undefined {
   let depth = -1;
   for (const line of text.split('\n')) {
     // hierarchy-ID:controllers:path — the path may itself hold ':'.
-    const path = line.split(':').slice(2).join(':');
-    const parts = path.split('/');
-    for (let i = parts.length - 1; i >= 0; i--) {
-      const m = CONTAINER_COMPONENT.exec(parts[i]!);
-      if (m) {
-        if (i > depth) [found, depth] = [m[1], i];
-        break;
-      }
-    }
+    const hit = innermostContainer(line.split(':').slice(2).join(':'));
+    if (hit !== undefined && hit.depth > depth) ({ id: found, depth } = hit);
   }
   return found;
+}
+
+/** The container ID in one cgroup path (e.g. "/kubepods.slice/…/cri-containerd-<id>.scope"), if any. */
+export function containerIdFromPath(path: string): string | undefined {
+  return innermostContainer(path)?.id;
+}
+
+function innermostContainer(path: string): { id: string; depth: number } | undefined {
+  const parts = path.split('/');
+  for (let i = parts.length - 1; i >= 0; i--) {
+    const m = CONTAINER_COMPONENT.exec(parts[i]!);
+    if (m) return { id: m[1]!, depth: i };
+  }
+  return undefined;
 }
 
 /** The container ID of a running process (undefined when it has none or is gone). */
