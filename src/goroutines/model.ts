@@ -1,0 +1,81 @@
+// The goroutine dump model: one shape for a dump read from a live process's memory (src/goroutines/reader) and
+// for one parsed from the text Go prints (SIGQUIT, runtime.Stack(all), /debug/pprof/goroutine?debug=2). Writers
+// (the text formats, the pprof goroutine profile) and the analysis (grouping, blocking chains, diagnosis) take
+// this and nothing else.
+
+import type { ResolvedLocation } from '../profile/builder';
+
+/** runtime.g's atomicstatus without the scan bit, by name (runtime2.go's gStatusStrings). */
+export type GoroutineState =
+  | 'idle'
+  | 'runnable'
+  | 'running'
+  | 'syscall'
+  | 'waiting'
+  | 'dead'
+  | 'copystack'
+  | 'preempted'
+  | 'leaked'
+  | 'unknown';
+
+/** One frame as Go's traceback prints it: `function(args)` then `\tfile:line +0xoff`. */
+export interface GoroutineFrame {
+  function: string;
+  file: string;
+  line: number;
+  /** PC − function entry, the `+0x…` Go prints after file:line; undefined for inlined frames and when unknown. */
+  entryOffset?: number;
+  /** True for a call inlined into the frame that follows it (Go prints its arguments as `(...)`). */
+  inlined?: boolean;
+  /** The argument text between the parentheses as Go printed it ("0xc000012000, 0x1"), when known. */
+  args?: string;
+}
+
+/** The `created by` lines: the go statement that started the goroutine. */
+export interface GoroutineCreator {
+  function: string;
+  file: string;
+  line: number;
+  entryOffset?: number;
+  /** The creating goroutine (Go 1.21+ prints "created by F in goroutine N"). */
+  goid?: number;
+}
+
+export interface Goroutine {
+  id: number;
+  state: GoroutineState;
+  /**
+   * What Go prints first in the brackets: the wait reason of a waiting goroutine ("chan receive", "select",
+   * "IO wait", "sync.Mutex.Lock"), otherwise the state ("running", "runnable", "syscall").
+   */
+  status: string;
+  /** The wait reason alone (waiting goroutines), as runtime2.go's waitReasonStrings spell it. */
+  waitReason?: string;
+  /** Whole minutes waited (Go prints ", N minutes" when ≥ 1); undefined when unknown or under a minute. */
+  waitMinutes?: number;
+  lockedToThread?: boolean;
+  /** Innermost first, inlined calls expanded (each inlined call one frame, before the frame it is inlined in). */
+  frames: GoroutineFrame[];
+  /** Go stops at 100 frames and prints "...additional frames elided..."; so do we. */
+  framesElided?: boolean;
+  createdBy?: GoroutineCreator;
+  /** The goroutine's pprof labels (pprof.Do / SetGoroutineLabels), in the order the program holds them. */
+  labels?: Record<string, string>;
+  /**
+   * The physical frames with their addresses, innermost first, when the dump was read from a live process (a
+   * parsed text dump has none). The pprof goroutine profile uses these as its locations.
+   */
+  locations?: ResolvedLocation[];
+  /** What could not be read for this goroutine (its stack may be partial); the reader's word, never a guess. */
+  error?: string;
+}
+
+export interface GoroutineDump {
+  /** The process, when the dump was read from one. */
+  pid?: number;
+  /** When the snapshot was taken or the dump parsed (ms since the epoch). */
+  takenAtMs?: number;
+  goroutines: Goroutine[];
+  /** Problems that concern the whole dump: unreadable goroutines skipped, a truncated text, lines not understood. */
+  warnings: string[];
+}
