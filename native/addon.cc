@@ -10,6 +10,7 @@
 
 #include "bpf_object.h"
 #include "errors.h"
+#include "process_memory.h"
 #include "util.h"
 
 namespace qf {
@@ -79,6 +80,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("mount", Napi::Function::New<Mount>(env, "mount"));
   exports.Set("enableRunTimeStats", Napi::Function::New<EnableRunTimeStats>(env, "enableRunTimeStats"));
   exports.Set("possibleCpus", Napi::Function::New<PossibleCpus>(env, "possibleCpus"));
+  exports.Set("readProcessMemory", Napi::Function::New<ReadProcessMemory>(env, "readProcessMemory"));
   exports.Set("onlineCpus", Napi::Function::New<OnlineCpuList>(env, "onlineCpus"));
   exports.Set("libbpfVersion",
               Napi::String::New(env, std::to_string(libbpf_major_version()) + "." + std::to_string(libbpf_minor_version())));

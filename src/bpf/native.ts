@@ -125,6 +125,11 @@ export interface NativeAddon {
   enableRunTimeStats(): number;
   possibleCpus(): number;
   onlineCpus(): number[];
+  /**
+   * process_vm_readv in batches: requests are [addr, len] pairs, their bytes laid end to end in `out`; the result
+   * holds the bytes read per request (less than asked where the remote range runs into unmapped memory).
+   */
+  readProcessMemory(pid: number, requests: Float64Array, out: Buffer): Int32Array;
   libbpfVersion: string;
 }
 

@@ -59,6 +59,11 @@ export interface Goroutine {
   /** Go stops at 100 frames and prints "...additional frames elided..."; so do we. */
   framesElided?: boolean;
   createdBy?: GoroutineCreator;
+  /**
+   * A runtime goroutine (GC workers, the finalizer goroutine while idle, …): started by a runtime function other
+   * than runtime.main. runtime.Stack(all) and debug=2 leave these out; GOTRACEBACK=system and SIGQUIT show them.
+   */
+  system?: boolean;
   /** The goroutine's pprof labels (pprof.Do / SetGoroutineLabels), in the order the program holds them. */
   labels?: Record<string, string>;
   /**
