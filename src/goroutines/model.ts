@@ -27,6 +27,8 @@ export interface GoroutineFrame {
   entryOffset?: number;
   /** True for a call inlined into the frame that follows it (Go prints its arguments as `(...)`). */
   inlined?: boolean;
+  /** Compiler-generated (a method wrapper, a `go` statement's wrapper): Go's traceback leaves these out. */
+  wrapper?: boolean;
   /** The argument text between the parentheses as Go printed it ("0xc000012000, 0x1"), when known. */
   args?: string;
 }
@@ -78,6 +80,8 @@ export interface Goroutine {
 export interface GoroutineDump {
   /** The process, when the dump was read from one. */
   pid?: number;
+  /** The program's Go version ("go1.26.1"), when known: what Go itself would print differs by release. */
+  goVersion?: string;
   /** When the snapshot was taken or the dump parsed (ms since the epoch). */
   takenAtMs?: number;
   goroutines: Goroutine[];

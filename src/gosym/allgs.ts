@@ -37,6 +37,11 @@ const MAX_FUNC_BYTES = 16 << 10;
 export function locateAllgs(bin: GoBinary): AllgsLocation | string {
   const sym = bin.elf.symbol('runtime.allgs');
   if (sym && sym.value !== 0) return { address: sym.value, source: 'symtab' };
+  return allgsFromCode(bin);
+}
+
+/** The address of allgs read off runtime.allgadd's code (what a stripped binary leaves). */
+export function allgsFromCode(bin: GoBinary): AllgsLocation | string {
   const f = findFuncByName(bin, 'runtime.allgadd');
   if (!f) return 'runtime.allgadd is not in the function table';
   const size = f.end - f.entry;

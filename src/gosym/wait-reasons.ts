@@ -25,7 +25,7 @@ export function readWaitReasons(elf: ElfFile): string[] | string {
       const r = readTable(elf, sym.value, undefined);
       if (r.length > 1) return r;
     }
-    return findByAnchor(elf);
+    return waitReasonsByAnchor(elf);
   } catch (e) {
     return `cannot read runtime.waitReasonStrings: ${(e as Error).message}`;
   }
@@ -35,7 +35,8 @@ function loads(elf: ElfFile, writable: boolean): Array<{ vaddr: number; offset: 
   return elf.segments.filter((s) => s.type === PT_LOAD && ((s.flags & PF_W) !== 0) === writable && s.filesz > 0);
 }
 
-function findByAnchor(elf: ElfFile): string[] | string {
+/** The table found through its "GC assist marking" entry (what a stripped binary leaves). */
+export function waitReasonsByAnchor(elf: ElfFile): string[] | string {
   const anchors: number[] = [];
   for (const seg of loads(elf, false)) {
     // Read-only data of a Go binary is tens of MiB at most; reading it by segment keeps this one pass.

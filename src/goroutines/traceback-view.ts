@@ -1,0 +1,52 @@
+// What Go's own traceback would print of a dump at a GOTRACEBACK level. The reader keeps everything; this decides
+// what is shown, by the runtime's rules (traceback.go: showfuncinfo, isSystemGoroutine, printcreatedby):
+//   'user'   — runtime.Stack(buf, true), /debug/pprof/goroutine?debug=2, GOTRACEBACK=all: no runtime goroutines,
+//              no unexported runtime.* frames (runtime.gopanic is kept when it is not the innermost frame);
+//   'system' — GOTRACEBACK=system and what a SIGQUIT prints (a runtime "throw"): everything.
+
+import type { Goroutine, GoroutineDump, GoroutineFrame } from './model';
+
+export type TracebackLevel = 'user' | 'system';
+
+/** runtime.showfuncinfo at level 1: a frame worth showing to a user. */
+export function isUserVisibleFrame(name: string, innermost: boolean): boolean {
+  if (name === 'runtime.gopanic' && !innermost) return true;
+  if (!name.includes('.')) return false;
+  if (!name.startsWith('runtime.')) return true;
+  const c = name.charCodeAt('runtime.'.length);
+  return c >= 65 && c <= 90; // exported runtime function (runtime.Goexit, runtime.Gosched)
+}
+
+// A wrapper is shown only when it called one of these (runtime.elideWrapperCalling).
+const WRAPPER_SHOWN_CALLING = new Set(['runtime.gopanic', 'runtime.sigpanic', 'runtime.panicwrap']);
+
+/**
+ * The frames level 1 shows. Go ≤ 1.15 decided an inlined frame's visibility by the function it was inlined into
+ * (runtime.goparkunlock inlined into sync.runtime_notifyListWait was printed); later releases by its own name.
+ */
+function userFrames(frames: readonly GoroutineFrame[], goMinor: number): GoroutineFrame[] {
+  return frames.filter((f, i) => {
+    if (f.wrapper && !(i > 0 && WRAPPER_SHOWN_CALLING.has(frames[i - 1]!.function))) return false;
+    let name = f.function;
+    if (f.inlined && goMinor <= 15) name = frames.slice(i).find((x) => !x.inlined)?.function ?? name;
+    return isUserVisibleFrame(name, i === 0);
+  });
+}
+
+function goMinorOf(version: string | undefined): number {
+  const m = /^go1\.(\d+)/.exec(version ?? '');
+  return m ? Number(m[1]) : Number.MAX_SAFE_INTEGER;
+}
+
+export function tracebackView(dump: GoroutineDump, level: TracebackLevel): GoroutineDump {
+  if (level === 'system') return dump;
+  const goMinor = goMinorOf(dump.goVersion);
+  const goroutines: Goroutine[] = [];
+  for (const g of dump.goroutines) {
+    if (g.system) continue;
+    const shown: Goroutine = { ...g, frames: userFrames(g.frames, goMinor) };
+    if (g.createdBy && !isUserVisibleFrame(g.createdBy.function, false)) delete shown.createdBy;
+    goroutines.push(shown);
+  }
+  return { ...dump, goroutines };
+}
