@@ -4,12 +4,12 @@
 // each round), medians reported. Prints numbers; asserts nothing.
 //   npm run build && node dist/bench/workload-throughput.bench.js [ROUNDS] [SECONDS]
 
-import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { median, startAgentProcess } from './support/agent';
-import { goEnv, newestToolchain, repoRoot, toolchainGoVersion } from '../test/support/go-toolchains';
+import { buildBenchFixture } from './support/build';
 
 const ROUNDS = Number(process.argv[2] ?? 5);
 const SECONDS = Number(process.argv[3] ?? 5);
@@ -23,24 +23,6 @@ interface Run {
   /** Calls per second of the workload's own CPU time. */
   leafCpu: number;
   framedCpu: number;
-}
-
-/** Builds bench/fixtures/spin with the newest toolchain into .cache/bench/spin (again when the source is newer). */
-function buildSpin(): string {
-  const tc = newestToolchain();
-  const src = path.join(repoRoot(), 'bench', 'fixtures', 'spin');
-  const out = path.join(repoRoot(), '.cache', 'bench', 'spin');
-  const stamp = `${out}.stamp`;
-  const want = toolchainGoVersion(tc);
-  const newest = Math.max(...fs.readdirSync(src).map((f) => fs.statSync(path.join(src, f)).mtimeMs));
-  const fresh = fs.existsSync(out) && fs.statSync(out).mtimeMs >= newest && fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8') === want;
-  if (!fresh) {
-    fs.mkdirSync(path.dirname(out), { recursive: true });
-    const r = spawnSync(tc.goBin, ['build', '-buildvcs=false', '-o', out, '.'], { cwd: src, env: goEnv(tc), encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`go build spin: ${r.stderr}`);
-    fs.writeFileSync(stamp, want);
-  }
-  return out;
 }
 
 async function stop(proc: ChildProcess, signal: NodeJS.Signals): Promise<void> {
@@ -92,7 +74,7 @@ async function runOnce(setup: Setup, spin: string, cpus: number): Promise<Run> {
 
 async function main(): Promise<void> {
   const cpus = os.cpus().length;
-  const spin = buildSpin();
+  const spin = buildBenchFixture('spin');
   const setups: Setup[] = ['none', 'agent', 'perf'];
   const runs: Record<Setup, Run[]> = { none: [], agent: [], perf: [] };
   for (let round = 0; round < ROUNDS; round++) {

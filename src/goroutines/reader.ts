@@ -13,7 +13,7 @@ import type { Goroutine, GoroutineCreator, GoroutineDump, GoroutineFrame, Gorout
 import { GoroutineReadError } from './errors';
 import { DEFAULT_LABEL_LIMITS, LabelLimits, readLabels } from './labels';
 import type { GoTarget, TargetCache } from './target';
-import { PhysicalFrame, unwindGoroutine } from './unwind';
+import { PhysicalFrame, Unwound, unwindGoroutine } from './unwind';
 
 export interface SnapshotOptions {
   /** Most goroutines read (allgs entries beyond are counted in a warning). Default 1,000,000. */
@@ -26,6 +26,8 @@ export interface SnapshotOptions {
   procRoot?: string;
   /** Tests: read the goroutine list at this runtime address instead of runtime.allgs. */
   allgsAddress?: number;
+  /** Tests: called once the goroutine list has been read, before any goroutine is. */
+  onAllgsRead?: () => void;
 }
 
 // runtime2.go's statuses (the scan bit 0x1000 stripped).
@@ -67,6 +69,11 @@ interface GRecord {
   parentGoid: number;
 }
 
+/** Whether a goroutine's saved state differs from when its stack was read (it ran meanwhile). */
+function moved(before: GRecord, after: GRecord | undefined | 'unusable'): boolean {
+  return after === undefined || after === 'unusable' || after.status !== before.status || after.pc !== before.pc || after.sp !== before.sp || after.goid !== before.goid;
+}
+
 /** Takes a snapshot of every goroutine of `pid`. Throws GoroutineReadError with a one-line message. */
 export function snapshotGoroutines(pid: number, targets: TargetCache, opts: SnapshotOptions = {}): GoroutineDump {
   const procRoot = opts.procRoot ?? '/proc';
@@ -95,6 +102,8 @@ class Snapshot {
   private readonly maxFrames: number;
   private readonly frameCache = new Map<number, GoroutineFrame[]>();
   private readonly labelCache = new Map<number, Record<string, string> | undefined>();
+  private readonly creatorCache = new Map<number, GoroutineCreator | null>();
+  private readonly startCache = new Map<number, string | undefined>();
   private readonly nowNs = process.hrtime.bigint(); // CLOCK_MONOTONIC, the clock of Go's nanotime()
 
   constructor(
@@ -110,17 +119,14 @@ class Snapshot {
 
   take(): GoroutineDump {
     const pointers = this.allgPointers();
+    this.opts.onAllgsRead?.();
     const goroutines: Goroutine[] = [];
     let unusable = 0;
     for (let i = 0; i < pointers.length; i += BATCH) {
-      const batch = pointers.slice(i, i + BATCH);
-      const records = this.readGs(batch);
-      for (let k = 0; k < batch.length; k++) {
-        const r = records[k];
-        if (r === 'unusable') unusable++;
-        if (r === undefined || r === 'unusable') continue;
-        goroutines.push(this.goroutine(r));
-      }
+      const records = this.readGs(pointers.slice(i, i + BATCH));
+      unusable += records.filter((r) => r === 'unusable').length;
+      const live = records.filter((r): r is GRecord => r !== undefined && r !== 'unusable');
+      goroutines.push(...this.readBatch(live));
     }
     if (pointers.length > 0 && unusable > pointers.length * CORRUPT_SHARE) {
       throw new GoroutineReadError('corrupt', `pid ${this.pid}: runtime.allgs does not hold goroutines (${unusable} of ${pointers.length} entries are not valid g structs; runtime.g layout ${this.t.layout.source})`);
@@ -193,15 +199,62 @@ class Snapshot {
     };
   }
 
-  private goroutine(first: GRecord): Goroutine {
-    let r = first;
-    let unwound = this.unwind(r);
-    for (let attempt = 0; attempt < RETRIES && unwound.changed; attempt++) {
-      const again = this.readGs([r.addr])[0];
-      if (again === undefined || again === 'unusable') break;
-      r = again;
-      unwound = this.unwind(r);
+  /**
+   * A batch of goroutines: their stacks read in one go, walked, then their g structs read again — a goroutine whose
+   * saved state moved meanwhile ran while we read, and is read again on its own (a few times at most).
+   */
+  private readBatch(records: GRecord[]): Goroutine[] {
+    const walkable = records.map((r) => this.walkable(r));
+    const stacks = this.mem.readMany(records.map((r, i) => (walkable[i] === undefined ? [r.sp, Math.min(FIRST_STACK_READ, r.stackHi - r.sp)] : [0, 0])));
+    const walks = records.map((r, i) => (walkable[i] !== undefined ? walkable[i]! : this.walk(r, stacks[i])));
+    const after = this.readGs(records.map((r) => r.addr));
+    return records.map((r, i) => {
+      let rec = r;
+      let walk = walks[i]!;
+      for (let attempt = 0; attempt <= RETRIES && moved(rec, after[i]); attempt++) {
+        const again = this.readGs([rec.addr])[0];
+        if (again === undefined || again === 'unusable' || attempt === RETRIES) {
+          walk = { ...walk, error: walk.error ? `${walk.error} (the goroutine ran while read)` : 'the goroutine ran while read; its stack may be mixed' };
+          break;
+        }
+        rec = again;
+        walk = this.walkable(rec) ?? this.walk(rec, undefined);
+        after[i] = this.readGs([rec.addr])[0];
+      }
+      return this.goroutine(rec, walk);
+    });
+  }
+
+  /** A walk that needs no stack read (a running goroutine, one whose stack is moving, bad saved registers), else undefined. */
+  private walkable(r: GRecord): Unwound | undefined {
+    const state = STATES[r.status]!;
+    if (state === 'running') return { frames: [], elided: false, error: 'running on another thread; stack unavailable' };
+    if (state === 'copystack') return { frames: [], elided: false, error: 'stack being moved; not read' };
+    if (r.pc === 0 || r.sp < r.stackLo || r.sp >= r.stackHi) {
+      return { frames: [], elided: false, error: `saved pc/sp (0x${r.pc.toString(16)}/0x${r.sp.toString(16)}) outside its stack [0x${r.stackLo.toString(16)}, 0x${r.stackHi.toString(16)})` };
     }
+    return undefined;
+  }
+
+  /** Walks a goroutine's stack from its saved PC/SP; `first` is the stack read from sp up, when the batch got it. */
+  private walk(r: GRecord, first: Buffer | undefined): Unwound {
+    const base = r.sp;
+    let buf = first ?? this.mem.readUpTo(r.sp, Math.min(FIRST_STACK_READ, r.stackHi - r.sp));
+    const words = (addr: number): number | undefined => {
+      if (addr < base || addr + 8 > r.stackHi) return undefined;
+      if (addr + 8 > base + buf.length) {
+        if (buf.length >= MAX_STACK_READ) return undefined;
+        const more = this.mem.readUpTo(base + buf.length, Math.min(r.stackHi - base, MAX_STACK_READ) - buf.length);
+        if (more.length === 0) return undefined;
+        buf = Buffer.concat([buf, more]);
+        if (addr + 8 > base + buf.length) return undefined;
+      }
+      return Number(buf.readBigUInt64LE(addr - base));
+    };
+    return unwindGoroutine(this.t.frameInfo, this.bias, r.pc, r.sp, r.stackHi, words, this.maxFrames);
+  }
+
+  private goroutine(r: GRecord, unwound: Unwound): Goroutine {
     const state = STATES[r.status]!;
     const reason = state === 'waiting' || state === 'leaked' ? this.waitReason(r.waitReason) : undefined;
     const g: Goroutine = { id: r.goid, state, status: reason || state, frames: [] };
@@ -223,37 +276,6 @@ class Snapshot {
     if (unwound.error) g.error = unwound.error;
     if (this.opts.resolver && unwound.frames.length > 0) g.locations = this.locations(unwound.frames);
     return g;
-  }
-
-  /** The goroutine's stack walked from its saved PC/SP, and whether its saved state changed meanwhile. */
-  private unwind(r: GRecord): { frames: PhysicalFrame[]; elided: boolean; error?: string; changed: boolean } {
-    const state = STATES[r.status]!;
-    if (state === 'running') return { frames: [], elided: false, error: 'running on another thread; stack unavailable', changed: false };
-    if (state === 'copystack') return { frames: [], elided: false, error: 'stack being moved; not read', changed: false };
-    if (r.pc === 0 || r.sp < r.stackLo || r.sp >= r.stackHi) {
-      return { frames: [], elided: false, error: `saved pc/sp (0x${r.pc.toString(16)}/0x${r.sp.toString(16)}) outside its stack [0x${r.stackLo.toString(16)}, 0x${r.stackHi.toString(16)})`, changed: true };
-    }
-    const base = r.sp;
-    let buf = this.mem.readUpTo(r.sp, Math.min(FIRST_STACK_READ, r.stackHi - r.sp));
-    const words = (addr: number): number | undefined => {
-      if (addr < base || addr + 8 > r.stackHi) return undefined;
-      if (addr + 8 > base + buf.length) {
-        if (buf.length >= MAX_STACK_READ) return undefined;
-        const more = this.mem.readUpTo(base + buf.length, Math.min(r.stackHi - base, MAX_STACK_READ) - buf.length);
-        if (more.length === 0) return undefined;
-        buf = Buffer.concat([buf, more]);
-        if (addr + 8 > base + buf.length) return undefined;
-      }
-      return Number(buf.readBigUInt64LE(addr - base));
-    };
-    const u = unwindGoroutine(this.t.bin, this.bias, r.pc, r.sp, r.stackHi, words, this.maxFrames);
-    // Still parked where it was? If not, the stack we walked may be half old, half new.
-    const now = this.readGs([r.addr])[0];
-    const changed = now === undefined || now === 'unusable' || now.status !== r.status || now.pc !== r.pc || now.sp !== r.sp || now.goid !== r.goid;
-    const out: { frames: PhysicalFrame[]; elided: boolean; error?: string; changed: boolean } = { frames: u.frames, elided: u.elided, changed };
-    if (u.error) out.error = u.error;
-    if (changed) out.error = out.error ? `${out.error} (the goroutine ran while read)` : 'the goroutine ran while read; its stack may be mixed';
-    return out;
   }
 
   private waitReason(i: number): string {
@@ -289,13 +311,22 @@ class Snapshot {
 
   private creator(r: GRecord): GoroutineCreator | undefined {
     if (r.gopc === 0 || r.goid === 1) return undefined;
-    const lpc = r.gopc - this.bias;
+    let c = this.creatorCache.get(r.gopc);
+    if (c === undefined) {
+      c = this.creatorAt(r.gopc);
+      this.creatorCache.set(r.gopc, c);
+    }
+    if (!c) return undefined;
+    return r.parentGoid > 0 ? { ...c, goid: r.parentGoid } : c;
+  }
+
+  private creatorAt(gopc: number): GoroutineCreator | null {
+    const lpc = gopc - this.bias;
     const f = this.t.bin.funcAt(lpc);
-    if (!f) return undefined;
+    if (!f) return null;
     const line = this.t.bin.lineInfo(lpc > f.entry ? lpc - 1 : lpc);
     const c: GoroutineCreator = { function: funcNameForPrint(this.t.bin.funcName(f)), file: line?.file ?? '?', line: line?.line ?? 0 };
     if (lpc > f.entry) c.entryOffset = lpc - f.entry;
-    if (r.parentGoid > 0) c.goid = r.parentGoid;
     return c;
   }
 
@@ -309,9 +340,12 @@ class Snapshot {
 
   /** runtime.isSystemGoroutine: started by a runtime function other than runtime.main (finalizers: while idle). */
   private isSystem(r: GRecord, frames: readonly GoroutineFrame[]): boolean {
-    const f = this.t.bin.funcAt(r.startpc - this.bias);
-    if (!f) return false;
-    const name = this.t.bin.funcName(f);
+    let name = this.startCache.get(r.startpc);
+    if (name === undefined && !this.startCache.has(r.startpc)) {
+      name = this.t.frameInfo(r.startpc - this.bias)?.name;
+      this.startCache.set(r.startpc, name);
+    }
+    if (name === undefined) return false;
     if (USER_START_FUNCS.has(name)) return false;
     if (FINALIZER_FUNCS.has(name)) return !frames.some((fr) => !fr.function.startsWith('runtime.'));
     return name.startsWith('runtime.');

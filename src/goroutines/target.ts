@@ -9,6 +9,7 @@ import { readWaitReasons } from '../gosym/wait-reasons';
 import type { Executable } from '../proc/exe';
 import { labelsEra, type LabelsEra } from './labels';
 import { GoroutineReadError } from './errors';
+import { FrameInfo, frameInfoLookup } from './unwind';
 
 export interface GoTarget {
   key: string;
@@ -20,6 +21,8 @@ export interface GoTarget {
   labelsEra: LabelsEra;
   /** The funcID this binary gives compiler-generated wrappers (it differs by release), when known. */
   wrapperFuncId: number | undefined;
+  /** What the unwinder needs at a link-time PC (cached: shared by every snapshot of processes of this binary). */
+  frameInfo: (lpc: number) => FrameInfo | undefined;
   /** What is uncertain about this binary (a guessed layout, no wait-reason table), for the dump's warnings. */
   caveats: string[];
 }
@@ -63,6 +66,7 @@ export function openTarget(exe: Executable): GoTarget {
       waitReasons: typeof reasons === 'string' ? [] : reasons,
       labelsEra: labelsEra(bin.version.major === 1 ? bin.version.minor : 99),
       wrapperFuncId: wrapperFuncId(bin),
+      frameInfo: frameInfoLookup(bin),
       caveats,
     };
   } catch (e) {

@@ -23,39 +23,82 @@ export interface Unwound {
 /** Reads 8-byte words of the goroutine's stack; undefined outside it or when unreadable. */
 export type StackWords = (address: number) => number | undefined;
 
+/** What the walk needs to know at one link-time PC. */
+export interface FrameInfo {
+  name: string;
+  entry: number;
+  /** Bytes below the function's entry SP at this PC (pcsp); -1 when unknown. */
+  spDelta: number;
+  /** The stack ends here (runtime.goexit, mstart, rt0_go). */
+  top: boolean;
+  /** The function rewrites SP (stack switches): nothing above it can be trusted. */
+  spWrite: boolean;
+  /** Entered by a trap, not a call: the frame above it was interrupted at an exact PC. */
+  trap: boolean;
+}
+
 // Where every stack ends (their TopFrame flag is only recorded from Go 1.16 on).
 const TOP_FRAME_FUNCS = new Set(['runtime.goexit', 'runtime.mstart', 'runtime.rt0_go']);
-
-// Functions entered by a trap rather than a call: the frame above them was interrupted at an exact PC.
 const TRAP_FUNCS = new Set(['runtime.sigpanic', 'runtime.asyncPreempt']);
+/** Goroutines of one program share most of their PCs: a bounded cache of what the tables say about each. */
+const FRAME_INFO_CACHE = 1 << 16;
+
+/** FrameInfo by link-time PC, cached (decoding pcsp per frame of 100,000 goroutines would dominate a snapshot). */
+export function frameInfoLookup(bin: GoBinary): (lpc: number) => FrameInfo | undefined {
+  const cache = new Map<number, FrameInfo | undefined>();
+  return (lpc) => {
+    if (cache.has(lpc)) return cache.get(lpc);
+    const f = bin.funcAt(lpc);
+    let info: FrameInfo | undefined;
+    if (f) {
+      const name = bin.funcName(f);
+      const flag = bin.pcln.funcFlag(f);
+      info = {
+        name,
+        entry: f.entry,
+        spDelta: bin.pcln.spDelta(f, lpc),
+        top: (flag & FUNC_FLAG_TOPFRAME) !== 0 || TOP_FRAME_FUNCS.has(name),
+        spWrite: (flag & FUNC_FLAG_SPWRITE) !== 0,
+        trap: TRAP_FUNCS.has(name),
+      };
+    }
+    if (cache.size >= FRAME_INFO_CACHE) cache.clear();
+    cache.set(lpc, info);
+    return info;
+  };
+}
 
 /**
  * Unwinds from (pc, sp) — a goroutine's g.sched or syscall PC/SP, both runtime addresses. `bias` maps runtime to
- * link-time addresses. `firstExact` says whether pc itself is exact (a goroutine that never ran sits at its
- * function's entry) — otherwise it is a return address like the rest.
+ * link-time addresses. The first PC is exact when it is a function's entry (a goroutine that never ran), otherwise
+ * a return address like the rest.
  */
-export function unwindGoroutine(bin: GoBinary, bias: number, pc: number, sp: number, stackHi: number, words: StackWords, maxFrames: number): Unwound {
+export function unwindGoroutine(
+  info: (lpc: number) => FrameInfo | undefined,
+  bias: number,
+  pc: number,
+  sp: number,
+  stackHi: number,
+  words: StackWords,
+  maxFrames: number,
+): Unwound {
   const frames: PhysicalFrame[] = [];
   let exact = false;
   for (;;) {
     if (frames.length >= maxFrames) return { frames, elided: true };
     const lpc = pc - bias;
-    const f = bin.funcAt(lpc);
+    const f = info(lpc);
     if (!f) return { frames, elided: false, error: `pc 0x${pc.toString(16)} is not in the Go function table` };
     frames.push({ pc, exact: exact || lpc === f.entry });
-    const flag = bin.pcln.funcFlag(f);
-    if (flag & FUNC_FLAG_TOPFRAME || TOP_FRAME_FUNCS.has(bin.funcName(f))) return { frames, elided: false };
-    if (flag & FUNC_FLAG_SPWRITE && frames.length > 1) {
-      return { frames, elided: false, error: `${bin.funcName(f)} switches stacks; the walk stops there` };
-    }
-    const delta = bin.pcln.spDelta(f, lpc);
-    if (delta < 0) return { frames, elided: false, error: `no frame size for ${bin.funcName(f)} at 0x${pc.toString(16)}` };
-    const retAt = sp + delta;
-    if (retAt + 8 > stackHi) return { frames, elided: false, error: `frame of ${bin.funcName(f)} runs past the stack's top` };
+    if (f.top) return { frames, elided: false };
+    if (f.spWrite && frames.length > 1) return { frames, elided: false, error: `${f.name} switches stacks; the walk stops there` };
+    if (f.spDelta < 0) return { frames, elided: false, error: `no frame size for ${f.name} at 0x${pc.toString(16)}` };
+    const retAt = sp + f.spDelta;
+    if (retAt + 8 > stackHi) return { frames, elided: false, error: `frame of ${f.name} runs past the stack's top` };
     const ret = words(retAt);
     if (ret === undefined) return { frames, elided: false, error: `stack word at 0x${retAt.toString(16)} unreadable` };
     if (ret === 0) return { frames, elided: false };
-    exact = TRAP_FUNCS.has(bin.funcName(f));
+    exact = f.trap;
     sp = retAt + 8;
     pc = ret;
   }
