@@ -22,6 +22,9 @@ export interface AgentOptions {
   maxProfileSeconds: number;
   /** Also keep run-queue latency per cgroup (default false). */
   runqueuePerCgroup?: boolean;
+  /** Page captures kept (default 20) and MiB of their pprof (default 32). */
+  keepCaptures?: number;
+  keepCapturesMib?: number;
 }
 
 export interface RunningAgent {
@@ -67,11 +70,17 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
           };
           return { add, finish: (w) => encodePprof(builder.build(w.endUnixNs)) };
         },
-        processes: () => sampler.goProcesses().map((p) => ({ pid: p.pid, exe: p.exe, goVersion: p.goVersion, buildId: p.buildId })),
+        processes: () =>
+          sampler.goProcesses().map((p) => ({ pid: p.pid, exe: p.exe, goVersion: p.goVersion, buildId: p.buildId, containerId: containerIdOf(p.pid) })),
         processExists: (pid) => isProcess(pid),
         metrics: createMetricsRegistry({ runqueueLatency: runqueue, health: () => agentHealth(sampler.stats(), symbolizationNs) }),
       },
-      { logger, maxSeconds: opts.maxProfileSeconds },
+      {
+        logger,
+        maxSeconds: opts.maxProfileSeconds,
+        keepCaptures: opts.keepCaptures,
+        keepCaptureBytes: opts.keepCapturesMib === undefined ? undefined : opts.keepCapturesMib * (1 << 20),
+      },
     );
     cleanups.unshift(() => app.close());
     await app.listen({ host: opts.host, port: opts.port });
