@@ -13,6 +13,8 @@ import { ensureTracefs } from '../bpf/mount';
 import type { RawSample } from '../sampler/types';
 import { containerIdOf } from '../proc/container';
 import { buildServer } from './app';
+import { snapshotGoroutines } from '../goroutines/reader';
+import { TargetCache } from '../goroutines/target';
 
 export interface AgentOptions {
   host: string;
@@ -45,6 +47,8 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
   try {
     const runqueue = RunqueueLatency.start({ perCgroup: opts.runqueuePerCgroup ?? false });
     cleanups.push(() => runqueue.close());
+    const targets = new TargetCache();
+    cleanups.push(() => targets.close());
     const symbolizer = new Symbolizer();
     let symbolizationNs = 0n;
     cleanups.push(() => symbolizer.close());
@@ -73,6 +77,7 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
         processes: () =>
           sampler.goProcesses().map((p) => ({ pid: p.pid, exe: p.exe, goVersion: p.goVersion, buildId: p.buildId, containerId: containerIdOf(p.pid) })),
         processExists: (pid) => isProcess(pid),
+        goroutines: (pid) => snapshotGoroutines(pid, targets),
         metrics: createMetricsRegistry({ runqueueLatency: runqueue, health: () => agentHealth(sampler.stats(), symbolizationNs) }),
       },
       {

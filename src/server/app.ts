@@ -11,6 +11,7 @@ import { CaptureManager, CaptureWindow, SampleSink, TooManyCaptures } from './ca
 import { CaptureStore } from './capture-store';
 import { type Analyze, registerCaptureApi } from './captures-api';
 import { registerUi } from './ui';
+import { analyzeCapture, registerDiagnoseApi } from './diagnosis';
 import type { GoroutineDump } from '../goroutines/model';
 
 export interface ProcessSummary {
@@ -36,7 +37,7 @@ export interface AgentServices {
   metrics: Registry;
   /** A goroutine snapshot of a live Go process, read from outside (throws with a one-line reason). */
   goroutines?(pid: number): GoroutineDump;
-  /** Diagnoses a finished page capture. */
+  /** Diagnoses a finished page capture (default: the diagnosis rules, findings counted in /metrics). */
   analyzeCapture?: Analyze;
 }
 
@@ -136,7 +137,14 @@ export function buildServer(services: AgentServices, opts: ServerOptions): { app
     processExists: (pid) => services.processExists(pid),
     exeOf: (pid) => services.processes().find((p) => p.pid === pid)?.exe,
     goroutines: services.goroutines && ((pid) => services.goroutines!(pid)),
-    analyze: services.analyzeCapture && ((a) => services.analyzeCapture!(a)),
+    analyze: (a) => (services.analyzeCapture ?? analyzeCapture)(a),
+  });
+  registerDiagnoseApi(app, {
+    captures,
+    maxSeconds,
+    newProfile: (kind, start) => services.newProfile(kind, start),
+    processExists: (pid) => services.processExists(pid),
+    goroutines: services.goroutines && ((pid) => services.goroutines!(pid)),
   });
 
   return { app, captures };

@@ -11,6 +11,7 @@ import type { GoroutineDump } from '../goroutines/model';
 import type { Finding } from '../diagnose/types';
 import type { SampleKind } from '../sampler/types';
 import { BadRequest, parsePid, parseSeconds, type QueryValue } from './params';
+import { trySnapshot } from './diagnosis';
 import type { CaptureManager, CaptureWindow, SampleSink } from './capture';
 import type { CaptureInfo, CaptureList } from './api-types';
 import { CAPTURE_ID, CaptureStore } from './capture-store';
@@ -56,15 +57,7 @@ function asQuery(v: unknown, what: string): QueryValue {
 export function registerCaptureApi(app: FastifyInstance, deps: CaptureApiDeps): void {
   const { store, captures } = deps;
 
-  const snapshot = (pid: number | undefined, notes: string[], when: string): GoroutineDump | undefined => {
-    if (pid === undefined || !deps.goroutines) return undefined;
-    try {
-      return deps.goroutines(pid);
-    } catch (e) {
-      notes.push(`goroutines at the ${when} not read: ${(e as Error).message}`);
-      return undefined;
-    }
-  };
+  const snapshot = (pid: number | undefined, notes: string[], when: string): GoroutineDump | undefined => trySnapshot(deps.goroutines, pid, notes, when);
 
   const run = async (info: CaptureInfo): Promise<void> => {
     const notes: string[] = [];
