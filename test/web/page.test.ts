@@ -11,6 +11,7 @@ import { decodePprof } from '../../src/profile/pprof';
 import { startAgent } from '../support/agent';
 import { browserTest, launchBrowser, screenshotPath } from '../support/browser';
 import { buildFixture, newestToolchain } from '../support/go-toolchains';
+import { startShape } from '../diagnose/support';
 
 interface HotInfo {
   pid: number;
@@ -80,6 +81,7 @@ browserTest('the page captures a Go process, shows the hot function by name, sea
     const share = Number(/([\d.]+)% of the time shown/.exec(found)?.[1]);
     assert.ok(share > 20 && share < 80, found);
     assert.equal((await leaf.locator('rect').getAttribute('fill'))?.toUpperCase(), '#E600E6', 'the match is highlighted');
+    assert.match((await page.textContent('#findings')) ?? '', /No rule fired/);
     await page.screenshot({ path: screenshotPath('page-cpu'), fullPage: true });
 
     // Only the framed worker's goroutine: its functions stay, the leaf worker's go.
@@ -122,6 +124,34 @@ browserTest('the page captures a Go process, shows the hot function by name, sea
   } finally {
     await browser.close();
     hot.kill();
+    await agent.stop();
+  }
+});
+
+browserTest('the diagnosis of a capture is shown beside its flame graph', async () => {
+  const agent = await startAgent();
+  const fx = await startShape('scheduler-thrash');
+  const browser = await launchBrowser();
+  try {
+    const page = await browser.context.newPage();
+    await page.goto(agent.url);
+    const row = page.locator(`#processes tr[data-pid="${fx.pid}"]`);
+    for (let i = 0; i < 50 && (await row.count()) === 0; i++) {
+      await page.click('#refresh-processes');
+      await page.waitForTimeout(200);
+    }
+    await row.click();
+    await capture(page, fx.pid, 'cpu', 3);
+    const card = page.locator('#findings .finding[data-rule="scheduler-thrash"]');
+    await card.waitFor({ state: 'visible' });
+    assert.match((await card.textContent()) ?? '', /of the CPU is in the Go scheduler/);
+    assert.match((await card.locator('.sev').textContent()) ?? '', /^(warning|critical)$/);
+    assert.ok((await card.locator('li code').count()) > 0, 'the functions that fired it are listed');
+    assert.match((await page.textContent('#captures tbody tr')) ?? '', /⚑ \d/);
+    await page.screenshot({ path: screenshotPath('page-findings'), fullPage: true });
+  } finally {
+    await browser.close();
+    fx.kill();
     await agent.stop();
   }
 });
