@@ -14,6 +14,8 @@ import { GoroutineReadError } from './errors';
 import { DEFAULT_LABEL_LIMITS, LabelLimits, readLabels } from './labels';
 import type { GoTarget, TargetCache } from './target';
 import { PhysicalFrame, Unwound, unwindGoroutine } from './unwind';
+import { funcNameForPrint } from './func-name';
+import { isSystemStart } from './traceback-view';
 
 export interface SnapshotOptions {
   /** Most goroutines read (allgs entries beyond are counted in a warning). Default 1,000,000. */
@@ -49,9 +51,6 @@ const MAX_STACK_SIZE = 1 << 30;
 const RETRIES = 2;
 /** Over this share of unusable entries, the list is not a goroutine list at all. */
 const CORRUPT_SHARE = 0.5;
-
-const USER_START_FUNCS = new Set(['runtime.main', 'runtime.corostart', 'runtime.handleAsyncEvent']);
-const FINALIZER_FUNCS = new Set(['runtime.runfinq', 'runtime.runFinalizers', 'runtime.runCleanups']);
 
 /** One g as read: the fields a dump needs, already validated. */
 interface GRecord {
@@ -351,10 +350,7 @@ class Snapshot {
       name = this.t.frameInfo(r.startpc - this.bias)?.name;
       this.startCache.set(r.startpc, name);
     }
-    if (name === undefined) return false;
-    if (USER_START_FUNCS.has(name)) return false;
-    if (FINALIZER_FUNCS.has(name)) return !frames.some((fr) => !fr.function.startsWith('runtime.'));
-    return name.startsWith('runtime.');
+    return name !== undefined && isSystemStart(name, frames);
   }
 
 }
@@ -362,12 +358,4 @@ class Snapshot {
 /** The stack as StackResolver.resolveUser takes it: stack[0] looked up as is, every later entry minus 1. */
 function resolverStack(frames: readonly PhysicalFrame[]): number[] {
   return frames.map((pf, i) => (i === 0 ? (pf.exact ? pf.pc : pf.pc - 1) : pf.exact ? pf.pc + 1 : pf.pc));
-}
-
-/** runtime.funcNameForPrint: a generic function's shape arguments print as "[...]". */
-export function funcNameForPrint(name: string): string {
-  const i = name.indexOf('[');
-  if (i < 0) return name;
-  const j = name.lastIndexOf(']');
-  return j <= i ? name : `${name.slice(0, i)}[...]${name.slice(j + 1)}`;
 }
