@@ -13,6 +13,8 @@ import { ensureTracefs } from '../bpf/mount';
 import type { RawSample } from '../sampler/types';
 import { containerIdOf } from '../proc/container';
 import { buildServer } from './app';
+import { snapshotGoroutines } from '../goroutines/reader';
+import { TargetCache } from '../goroutines/target';
 
 export interface AgentOptions {
   host: string;
@@ -22,6 +24,9 @@ export interface AgentOptions {
   maxProfileSeconds: number;
   /** Also keep run-queue latency per cgroup (default false). */
   runqueuePerCgroup?: boolean;
+  /** Page captures kept (default 20) and MiB of their pprof (default 32). */
+  keepCaptures?: number;
+  keepCapturesMib?: number;
 }
 
 export interface RunningAgent {
@@ -42,6 +47,8 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
   try {
     const runqueue = RunqueueLatency.start({ perCgroup: opts.runqueuePerCgroup ?? false });
     cleanups.push(() => runqueue.close());
+    const targets = new TargetCache();
+    cleanups.push(() => targets.close());
     const symbolizer = new Symbolizer();
     let symbolizationNs = 0n;
     cleanups.push(() => symbolizer.close());
@@ -67,11 +74,18 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
           };
           return { add, finish: (w) => encodePprof(builder.build(w.endUnixNs)) };
         },
-        processes: () => sampler.goProcesses().map((p) => ({ pid: p.pid, exe: p.exe, goVersion: p.goVersion, buildId: p.buildId })),
+        processes: () =>
+          sampler.goProcesses().map((p) => ({ pid: p.pid, exe: p.exe, goVersion: p.goVersion, buildId: p.buildId, containerId: containerIdOf(p.pid) })),
         processExists: (pid) => isProcess(pid),
+        goroutines: (pid) => snapshotGoroutines(pid, targets),
         metrics: createMetricsRegistry({ runqueueLatency: runqueue, health: () => agentHealth(sampler.stats(), symbolizationNs) }),
       },
-      { logger, maxSeconds: opts.maxProfileSeconds },
+      {
+        logger,
+        maxSeconds: opts.maxProfileSeconds,
+        keepCaptures: opts.keepCaptures,
+        keepCaptureBytes: opts.keepCapturesMib === undefined ? undefined : opts.keepCapturesMib * (1 << 20),
+      },
     );
     cleanups.unshift(() => app.close());
     await app.listen({ host: opts.host, port: opts.port });
