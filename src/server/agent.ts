@@ -13,6 +13,7 @@ import { ensureTracefs } from '../bpf/mount';
 import type { RawSample } from '../sampler/types';
 import { containerIdOf } from '../proc/container';
 import { buildServer } from './app';
+import { loadAccessControl, type AccessFlags } from './access';
 
 export interface AgentOptions {
   host: string;
@@ -22,6 +23,8 @@ export interface AgentOptions {
   maxProfileSeconds: number;
   /** Also keep run-queue latency per cgroup (default false). */
   runqueuePerCgroup?: boolean;
+  /** TLS and credentials (default: none, for a loopback address). */
+  access?: AccessFlags;
 }
 
 export interface RunningAgent {
@@ -31,6 +34,7 @@ export interface RunningAgent {
 }
 
 export async function startAgent(opts: AgentOptions, logger: Logger): Promise<RunningAgent> {
+  const access = loadAccessControl(opts.access ?? {}); // bad files end the start before any BPF is loaded
   if (ensureTracefs()) logger.info('mounted tracefs at /sys/kernel/tracing');
   const sampler = Sampler.start({
     hz: opts.hz,
@@ -71,13 +75,13 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
         processExists: (pid) => isProcess(pid),
         metrics: createMetricsRegistry({ runqueueLatency: runqueue, health: () => agentHealth(sampler.stats(), symbolizationNs) }),
       },
-      { logger, maxSeconds: opts.maxProfileSeconds },
+      { logger, maxSeconds: opts.maxProfileSeconds, access },
     );
     cleanups.unshift(() => app.close());
     await app.listen({ host: opts.host, port: opts.port });
     const addr = app.server.address();
     const port = typeof addr === 'object' && addr ? addr.port : opts.port;
-    const url = `http://${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${port}`;
+    const url = `${access.scheme}://${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${port}`;
     logger.info({ url, hz: opts.hz }, 'quietflame agent listening');
     return { url, close: () => runCleanups(cleanups) };
   } catch (e) {

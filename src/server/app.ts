@@ -8,6 +8,7 @@ import { countProfileRequest } from '../metrics/registry';
 import { SampleKind, SampleSource } from '../sampler/types';
 import { BadRequest, parsePid, parseSeconds, type QueryValue } from './params';
 import { CaptureManager, CaptureWindow, SampleSink, TooManyCaptures } from './capture';
+import type { AccessControl } from './access';
 
 export interface ProcessSummary {
   pid: number;
@@ -32,6 +33,8 @@ export interface ServerOptions {
   logger: Logger;
   maxSeconds?: number;
   maxConcurrentProfiles?: number;
+  /** TLS and credentials checked on every route (none: plain HTTP, all open). */
+  access?: AccessControl;
 }
 
 /** Errors as net/http/pprof writes them: text/plain with X-Go-Pprof, which pprof clients show to the user. */
@@ -47,7 +50,10 @@ function pprofError(reply: FastifyReply, status: number, message: string): Fasti
 export function buildServer(services: AgentServices, opts: ServerOptions): { app: FastifyInstance; captures: CaptureManager } {
   const maxSeconds = opts.maxSeconds ?? 300;
   const captures = new CaptureManager(services.sampler, opts.maxConcurrentProfiles ?? 8);
-  const app: FastifyInstance = Fastify({ loggerInstance: opts.logger as FastifyBaseLogger, return503OnClosing: true, forceCloseConnections: true });
+  const https = opts.access?.https ? { https: opts.access.https } : {};
+  // With `https` Fastify's types switch to an https.Server instance; routes and hooks are the same.
+  const app = Fastify({ loggerInstance: opts.logger as FastifyBaseLogger, return503OnClosing: true, forceCloseConnections: true, ...https }) as unknown as FastifyInstance;
+  opts.access?.register(app); // first, so every route added below or by later plugins inherits it
 
   // Shutdown: end in-flight captures first so their requests answer and close() is not held up for `seconds`.
   app.addHook('preClose', async () => captures.shutdown());
