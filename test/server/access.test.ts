@@ -96,7 +96,7 @@ test('flags that would leave a non-loopback port open, or bad credential files, 
     [['--token-file'], 2, /--token-file: expected a file/],
     [['--tls-cert', p.serverCert, '--tls-key', p.rogueKey, '--listen', '127.0.0.1:0'], 1, /--tls-cert\/--tls-key: .*key values mismatch/],
     [['--tls-cert', path.join(p.dir, 'nope.crt'), '--tls-key', p.serverKey, '--listen', '127.0.0.1:0'], 1, /--tls-cert .*nope\.crt: ENOENT/],
-    [['--tls-cert', p.serverCert, '--tls-key', p.serverKey, '--tls-client-ca', p.serverKey, '--listen', '127.0.0.1:0'], 1, /--tls-client-ca .*server\.key: no PEM certificate in it/],
+    [['--tls-cert', p.serverCert, '--tls-key', p.serverKey, '--tls-client-ca', p.serverKey, '--listen', '127.0.0.1:0'], 1, /--tls-client-ca .*tls\.key: no PEM certificate in it/],
     [['--tls-cert', p.serverCert, '--tls-key', p.serverKey, '--tls-client-ca', p.clientCert, '--listen', '127.0.0.1:0'], 1, /--tls-client-ca .*client\.crt: CN=sre is not a CA certificate/],
     [['--token-file', shortToken, '--listen', '127.0.0.1:0'], 1, /expected one token of at least 16 characters/],
   ];

@@ -1,15 +1,16 @@
-// Certificates made by the real `openssl` at test time (nothing checked in): a CA, a server certificate for
-// 127.0.0.1/localhost signed by it, a client certificate it signed, and a client certificate from another CA.
-// Plus an HTTPS GET that presents them, for the agent's access control.
+// Certificates made at test time by scripts/make-secrets.sh (what operators run; openssl underneath, nothing
+// checked in): a CA, a server certificate for 127.0.0.1/localhost/quietflame signed by it, a client certificate it
+// signed, a token, and a client certificate from another CA (a second run). Plus an HTTPS GET that presents them.
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as https from 'node:https';
 import * as path from 'node:path';
+import { repoRoot } from './go-toolchains';
 
 export interface TestPki {
+  /** scripts/make-secrets.sh's output: ca.crt, tls.crt, tls.key, client.crt, client.key, token. */
   dir: string;
   ca: string;
   serverCert: string;
@@ -19,47 +20,31 @@ export interface TestPki {
   /** A client certificate signed by a CA the agent does not trust. */
   rogueCert: string;
   rogueKey: string;
-  /** A file holding a random bearer token (with a trailing newline, as `echo` and Secrets often leave one). */
   tokenFile: string;
   token: string;
 }
 
-function openssl(dir: string, args: string[]): void {
-  const r = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' });
-  assert.equal(r.status, 0, `openssl ${args.join(' ')}: ${r.stderr}`);
-}
-
-/** Key and certificate `name`.{key,crt}: self-signed when `ca` is undefined, else signed by ca.{key,crt}. */
-function issue(dir: string, name: string, subject: string, ca?: string, extensions?: string): void {
-  const key = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${name}.key`, '-subj', subject];
-  if (ca === undefined) return openssl(dir, ['req', '-x509', ...key, '-out', `${name}.crt`, '-days', '2']);
-  openssl(dir, ['req', ...key, '-out', `${name}.csr`]);
-  fs.writeFileSync(path.join(dir, `${name}.ext`), extensions ?? '');
-  openssl(dir, ['x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`, '-CAcreateserial', '-out', `${name}.crt`, '-days', '2', '-extfile', `${name}.ext`]);
+export function makeSecrets(dir: string, args: string[] = []): void {
+  const r = spawnSync('bash', [path.join(repoRoot(), 'scripts', 'make-secrets.sh'), '--out', dir, ...args], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `make-secrets.sh: ${r.stderr}`);
 }
 
 export function makeTestPki(dir: string): TestPki {
-  fs.mkdirSync(dir, { recursive: true });
-  issue(dir, 'ca', '/CN=quietflame test CA');
-  issue(dir, 'server', '/CN=quietflame', 'ca', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
-  issue(dir, 'client', '/CN=sre', 'ca', 'extendedKeyUsage=clientAuth\n');
-  issue(dir, 'rogue-ca', '/CN=someone else');
-  issue(dir, 'rogue', '/CN=intruder', 'rogue-ca', 'extendedKeyUsage=clientAuth\n');
-  const token = crypto.randomBytes(24).toString('base64url');
-  const tokenFile = path.join(dir, 'token');
-  fs.writeFileSync(tokenFile, token + '\n', { mode: 0o600 });
+  makeSecrets(dir);
+  const rogue = path.join(dir, 'rogue');
+  makeSecrets(rogue, ['--client', 'intruder']);
   const p = (f: string): string => path.join(dir, f);
   return {
     dir,
     ca: p('ca.crt'),
-    serverCert: p('server.crt'),
-    serverKey: p('server.key'),
+    serverCert: p('tls.crt'),
+    serverKey: p('tls.key'),
     clientCert: p('client.crt'),
     clientKey: p('client.key'),
-    rogueCert: p('rogue.crt'),
-    rogueKey: p('rogue.key'),
-    tokenFile,
-    token,
+    rogueCert: path.join(rogue, 'client.crt'),
+    rogueKey: path.join(rogue, 'client.key'),
+    tokenFile: p('token'),
+    token: fs.readFileSync(p('token'), 'utf8').trim(),
   };
 }
 
