@@ -15,6 +15,7 @@ import { containerIdOf } from '../proc/container';
 import { buildServer } from './app';
 import { snapshotGoroutines } from '../goroutines/reader';
 import { TargetCache } from '../goroutines/target';
+import { loadAccessControl, type AccessFlags } from './access';
 
 export interface AgentOptions {
   host: string;
@@ -27,6 +28,8 @@ export interface AgentOptions {
   /** Page captures kept (default 20) and MiB of their pprof (default 32). */
   keepCaptures?: number;
   keepCapturesMib?: number;
+  /** TLS and credentials (default: none, for a loopback address). */
+  access?: AccessFlags;
 }
 
 export interface RunningAgent {
@@ -36,6 +39,7 @@ export interface RunningAgent {
 }
 
 export async function startAgent(opts: AgentOptions, logger: Logger): Promise<RunningAgent> {
+  const access = loadAccessControl(opts.access ?? {}); // bad files end the start before any BPF is loaded
   if (ensureTracefs()) logger.info('mounted tracefs at /sys/kernel/tracing');
   const sampler = Sampler.start({
     hz: opts.hz,
@@ -85,13 +89,14 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
         maxSeconds: opts.maxProfileSeconds,
         keepCaptures: opts.keepCaptures,
         keepCaptureBytes: opts.keepCapturesMib === undefined ? undefined : opts.keepCapturesMib * (1 << 20),
+        access,
       },
     );
     cleanups.unshift(() => app.close());
     await app.listen({ host: opts.host, port: opts.port });
     const addr = app.server.address();
     const port = typeof addr === 'object' && addr ? addr.port : opts.port;
-    const url = `http://${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${port}`;
+    const url = `${access.scheme}://${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${port}`;
     logger.info({ url, hz: opts.hz }, 'quietflame agent listening');
     return { url, close: () => runCleanups(cleanups) };
   } catch (e) {
