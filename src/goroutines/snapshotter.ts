@@ -20,6 +20,9 @@ export interface SnapshotterOptions {
   procRoot?: string;
 }
 
+/** How the agent's routes read a process's goroutines (GoroutineSnapshotter.snapshot with its resolver). */
+export type ReadGoroutines = (pid: number, opts?: { locations?: boolean }) => Promise<GoroutineDump>;
+
 export class TooManySnapshots extends Error {
   constructor(queued: number) {
     super(`${queued} goroutine snapshots are already waiting: try again shortly`);

@@ -13,8 +13,7 @@ import { ensureTracefs } from '../bpf/mount';
 import type { RawSample } from '../sampler/types';
 import { containerIdOf } from '../proc/container';
 import { buildServer } from './app';
-import { snapshotGoroutines } from '../goroutines/reader';
-import { TargetCache } from '../goroutines/target';
+import { GoroutineSnapshotter } from '../goroutines/snapshotter';
 import { loadAccessControl, type AccessFlags } from './access';
 
 export interface AgentOptions {
@@ -51,8 +50,8 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
   try {
     const runqueue = RunqueueLatency.start({ perCgroup: opts.runqueuePerCgroup ?? false });
     cleanups.push(() => runqueue.close());
-    const targets = new TargetCache();
-    cleanups.push(() => targets.close());
+    const goroutineReader = new GoroutineSnapshotter();
+    cleanups.push(() => goroutineReader.close());
     const symbolizer = new Symbolizer();
     let symbolizationNs = 0n;
     cleanups.push(() => symbolizer.close());
@@ -81,7 +80,7 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
         processes: () =>
           sampler.goProcesses().map((p) => ({ pid: p.pid, exe: p.exe, goVersion: p.goVersion, buildId: p.buildId, containerId: containerIdOf(p.pid) })),
         processExists: (pid) => isProcess(pid),
-        goroutines: (pid) => snapshotGoroutines(pid, targets),
+        goroutines: (pid, o) => goroutineReader.snapshot(pid, o?.locations ? symbolizer : undefined),
         metrics: createMetricsRegistry({ runqueueLatency: runqueue, health: () => agentHealth(sampler.stats(), symbolizationNs) }),
       },
       {

@@ -12,7 +12,7 @@ import { CaptureStore } from './capture-store';
 import { type Analyze, registerCaptureApi } from './captures-api';
 import { registerUi } from './ui';
 import { analyzeCapture, registerDiagnoseApi } from './diagnosis';
-import type { GoroutineDump } from '../goroutines/model';
+import type { ReadGoroutines } from '../goroutines/snapshotter';
 import type { AccessControl } from './access';
 
 export interface ProcessSummary {
@@ -37,7 +37,8 @@ export interface AgentServices {
   /** Served at /metrics (Prometheus text format). */
   metrics: Registry;
   /** A goroutine snapshot of a live Go process, read from outside (throws with a one-line reason). */
-  goroutines?(pid: number): GoroutineDump;
+  /** Every goroutine of a live Go process, read from outside (rejects with GoroutineReadError). */
+  goroutines?: ReadGoroutines;
   /** Diagnoses a finished page capture (default: the diagnosis rules, findings counted in /metrics). */
   analyzeCapture?: Analyze;
 }
@@ -142,7 +143,7 @@ export function buildServer(services: AgentServices, opts: ServerOptions): { app
     newProfile: (kind, start) => services.newProfile(kind, start),
     processExists: (pid) => services.processExists(pid),
     exeOf: (pid) => services.processes().find((p) => p.pid === pid)?.exe,
-    goroutines: services.goroutines && ((pid) => services.goroutines!(pid)),
+    goroutines: services.goroutines,
     analyze: (a) => (services.analyzeCapture ?? analyzeCapture)(a),
   });
   registerDiagnoseApi(app, {
@@ -150,7 +151,7 @@ export function buildServer(services: AgentServices, opts: ServerOptions): { app
     maxSeconds,
     newProfile: (kind, start) => services.newProfile(kind, start),
     processExists: (pid) => services.processExists(pid),
-    goroutines: services.goroutines && ((pid) => services.goroutines!(pid)),
+    goroutines: services.goroutines,
   });
 
   return { app, captures };
