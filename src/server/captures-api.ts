@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { decodePprof, type Profile } from '../profile/pprof';
 import { flameModel } from '../profile/flame';
 import type { GoroutineDump } from '../goroutines/model';
+import type { ReadGoroutines } from '../goroutines/snapshotter';
 import type { Finding } from '../diagnose/types';
 import type { SampleKind } from '../sampler/types';
 import { BadRequest, parsePid, parseSeconds, type QueryValue } from './params';
@@ -36,7 +37,7 @@ export interface CaptureApiDeps {
   /** The executable of a process, for the capture's title. */
   exeOf(pid: number): string | undefined;
   /** A goroutine snapshot of a live Go process (throws with a one-line reason when it cannot be read). */
-  goroutines?(pid: number): GoroutineDump;
+  goroutines?: ReadGoroutines;
   analyze: Analyze;
 }
 
@@ -58,11 +59,11 @@ function asQuery(v: unknown, what: string): QueryValue {
 export function registerCaptureApi(app: FastifyInstance, deps: CaptureApiDeps): void {
   const { store, captures } = deps;
 
-  const snapshot = (pid: number | undefined, notes: string[], when: string): GoroutineDump | undefined => trySnapshot(deps.goroutines, pid, notes, when);
+  const snapshot = (pid: number | undefined, notes: string[], when: string): Promise<GoroutineDump | undefined> => trySnapshot(deps.goroutines, pid, notes, when);
 
   const run = async (info: CaptureInfo): Promise<void> => {
     const notes: string[] = [];
-    const before = snapshot(info.pid, notes, 'start');
+    const before = snapshot(info.pid, notes, 'start'); // read on the reader's thread while the capture runs
     const startUnixNs = BigInt(Date.now()) * 1_000_000n;
     const profile = deps.newProfile(info.kind, startUnixNs);
     let samples = 0;
@@ -77,8 +78,8 @@ export function registerCaptureApi(app: FastifyInstance, deps: CaptureApiDeps): 
     const window = await captures.capture(info.seconds, { pid: info.pid, kind: info.kind }, new AbortController().signal, sink, startUnixNs);
     const pprof = await profile.finish(window);
     const built = profile.built?.() ?? decodePprof(pprof);
-    const after = window.ended === 'elapsed' ? snapshot(info.pid, notes, 'end') : undefined;
-    const dumps = [before, after].filter((d): d is GoroutineDump => d !== undefined);
+    const after = window.ended === 'elapsed' ? await snapshot(info.pid, notes, 'end') : undefined;
+    const dumps = [await before, after].filter((d): d is GoroutineDump => d !== undefined);
     const { findings, notes: more } = deps.analyze({ kind: info.kind, profile: built, pid: info.pid, dumps });
     notes.push(...more);
     const flame = zlib.gzipSync(JSON.stringify(flameModel(built)), { level: 1 });

@@ -6,6 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import { diagnose, type Diagnosis } from '../diagnose/diagnose';
 import type { GoroutineDump } from '../goroutines/model';
+import type { ReadGoroutines } from '../goroutines/snapshotter';
 import { countFindings } from '../metrics/registry';
 import { decodePprof } from '../profile/pprof';
 import type { SampleKind } from '../sampler/types';
@@ -14,10 +15,10 @@ import type { CaptureAnalysis } from './captures-api';
 import { BadRequest, parsePid, parseSeconds, type QueryValue } from './params';
 
 /** A goroutine snapshot, or undefined with a note saying why not (not Go, gone, not readable). */
-export function trySnapshot(read: ((pid: number) => GoroutineDump) | undefined, pid: number | undefined, notes: string[], when: string): GoroutineDump | undefined {
+export async function trySnapshot(read: ReadGoroutines | undefined, pid: number | undefined, notes: string[], when: string): Promise<GoroutineDump | undefined> {
   if (pid === undefined || !read) return undefined;
   try {
-    return read(pid);
+    return await read(pid);
   } catch (e) {
     notes.push(`goroutines at the ${when} not read: ${(e as Error).message}`);
     return undefined;
@@ -36,7 +37,7 @@ export interface DiagnoseApiDeps {
   maxSeconds: number;
   newProfile: NewProfile;
   processExists(pid: number): boolean;
-  goroutines?(pid: number): GoroutineDump;
+  goroutines?: ReadGoroutines;
 }
 
 export function registerDiagnoseApi(app: FastifyInstance, deps: DiagnoseApiDeps): void {
@@ -50,7 +51,7 @@ export function registerDiagnoseApi(app: FastifyInstance, deps: DiagnoseApiDeps)
       throw new BadRequest(`a diagnosis needs 2 profiles at once; ${captures.inFlight} of ${captures.maxConcurrent} are being captured`, 429);
     }
     const notes: string[] = [];
-    const before = trySnapshot(deps.goroutines, pid, notes, 'start');
+    const before = await trySnapshot(deps.goroutines, pid, notes, 'start');
     const startUnixNs = BigInt(Date.now()) * 1_000_000n;
     const run = async (kind: SampleKind) => {
       const profile = deps.newProfile(kind, startUnixNs);
@@ -61,7 +62,7 @@ export function registerDiagnoseApi(app: FastifyInstance, deps: DiagnoseApiDeps)
     };
     const [cpu, offcpu] = await Promise.all([run('cpu'), run('offcpu')]);
     if (!cpu.profile || !offcpu.profile) return reply; // the client left
-    const after = cpu.window.ended === 'elapsed' ? trySnapshot(deps.goroutines, pid, notes, 'end') : undefined;
+    const after = cpu.window.ended === 'elapsed' ? await trySnapshot(deps.goroutines, pid, notes, 'end') : undefined;
     const dumps = [before, after].filter((d): d is GoroutineDump => d !== undefined);
     const d = diagnose({ cpu: cpu.profile, offcpu: offcpu.profile, dumps });
     countFindings(d.findings);

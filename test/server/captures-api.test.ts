@@ -49,7 +49,7 @@ async function start(opts: { keepCaptures?: number; keepCaptureBytes?: number; m
       processes: () => [{ pid: process.pid, exe: '/usr/bin/example' }],
       processExists: (pid) => pid === process.pid,
       metrics: createMetricsRegistry({ defaultMetrics: false }),
-      goroutines: opts.goroutines,
+      goroutines: opts.goroutines && (async (pid) => opts.goroutines!(pid)),
       analyzeCapture: (a) => {
         analyzed.push(a);
         return { findings: [], notes: ['analyzed'] };
