@@ -15,6 +15,7 @@ commands:
   agent [--listen HOST:PORT] [--hz N]   profile every Go process on this node (CPU and off-CPU); serve pprof and
                                 metrics (default 127.0.0.1:7070)
   addr2line [--inline] BINARY   symbolize link-time addresses read from stdin (Go's format, or JSON with inlined frames)
+  diagnose FILE…                known Go failure shapes in CPU/off-CPU profiles and goroutine dumps, as JSON findings
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -23,6 +24,17 @@ async function main(argv: string[]): Promise<number> {
     case 'addr2line':
       await runAddr2line(args);
       return 0;
+    case 'diagnose': {
+      const { runDiagnose, InputError } = await import('./cli/diagnose');
+      try {
+        process.stdout.write(runDiagnose(args));
+      } catch (e) {
+        if (!(e instanceof InputError)) throw e;
+        process.stderr.write(`quietflame diagnose: ${e.message}\n`);
+        return 1;
+      }
+      return 0;
+    }
     case 'agent':
       agentModule = await import('./cli/agent');
       return agentModule.runAgent(args);
