@@ -13,6 +13,7 @@ import { type Analyze, registerCaptureApi } from './captures-api';
 import { registerUi } from './ui';
 import { analyzeCapture, registerDiagnoseApi } from './diagnosis';
 import type { ReadGoroutines } from '../goroutines/snapshotter';
+import { registerGoroutineEndpoint } from './goroutine-endpoint';
 import type { AccessControl } from './access';
 
 export interface ProcessSummary {
@@ -153,6 +154,7 @@ export function buildServer(services: AgentServices, opts: ServerOptions): { app
     processExists: (pid) => services.processExists(pid),
     goroutines: services.goroutines,
   });
+  if (services.goroutines) registerGoroutineEndpoint(app, { goroutines: services.goroutines, processExists: (pid) => services.processExists(pid) });
 
   return { app, captures };
 }
