@@ -12,6 +12,8 @@ PACKAGES=(
   linux-perf bpftrace util-linux procps prometheus
   # oracles in the tests: gdb (native symbols), binutils (nm, readelf), gcc + libc6-dev (cgo fixtures)
   gdb binutils gcc libc6-dev
+  # the page's tests: a real headless browser (driven by npm playwright-core)
+  chromium
 )
 
 if [ "$(id -u)" -ne 0 ]; then

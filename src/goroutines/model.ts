@@ -95,6 +95,11 @@ export interface Goroutine {
    * parsed text dump has none). The pprof goroutine profile uses these as its locations.
    */
   locations?: ResolvedLocation[];
+  /**
+   * The raw physical stack of a live goroutine, innermost first, as StackResolver.resolveUser takes it (the parked
+   * PC, then return addresses): kept when the reader runs apart from the resolver (see locations.ts).
+   */
+  stack?: number[];
   /** What could not be read for this goroutine (its stack may be partial); the reader's word, never a guess. */
   error?: string;
 }

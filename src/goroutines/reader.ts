@@ -8,7 +8,7 @@ import { resolveExecutable } from '../proc/exe';
 import { readStat } from '../proc/process';
 import { isProcessGone, ProcessMemory } from '../proc/memory';
 import { loadBias, loadSegments } from '../symbols/injector';
-import type { ResolvedLocation, StackResolver } from '../profile/builder';
+import type { StackResolver } from '../profile/builder';
 import type { Goroutine, GoroutineCreator, GoroutineDump, GoroutineFrame, GoroutineState } from './model';
 import { GoroutineReadError } from './errors';
 import { DEFAULT_LABEL_LIMITS, LabelLimits, readLabels } from './labels';
@@ -25,6 +25,8 @@ export interface SnapshotOptions {
   labelLimits?: LabelLimits;
   /** Also resolve each goroutine's locations (addresses + mappings) for a pprof profile. */
   resolver?: StackResolver;
+  /** Keep each goroutine's raw stack (Goroutine.stack) to resolve later, e.g. on another thread than the reader's. */
+  stacks?: boolean;
   procRoot?: string;
   /** Tests: read the goroutine list at this runtime address instead of runtime.allgs. */
   allgsAddress?: number;
@@ -273,7 +275,11 @@ class Snapshot {
     }
     if (this.isSystem(r, g.frames)) g.system = true;
     if (unwound.error) g.error = unwound.error;
-    if (this.opts.resolver && unwound.frames.length > 0) g.locations = this.locations(unwound.frames);
+    if (unwound.frames.length > 0 && (this.opts.resolver || this.opts.stacks)) {
+      const stack = resolverStack(unwound.frames);
+      if (this.opts.stacks) g.stack = stack;
+      if (this.opts.resolver) g.locations = this.opts.resolver.resolveUser(this.pid, stack);
+    }
     return g;
   }
 
@@ -351,9 +357,9 @@ class Snapshot {
     return name !== undefined && isSystemStart(name, frames);
   }
 
-  private locations(frames: readonly PhysicalFrame[]): ResolvedLocation[] {
-    // resolveUser looks up stack[0] as is and every later entry minus 1 (return addresses).
-    const stack = frames.map((pf, i) => (i === 0 ? (pf.exact ? pf.pc : pf.pc - 1) : pf.exact ? pf.pc + 1 : pf.pc));
-    return this.opts.resolver!.resolveUser(this.pid, stack);
-  }
+}
+
+/** The stack as StackResolver.resolveUser takes it: stack[0] looked up as is, every later entry minus 1. */
+function resolverStack(frames: readonly PhysicalFrame[]): number[] {
+  return frames.map((pf, i) => (i === 0 ? (pf.exact ? pf.pc : pf.pc - 1) : pf.exact ? pf.pc + 1 : pf.pc));
 }

@@ -13,6 +13,8 @@ import { ensureTracefs } from '../bpf/mount';
 import type { RawSample } from '../sampler/types';
 import { containerIdOf } from '../proc/container';
 import { buildServer } from './app';
+import { GoroutineSnapshotter } from '../goroutines/snapshotter';
+import { loadAccessControl, type AccessFlags } from './access';
 
 export interface AgentOptions {
   host: string;
@@ -22,6 +24,11 @@ export interface AgentOptions {
   maxProfileSeconds: number;
   /** Also keep run-queue latency per cgroup (default false). */
   runqueuePerCgroup?: boolean;
+  /** Page captures kept (default 20) and MiB of their pprof (default 32). */
+  keepCaptures?: number;
+  keepCapturesMib?: number;
+  /** TLS and credentials (default: none, for a loopback address). */
+  access?: AccessFlags;
 }
 
 export interface RunningAgent {
@@ -31,6 +38,7 @@ export interface RunningAgent {
 }
 
 export async function startAgent(opts: AgentOptions, logger: Logger): Promise<RunningAgent> {
+  const access = loadAccessControl(opts.access ?? {}); // bad files end the start before any BPF is loaded
   if (ensureTracefs()) logger.info('mounted tracefs at /sys/kernel/tracing');
   const sampler = Sampler.start({
     hz: opts.hz,
@@ -42,6 +50,8 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
   try {
     const runqueue = RunqueueLatency.start({ perCgroup: opts.runqueuePerCgroup ?? false });
     cleanups.push(() => runqueue.close());
+    const goroutineReader = new GoroutineSnapshotter();
+    cleanups.push(() => goroutineReader.close());
     const symbolizer = new Symbolizer();
     let symbolizationNs = 0n;
     cleanups.push(() => symbolizer.close());
@@ -67,17 +77,25 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
           };
           return { add, finish: (w) => encodePprof(builder.build(w.endUnixNs)) };
         },
-        processes: () => sampler.goProcesses().map((p) => ({ pid: p.pid, exe: p.exe, goVersion: p.goVersion, buildId: p.buildId })),
+        processes: () =>
+          sampler.goProcesses().map((p) => ({ pid: p.pid, exe: p.exe, goVersion: p.goVersion, buildId: p.buildId, containerId: containerIdOf(p.pid) })),
         processExists: (pid) => isProcess(pid),
+        goroutines: (pid, o) => goroutineReader.snapshot(pid, o?.locations ? symbolizer : undefined),
         metrics: createMetricsRegistry({ runqueueLatency: runqueue, health: () => agentHealth(sampler.stats(), symbolizationNs) }),
       },
-      { logger, maxSeconds: opts.maxProfileSeconds },
+      {
+        logger,
+        maxSeconds: opts.maxProfileSeconds,
+        keepCaptures: opts.keepCaptures,
+        keepCaptureBytes: opts.keepCapturesMib === undefined ? undefined : opts.keepCapturesMib * (1 << 20),
+        access,
+      },
     );
     cleanups.unshift(() => app.close());
     await app.listen({ host: opts.host, port: opts.port });
     const addr = app.server.address();
     const port = typeof addr === 'object' && addr ? addr.port : opts.port;
-    const url = `http://${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${port}`;
+    const url = `${access.scheme}://${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${port}`;
     logger.info({ url, hz: opts.hz }, 'quietflame agent listening');
     return { url, close: () => runCleanups(cleanups) };
   } catch (e) {

@@ -3,26 +3,14 @@
 // runtime/pprof over the same window.
 
 import assert from 'node:assert/strict';
-import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as readline from 'node:readline';
 import { bpfTest } from '../bpf/support';
 import { CLI } from '../support/cli';
-import { goTool, startAgent } from '../support/agent';
-import { buildFixture, newestToolchain } from '../support/go-toolchains';
+import { goTool, startAgent, startHot } from '../support/agent';
 import { decodePprof } from '../../src/profile/pprof';
-
-async function startHot(args: string[] = []): Promise<{ proc: ChildProcess; pid: number; lines: AsyncIterableIterator<string> }> {
-  const binary = buildFixture({ go: newestToolchain().version, fixture: 'hot', mode: 'plain' });
-  const proc = spawn(binary, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-  const rl = readline.createInterface({ input: proc.stdout! });
-  const lines = rl[Symbol.asyncIterator]();
-  const first = await lines.next();
-  const info = JSON.parse(first.value as string) as { pid: number };
-  return { proc, pid: info.pid, lines };
-}
 
 /**
  * flat% per function by the innermost USER frame of each sample. runtime/pprof cannot see kernel time (SIGPROF

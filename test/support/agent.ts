@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { decodePprof, type Profile } from '../../src/profile/pprof';
 import { CLI } from './cli';
-import { newestToolchain } from './go-toolchains';
+import { buildFixture, newestToolchain } from './go-toolchains';
 
 export interface AgentProcess {
   proc: ChildProcess;
@@ -81,10 +81,10 @@ export async function startAgent(args: string[] = []): Promise<AgentProcess> {
 }
 
 /** `go tool ARGS` with the newest toolchain (hermetic: no network, no toolchain switch). */
-export function goTool(args: string[], input?: string): { status: number | null; stdout: string; stderr: string } {
+export function goTool(args: string[], input?: string, env: NodeJS.ProcessEnv = {}): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(newestToolchain().goBin, ['tool', ...args], {
     encoding: 'utf8',
-    env: { ...process.env, GOTOOLCHAIN: 'local', GOPROXY: 'off', PPROF_TMPDIR: os.tmpdir() },
+    env: { ...process.env, GOTOOLCHAIN: 'local', GOPROXY: 'off', PPROF_TMPDIR: os.tmpdir(), ...env },
     timeout: 120_000,
     maxBuffer: 1 << 28,
     ...(input === undefined ? {} : { input }),
@@ -131,4 +131,15 @@ export function pprofRaw(bytes: Buffer): string {
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** The `hot` fixture (newest toolchain) running on the host: its pid from its startup line, the rest of its lines. */
+export async function startHot(args: string[] = []): Promise<{ proc: ChildProcess; pid: number; lines: AsyncIterableIterator<string> }> {
+  const binary = buildFixture({ go: newestToolchain().version, fixture: 'hot', mode: 'plain' });
+  const proc = spawn(binary, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const rl = readline.createInterface({ input: proc.stdout! });
+  const lines = rl[Symbol.asyncIterator]();
+  const first = await lines.next();
+  const info = JSON.parse(first.value as string) as { pid: number };
+  return { proc, pid: info.pid, lines };
 }

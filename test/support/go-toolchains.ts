@@ -324,3 +324,24 @@ export function buildBigBinary(go?: string): string {
   // The sources' mtime is the generator's: regenerating alone must not force a rebuild unless it changed.
   return cachedBuild(tc, srcDir, binary, args, { GOOS: 'linux', GOARCH: hostArch() }, genMtime);
 }
+
+/**
+ * The standalone `pprof` built with the newest toolchain from the google/pprof sources that toolchain vendors
+ * (GOPATH mode over src/cmd/vendor: no module download), cached in <repo>/.cache/pprof/pprof. `go tool pprof`
+ * fetches profiles with its own HTTP client, which ignores -tls_cert/-tls_key/-tls_ca; this one honours them.
+ */
+export function buildUpstreamPprof(): string {
+  const tc = newestToolchain();
+  const gopath = path.join(repoRoot(), '.cache', 'pprof', 'gopath');
+  fs.mkdirSync(path.join(gopath, 'src'), { recursive: true });
+  for (const top of ['github.com', 'golang.org']) {
+    const link = path.join(gopath, 'src', top);
+    const target = path.join(tc.goroot, 'src', 'cmd', 'vendor', top);
+    if (fs.existsSync(link) && fs.readlinkSync(link) === target) continue;
+    fs.rmSync(link, { force: true });
+    fs.symlinkSync(target, link);
+  }
+  const srcDir = path.join(repoRoot(), 'test', 'support', 'pprof');
+  const binary = path.join(repoRoot(), '.cache', 'pprof', 'pprof');
+  return cachedBuild(tc, srcDir, binary, ['-buildvcs=false'], { GOPATH: gopath, GO111MODULE: 'off' }, newestMtime(srcDir));
+}
