@@ -29,6 +29,22 @@ export interface ResolvedMapping {
   hasInlineFrames: boolean;
 }
 
+/** A resolved mapping as the profile's Mapping `id`, its strings entered through `str`. */
+export function pprofMapping(m: ResolvedMapping, id: number, str: (s: string) => number): Mapping {
+  return {
+    id,
+    memoryStart: m.start,
+    memoryLimit: m.limit,
+    fileOffset: m.offset,
+    filename: str(m.file),
+    buildId: str(m.buildId),
+    hasFunctions: m.hasFunctions,
+    hasFilenames: m.hasFilenames,
+    hasLineNumbers: m.hasLineNumbers,
+    hasInlineFrames: m.hasInlineFrames,
+  };
+}
+
 export interface ResolvedLocation {
   mapping: ResolvedMapping | undefined;
   /** The address to record (the PC looked up: return addresses already minus 1). */
@@ -150,18 +166,7 @@ export class ProfileBuilder {
   private mappingId(m: ResolvedMapping): number {
     let pm = this.mappings.get(m.key);
     if (!pm) {
-      pm = {
-        id: this.mappings.size + 1,
-        memoryStart: m.start,
-        memoryLimit: m.limit,
-        fileOffset: m.offset,
-        filename: this.str(m.file),
-        buildId: this.str(m.buildId),
-        hasFunctions: m.hasFunctions,
-        hasFilenames: m.hasFilenames,
-        hasLineNumbers: m.hasLineNumbers,
-        hasInlineFrames: m.hasInlineFrames,
-      };
+      pm = pprofMapping(m, this.mappings.size + 1, (x) => this.str(x));
       this.mappings.set(m.key, pm);
     }
     return pm.id;

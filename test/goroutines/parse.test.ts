@@ -117,6 +117,12 @@ function kinds(go: string, level: 'user' | 'system', labels = false): Kind[] {
         assert.ok(g.labels!['tier'] === 'parked' && /^w\d$/.test(g.labels!['worker']!));
       },
     },
+    {
+      start: 'main.oddLabels',
+      copies: 1,
+      status: /^chan receive$/,
+      check: (g) => assert.deepEqual(g.labels, labels ? { 'odd key': 'tab\t"q" \u00e9\u{1F600}\x01\u00a0end' } : undefined),
+    },
     { start: 'main.deep', copies: COPIES, status: /^chan receive$/, check: deepCheck },
     { start: 'main.(*server).serve', copies: COPIES, status: /^chan receive$/ },
     ...(m >= 18 ? [{ start: 'main.recvGeneric[...]', copies: COPIES, status: /^chan receive$/ }] : []),
