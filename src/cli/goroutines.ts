@@ -79,6 +79,6 @@ export function runGoroutines(argv: readonly string[]): number {
     symbolizer?.close();
   }
   if (args.out) fs.writeFileSync(args.out, output);
-  else fs.writeSync(1, output);
+  else process.stdout.write(output);
   return 0;
 }

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { Sampler, type SamplerStats } from '../sampler/sampler';
 import { Symbolizer } from '../symbols/symbolizer';
 import { ProfileBuilder } from '../profile/builder';
-import { encodePprof } from '../profile/pprof';
+import { encodePprof, type Profile } from '../profile/pprof';
 import { RunqueueLatency } from '../metrics/runqlat';
 import { createMetricsRegistry, registerMapStats, type AgentHealth } from '../metrics/registry';
 import { ensureTracefs } from '../bpf/mount';
@@ -75,7 +75,8 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
             builder.add(batch);
             symbolizationNs += process.hrtime.bigint() - t0;
           };
-          return { add, finish: (w) => encodePprof(builder.build(w.endUnixNs)) };
+          let built: Profile | undefined;
+          return { add, finish: (w) => encodePprof((built = builder.build(w.endUnixNs))), built: () => built };
         },
         processes: () =>
           sampler.goProcesses().map((p) => ({ pid: p.pid, exe: p.exe, goVersion: p.goVersion, buildId: p.buildId, containerId: containerIdOf(p.pid) })),

@@ -7,7 +7,7 @@ import type { Registry } from 'prom-client';
 import { countProfileRequest } from '../metrics/registry';
 import { SampleKind, SampleSource } from '../sampler/types';
 import { BadRequest, parsePid, parseSeconds, type QueryValue } from './params';
-import { CaptureManager, CaptureWindow, SampleSink, TooManyCaptures } from './capture';
+import { CaptureManager, CaptureWindow, type NewProfile, TooManyCaptures } from './capture';
 import { CaptureStore } from './capture-store';
 import { type Analyze, registerCaptureApi } from './captures-api';
 import { registerUi } from './ui';
@@ -30,7 +30,7 @@ export interface ProcessSummary {
 export interface AgentServices {
   sampler: SampleSource;
   /** A profile in the making: takes samples as they come, then encodes the finished window (gzipped pprof). */
-  newProfile(kind: SampleKind, startUnixNs: bigint): SampleSink & { finish(window: CaptureWindow): Promise<Buffer> | Buffer };
+  newProfile: NewProfile;
   /** Go processes the agent knows about. */
   processes(): ProcessSummary[];
   /** Whether a process (thread group) with this pid exists on the node (404 otherwise; a thread ID is not one). */
