@@ -15,6 +15,8 @@ PACKAGES=(
   # the image (scripts/build-image.sh) and its tests: podman with runc, bases from Debian packages, certificates,
   # manifests rendered offline (kubectl kustomize)
   podman runc mmdebstrap openssl
+  # the page's tests: a real headless browser (driven by npm playwright-core)
+  chromium
 )
 # Debian's kubectl, unless a kubectl from another package is there already (both would own /usr/bin/kubectl).
 command -v kubectl >/dev/null || PACKAGES+=(kubernetes-client)

@@ -12,12 +12,15 @@ export interface AgentArgs {
   logLevel: string;
   /** Run-queue latency also per cgroup (quietflame_cgroup_runqueue_latency_seconds). */
   runqueuePerCgroup: boolean;
+  /** Page captures kept in memory: how many, and how many MiB of pprof. */
+  keepCaptures: number;
+  keepCapturesMib: number;
   access: AccessFlags;
 }
 
 export const AGENT_USAGE = `usage: quietflame agent [--listen HOST:PORT] [--hz N] [--offcpu-period-ms N] [--max-profile-seconds N] [--log-level LEVEL]
-                        [--runqueue-per-cgroup] [--tls-cert FILE --tls-key FILE] [--tls-client-ca FILE] [--token-file FILE]
-                        [--open-metrics] [--allow-unauthenticated]
+                        [--runqueue-per-cgroup] [--keep-captures N] [--keep-captures-mib N]
+                        [--tls-cert FILE --tls-key FILE] [--tls-client-ca FILE] [--token-file FILE] [--open-metrics] [--allow-unauthenticated]
   --listen HOST:PORT        where to serve pprof, metrics and the UI (default 127.0.0.1:7070)
   --hz N                    CPU samples per second per CPU (default 99; 1 to 1000)
   --offcpu-period-ms N      off-CPU profiles: intervals this long or longer are all kept, shorter ones sampled
@@ -25,6 +28,8 @@ export const AGENT_USAGE = `usage: quietflame agent [--listen HOST:PORT] [--hz N
   --max-profile-seconds N   longest profile a request may ask for (default 300)
   --log-level LEVEL         pino level: fatal, error, warn, info, debug, trace (default info)
   --runqueue-per-cgroup     also export run-queue latency per cgroup (v2), labelled cgroup and container_id
+  --keep-captures N         captures started from the page that are kept for GET /api/captures (default 20; 0 to 1000)
+  --keep-captures-mib N     at most this many MiB of their pprof kept, oldest dropped first (default 32; 0 to 4096)
 access (a --listen beyond loopback needs TLS with client certificates and/or a token, or --allow-unauthenticated):
 ${ACCESS_USAGE}`;
 
@@ -38,7 +43,7 @@ function intFlag(name: string, raw: string | undefined, lo: number, hi: number):
 }
 
 export function parseAgentArgs(args: readonly string[]): AgentArgs {
-  const out: AgentArgs = { host: '127.0.0.1', port: 7070, hz: 99, offCpuPeriodMs: 10, maxProfileSeconds: 300, logLevel: 'info', runqueuePerCgroup: false, access: {} };
+  const out: AgentArgs = { host: '127.0.0.1', port: 7070, hz: 99, offCpuPeriodMs: 10, maxProfileSeconds: 300, logLevel: 'info', runqueuePerCgroup: false, keepCaptures: 20, keepCapturesMib: 32, access: {} };
   for (let i = 0; i < args.length; i++) {
     const flag = args[i]!;
     const value = args[i + 1];
@@ -62,6 +67,12 @@ export function parseAgentArgs(args: readonly string[]): AgentArgs {
       case '--log-level':
         if (value === undefined || !LEVELS.includes(value)) throw new UsageError(`--log-level ${value ?? '(missing)'}: expected one of ${LEVELS.join(', ')}`);
         out.logLevel = value;
+        break;
+      case '--keep-captures':
+        out.keepCaptures = intFlag(flag, value, 0, 1000);
+        break;
+      case '--keep-captures-mib':
+        out.keepCapturesMib = intFlag(flag, value, 0, 4096);
         break;
       case '--runqueue-per-cgroup':
         out.runqueuePerCgroup = true;

@@ -31,6 +31,12 @@ export interface GoroutineFrame {
   wrapper?: boolean;
   /** The argument text between the parentheses as Go printed it ("0xc000012000, 0x1"), when known. */
   args?: string;
+  /**
+   * The PC runtime.Callers would record for this frame (what a debug=1 profile prints and groups by): the frame's
+   * return address; for an inlined call the virtual PC Go makes for it (its inline mark + 1). From a live read
+   * (absolute, load bias included), or from a GOTRACEBACK=system text (`pc=` of physical frames only).
+   */
+  pc?: number;
 }
 
 /** The `created by` lines: the go statement that started the goroutine. */
@@ -56,10 +62,21 @@ export interface Goroutine {
   /** Whole minutes waited (Go prints ", N minutes" when ≥ 1); undefined when unknown or under a minute. */
   waitMinutes?: number;
   lockedToThread?: boolean;
+  /** In a testing/synctest bubble (Go 1.25+ prints ", synctest bubble N"): the bubble's id. */
+  bubble?: number;
+  /** Durably blocked inside its bubble (Go prints " (durable)" after the status). */
+  durable?: boolean;
+  /** The M (thread) running it, as GOTRACEBACK=system headers print it from Go 1.22 ("m=3"; absent for "m=nil"). */
+  m?: number;
   /** Innermost first, inlined calls expanded (each inlined call one frame, before the frame it is inlined in). */
   frames: GoroutineFrame[];
   /** Go stops at 100 frames and prints "...additional frames elided..."; so do we. */
   framesElided?: boolean;
+  /**
+   * Where a parsed dump left frames out: before frames[at] (Go 1.21+ prints the innermost 50 and the outermost 50
+   * around "...N frames elided...", N the count), or at the end (older releases: "...additional frames elided...").
+   */
+  elided?: { at: number; count?: number };
   createdBy?: GoroutineCreator;
   /**
    * A runtime goroutine (GC workers, the finalizer goroutine while idle, …): started by a runtime function other
@@ -73,6 +90,11 @@ export interface Goroutine {
    * parsed text dump has none). The pprof goroutine profile uses these as its locations.
    */
   locations?: ResolvedLocation[];
+  /**
+   * The raw physical stack of a live goroutine, innermost first, as StackResolver.resolveUser takes it (the parked
+   * PC, then return addresses): kept when the reader runs apart from the resolver (see locations.ts).
+   */
+  stack?: number[];
   /** What could not be read for this goroutine (its stack may be partial); the reader's word, never a guess. */
   error?: string;
 }
@@ -85,6 +107,11 @@ export interface GoroutineDump {
   /** When the snapshot was taken or the dump parsed (ms since the epoch). */
   takenAtMs?: number;
   goroutines: Goroutine[];
+  /**
+   * A dump parsed from text: the traceback level Go printed it at. Its goroutines and frames are already the ones
+   * Go chose to show (and its elisions are Go's), so writing it at that level changes nothing.
+   */
+  printed?: 'user' | 'system';
   /** Problems that concern the whole dump: unreadable goroutines skipped, a truncated text, lines not understood. */
   warnings: string[];
 }

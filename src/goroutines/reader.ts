@@ -8,12 +8,14 @@ import { resolveExecutable } from '../proc/exe';
 import { readStat } from '../proc/process';
 import { isProcessGone, ProcessMemory } from '../proc/memory';
 import { loadBias, loadSegments } from '../symbols/injector';
-import type { ResolvedLocation, StackResolver } from '../profile/builder';
+import type { StackResolver } from '../profile/builder';
 import type { Goroutine, GoroutineCreator, GoroutineDump, GoroutineFrame, GoroutineState } from './model';
 import { GoroutineReadError } from './errors';
 import { DEFAULT_LABEL_LIMITS, LabelLimits, readLabels } from './labels';
 import type { GoTarget, TargetCache } from './target';
 import { PhysicalFrame, Unwound, unwindGoroutine } from './unwind';
+import { funcNameForPrint } from './func-name';
+import { isSystemStart } from './traceback-view';
 
 export interface SnapshotOptions {
   /** Most goroutines read (allgs entries beyond are counted in a warning). Default 1,000,000. */
@@ -23,6 +25,8 @@ export interface SnapshotOptions {
   labelLimits?: LabelLimits;
   /** Also resolve each goroutine's locations (addresses + mappings) for a pprof profile. */
   resolver?: StackResolver;
+  /** Keep each goroutine's raw stack (Goroutine.stack) to resolve later, e.g. on another thread than the reader's. */
+  stacks?: boolean;
   procRoot?: string;
   /** Tests: read the goroutine list at this runtime address instead of runtime.allgs. */
   allgsAddress?: number;
@@ -47,9 +51,6 @@ const MAX_STACK_SIZE = 1 << 30;
 const RETRIES = 2;
 /** Over this share of unusable entries, the list is not a goroutine list at all. */
 const CORRUPT_SHARE = 0.5;
-
-const USER_START_FUNCS = new Set(['runtime.main', 'runtime.corostart', 'runtime.handleAsyncEvent']);
-const FINALIZER_FUNCS = new Set(['runtime.runfinq', 'runtime.runFinalizers', 'runtime.runCleanups']);
 
 /** One g as read: the fields a dump needs, already validated. */
 interface GRecord {
@@ -274,7 +275,11 @@ class Snapshot {
     }
     if (this.isSystem(r, g.frames)) g.system = true;
     if (unwound.error) g.error = unwound.error;
-    if (this.opts.resolver && unwound.frames.length > 0) g.locations = this.locations(unwound.frames);
+    if (unwound.frames.length > 0 && (this.opts.resolver || this.opts.stacks)) {
+      const stack = resolverStack(unwound.frames);
+      if (this.opts.stacks) g.stack = stack;
+      if (this.opts.resolver) g.locations = this.opts.resolver.resolveUser(this.pid, stack);
+    }
     return g;
   }
 
@@ -345,23 +350,12 @@ class Snapshot {
       name = this.t.frameInfo(r.startpc - this.bias)?.name;
       this.startCache.set(r.startpc, name);
     }
-    if (name === undefined) return false;
-    if (USER_START_FUNCS.has(name)) return false;
-    if (FINALIZER_FUNCS.has(name)) return !frames.some((fr) => !fr.function.startsWith('runtime.'));
-    return name.startsWith('runtime.');
+    return name !== undefined && isSystemStart(name, frames);
   }
 
-  private locations(frames: readonly PhysicalFrame[]): ResolvedLocation[] {
-    // resolveUser looks up stack[0] as is and every later entry minus 1 (return addresses).
-    const stack = frames.map((pf, i) => (i === 0 ? (pf.exact ? pf.pc : pf.pc - 1) : pf.exact ? pf.pc + 1 : pf.pc));
-    return this.opts.resolver!.resolveUser(this.pid, stack);
-  }
 }
 
-/** runtime.funcNameForPrint: a generic function's shape arguments print as "[...]". */
-export function funcNameForPrint(name: string): string {
-  const i = name.indexOf('[');
-  if (i < 0) return name;
-  const j = name.lastIndexOf(']');
-  return j <= i ? name : `${name.slice(0, i)}[...]${name.slice(j + 1)}`;
+/** The stack as StackResolver.resolveUser takes it: stack[0] looked up as is, every later entry minus 1. */
+function resolverStack(frames: readonly PhysicalFrame[]): number[] {
+  return frames.map((pf, i) => (i === 0 ? (pf.exact ? pf.pc : pf.pc - 1) : pf.exact ? pf.pc + 1 : pf.pc));
 }

@@ -8,6 +8,19 @@ import type { Goroutine, GoroutineDump, GoroutineFrame } from './model';
 
 export type TracebackLevel = 'user' | 'system';
 
+const USER_START_FUNCS = new Set(['runtime.main', 'runtime.corostart', 'runtime.handleAsyncEvent']);
+const FINALIZER_FUNCS = new Set(['runtime.runfinq', 'runtime.runFinalizers', 'runtime.runCleanups']);
+
+/**
+ * runtime.isSystemGoroutine from the function a goroutine started in: a runtime function other than runtime.main
+ * (the finalizer and cleanup goroutines only while they run no user code).
+ */
+export function isSystemStart(start: string, frames: readonly GoroutineFrame[]): boolean {
+  if (USER_START_FUNCS.has(start)) return false;
+  if (FINALIZER_FUNCS.has(start)) return frames.every((f) => f.function.startsWith('runtime.'));
+  return start.startsWith('runtime.');
+}
+
 /** runtime.showfuncinfo at level 1: a frame worth showing to a user. */
 export function isUserVisibleFrame(name: string, innermost: boolean): boolean {
   if (name === 'runtime.gopanic' && !innermost) return true;
@@ -33,7 +46,8 @@ function userFrames(frames: readonly GoroutineFrame[], goMinor: number): Gorouti
   });
 }
 
-function goMinorOf(version: string | undefined): number {
+/** The minor release of a dump's Go version ("go1.21.3" → 21); unknown: the newest. */
+export function goMinorOf(version: string | undefined): number {
   const m = /^go1\.(\d+)/.exec(version ?? '');
   return m ? Number(m[1]) : Number.MAX_SAFE_INTEGER;
 }
@@ -44,7 +58,9 @@ export function tracebackView(dump: GoroutineDump, level: TracebackLevel): Gorou
   const goroutines: Goroutine[] = [];
   for (const g of dump.goroutines) {
     if (g.system) continue;
-    const shown: Goroutine = { ...g, frames: userFrames(g.frames, goMinor) };
+    const frames = userFrames(g.frames, goMinor);
+    // Go shows every frame of a goroutine that would otherwise show none.
+    const shown: Goroutine = { ...g, frames: frames.length > 0 ? frames : g.frames };
     if (g.createdBy && !isUserVisibleFrame(g.createdBy.function, false)) delete shown.createdBy;
     goroutines.push(shown);
   }

@@ -11,6 +11,7 @@
 import { Counter, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 
 import { CgroupPaths, cgroup2Mount } from './cgroup-paths';
+import { RULES } from '../diagnose/types';
 import {
   type RunqueueLatency,
   cgroupRunqueueLatency,
@@ -85,6 +86,19 @@ export function countProfileRequest(endpoint: string, code: number | string): vo
   profileRequests.inc({ endpoint, code: /^[1-5]\d\d$/.test(c) ? c : 'other' });
 }
 
+const diagnosisFindings = new Counter({
+  name: 'quietflame_diagnosis_findings_total',
+  help: 'Findings the diagnosis reported (GET /api/diagnose and page captures), by rule.',
+  labelNames: ['rule'] as const,
+  registers: [],
+});
+for (const rule of RULES) diagnosisFindings.inc({ rule }, 0); // every rule's series exists from the start
+
+/** Counts the findings of one diagnosis. */
+export function countFindings(findings: ReadonlyArray<{ rule: string }>): void {
+  for (const f of findings) diagnosisFindings.inc({ rule: (RULES as readonly string[]).includes(f.rule) ? f.rule : 'other' });
+}
+
 const REDUNDANT_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 
 export function createMetricsRegistry(options: MetricsRegistryOptions = {}): Registry {
@@ -139,6 +153,7 @@ export function createMetricsRegistry(options: MetricsRegistryOptions = {}): Reg
     ),
   );
   registry.registerMetric(profileRequests);
+  registry.registerMetric(diagnosisFindings);
   if (options.health !== undefined) for (const m of healthMetrics(options.health)) registry.registerMetric(m);
   return registry;
 }

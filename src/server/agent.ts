@@ -13,6 +13,7 @@ import { ensureTracefs } from '../bpf/mount';
 import type { RawSample } from '../sampler/types';
 import { containerIdOf } from '../proc/container';
 import { buildServer } from './app';
+import { GoroutineSnapshotter } from '../goroutines/snapshotter';
 import { loadAccessControl, type AccessFlags } from './access';
 
 export interface AgentOptions {
@@ -23,6 +24,9 @@ export interface AgentOptions {
   maxProfileSeconds: number;
   /** Also keep run-queue latency per cgroup (default false). */
   runqueuePerCgroup?: boolean;
+  /** Page captures kept (default 20) and MiB of their pprof (default 32). */
+  keepCaptures?: number;
+  keepCapturesMib?: number;
   /** TLS and credentials (default: none, for a loopback address). */
   access?: AccessFlags;
 }
@@ -46,6 +50,8 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
   try {
     const runqueue = RunqueueLatency.start({ perCgroup: opts.runqueuePerCgroup ?? false });
     cleanups.push(() => runqueue.close());
+    const goroutineReader = new GoroutineSnapshotter();
+    cleanups.push(() => goroutineReader.close());
     const symbolizer = new Symbolizer();
     let symbolizationNs = 0n;
     cleanups.push(() => symbolizer.close());
@@ -71,11 +77,19 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
           };
           return { add, finish: (w) => encodePprof(builder.build(w.endUnixNs)) };
         },
-        processes: () => sampler.goProcesses().map((p) => ({ pid: p.pid, exe: p.exe, goVersion: p.goVersion, buildId: p.buildId })),
+        processes: () =>
+          sampler.goProcesses().map((p) => ({ pid: p.pid, exe: p.exe, goVersion: p.goVersion, buildId: p.buildId, containerId: containerIdOf(p.pid) })),
         processExists: (pid) => isProcess(pid),
+        goroutines: (pid, o) => goroutineReader.snapshot(pid, o?.locations ? symbolizer : undefined),
         metrics: createMetricsRegistry({ runqueueLatency: runqueue, health: () => agentHealth(sampler.stats(), symbolizationNs) }),
       },
-      { logger, maxSeconds: opts.maxProfileSeconds, access },
+      {
+        logger,
+        maxSeconds: opts.maxProfileSeconds,
+        keepCaptures: opts.keepCaptures,
+        keepCaptureBytes: opts.keepCapturesMib === undefined ? undefined : opts.keepCapturesMib * (1 << 20),
+        access,
+      },
     );
     cleanups.unshift(() => app.close());
     await app.listen({ host: opts.host, port: opts.port });

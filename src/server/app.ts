@@ -8,6 +8,11 @@ import { countProfileRequest } from '../metrics/registry';
 import { SampleKind, SampleSource } from '../sampler/types';
 import { BadRequest, parsePid, parseSeconds, type QueryValue } from './params';
 import { CaptureManager, CaptureWindow, SampleSink, TooManyCaptures } from './capture';
+import { CaptureStore } from './capture-store';
+import { type Analyze, registerCaptureApi } from './captures-api';
+import { registerUi } from './ui';
+import { analyzeCapture, registerDiagnoseApi } from './diagnosis';
+import type { ReadGoroutines } from '../goroutines/snapshotter';
 import type { AccessControl } from './access';
 
 export interface ProcessSummary {
@@ -15,6 +20,10 @@ export interface ProcessSummary {
   exe: string;
   goVersion?: string;
   buildId?: string;
+  /** The 64-hex container ID from its cgroup path, when it runs in a container. */
+  containerId?: string;
+  /** NAMESPACE/NAME of its pod, where known. */
+  pod?: string;
 }
 
 export interface AgentServices {
@@ -27,12 +36,20 @@ export interface AgentServices {
   processExists(pid: number): boolean;
   /** Served at /metrics (Prometheus text format). */
   metrics: Registry;
+  /** A goroutine snapshot of a live Go process, read from outside (throws with a one-line reason). */
+  /** Every goroutine of a live Go process, read from outside (rejects with GoroutineReadError). */
+  goroutines?: ReadGoroutines;
+  /** Diagnoses a finished page capture (default: the diagnosis rules, findings counted in /metrics). */
+  analyzeCapture?: Analyze;
 }
 
 export interface ServerOptions {
   logger: Logger;
   maxSeconds?: number;
   maxConcurrentProfiles?: number;
+  /** Page captures kept: at most this many (default 20) and this many bytes of pprof (default 32 MiB). */
+  keepCaptures?: number;
+  keepCaptureBytes?: number;
   /** TLS and credentials checked on every route (none: plain HTTP, all open). */
   access?: AccessControl;
 }
@@ -115,6 +132,27 @@ export function buildServer(services: AgentServices, opts: ServerOptions): { app
   };
   profileRoute('/debug/pprof/profile', 'cpu', 'profile');
   profileRoute('/debug/pprof/offcpu', 'offcpu', 'offcpu');
+
+  // The page and its captures.
+  registerUi(app);
+  registerCaptureApi(app, {
+    captures,
+    store: new CaptureStore(opts.keepCaptures ?? 20, opts.keepCaptureBytes ?? 32 << 20),
+    maxSeconds,
+    logger: opts.logger,
+    newProfile: (kind, start) => services.newProfile(kind, start),
+    processExists: (pid) => services.processExists(pid),
+    exeOf: (pid) => services.processes().find((p) => p.pid === pid)?.exe,
+    goroutines: services.goroutines,
+    analyze: (a) => (services.analyzeCapture ?? analyzeCapture)(a),
+  });
+  registerDiagnoseApi(app, {
+    captures,
+    maxSeconds,
+    newProfile: (kind, start) => services.newProfile(kind, start),
+    processExists: (pid) => services.processExists(pid),
+    goroutines: services.goroutines,
+  });
 
   return { app, captures };
 }
