@@ -42,7 +42,9 @@ function compare(ours: GoroutineDump, own: GoroutineDump): { matched: number; pa
   let matched = 0;
   let parked = 0;
   for (const g of own.goroutines) {
-    if (g.state === 'running') continue; // the goroutine that printed the dump
+    // Parked: waiting or in a syscall. The goroutine that printed the dump runs; a runnable one moved between the
+    // two reads (woken, or on a loaded machine still on its way to its parking place).
+    if (g.state !== 'waiting' && g.state !== 'syscall') continue;
     parked++;
     const o = mine.get(g.id);
     const why = o ? difference(o, g) : 'missing from our snapshot';
@@ -63,7 +65,7 @@ const CASES: Array<[go: string, mode: FixtureMode]> = [
 for (const [go, mode] of CASES) {
   test(`go${go} ${mode}: a snapshot from outside matches the program's own runtime.Stack(all)`, async () => {
     // Go 1.26 prints labels in its own dump when asked: then they are compared too.
-    const p = await startParked(go, mode, 3, go === '1.26' ? { GODEBUG: 'tracebacklabels=1' } : {});
+    const p = await startParked(go, mode, 7, go === '1.26' ? { GODEBUG: 'tracebacklabels=1' } : {});
     try {
       const targets = new TargetCache();
       const snap = snapshotGoroutines(p.pid, targets);
@@ -74,16 +76,16 @@ for (const [go, mode] of CASES) {
       const ours = parseGoroutineDump(writeTracebackText(snap, { labels: go === '1.26' }));
       assert.deepEqual(ours.warnings, [], 'our debug=2 text parses cleanly');
       const { matched, parked, problems } = compare(ours, own);
-      assert.ok(parked >= 40, `the fixture parked ${parked} goroutines`);
+      assert.ok(parked >= 100, `the fixture parked ${parked} goroutines`);
       assert.ok(matched >= 0.99 * parked, `${matched} of ${parked} goroutines match:\n${problems.join('\n')}`);
 
       // What the program's dump leaves out is there too: runtime goroutines, labels before 1.26, runtime frames.
       assert.ok(snap.goroutines.some((g) => g.system && g.frames.some((f) => f.function === 'runtime.gopark')), 'system goroutines parked in runtime.gopark');
       const labelled = snap.goroutines.filter((g) => g.frames.some((f) => f.function === 'main.labelledWait'));
-      assert.equal(labelled.length, 3);
-      assert.deepEqual(labelled.map((g) => g.labels).sort((a, b) => (a!['worker']! < b!['worker']! ? -1 : 1)), [0, 1, 2].map((i) => ({ tier: 'parked', worker: `w${i}` })));
+      assert.equal(labelled.length, 7);
+      assert.deepEqual(labelled.map((g) => g.labels).sort((a, b) => (a!['worker']! < b!['worker']! ? -1 : 1)), [0, 1, 2, 3, 4, 5, 6].map((i) => ({ tier: 'parked', worker: `w${i}` })));
       const inSyscall = snap.goroutines.filter((g) => g.frames.some((f) => f.function === 'main.readPipe'));
-      assert.ok(inSyscall.length === 3 && inSyscall.every((g) => g.state === 'syscall'), 'read(2) on a pipe: in a syscall');
+      assert.ok(inSyscall.length === 7 && inSyscall.every((g) => g.state === 'syscall'), 'read(2) on a pipe: in a syscall');
     } finally {
       p.stop();
     }
