@@ -1,5 +1,6 @@
 // Flags of `quietflame agent`, checked up front so a typo ends the command with a one-line message.
 
+import { DEFAULT_LABEL_LIMITS, LabelCaps, type LabelLimits } from '../sampler/records';
 import { UsageError } from './addr2line';
 
 export interface AgentArgs {
@@ -11,17 +12,22 @@ export interface AgentArgs {
   logLevel: string;
   /** Run-queue latency also per cgroup (quietflame_cgroup_runqueue_latency_seconds). */
   runqueuePerCgroup: boolean;
+  /** The goroutines' pprof labels on CPU and off-CPU samples: how many and how long (maxLabels 0 = off). */
+  labels: LabelLimits;
 }
 
 export const AGENT_USAGE = `usage: quietflame agent [--listen HOST:PORT] [--hz N] [--offcpu-period-ms N] [--max-profile-seconds N] [--log-level LEVEL]
-                        [--runqueue-per-cgroup]
+                        [--runqueue-per-cgroup] [--labels N|off] [--label-key-bytes N] [--label-value-bytes N]
   --listen HOST:PORT        where to serve pprof, metrics and the UI (default 127.0.0.1:7070)
   --hz N                    CPU samples per second per CPU (default 99; 1 to 1000)
   --offcpu-period-ms N      off-CPU profiles: intervals this long or longer are all kept, shorter ones sampled
                             in proportion to their length (default 10; 1 to 1000)
   --max-profile-seconds N   longest profile a request may ask for (default 300)
   --log-level LEVEL         pino level: fatal, error, warn, info, debug, trace (default info)
-  --runqueue-per-cgroup     also export run-queue latency per cgroup (v2), labelled cgroup and container_id`;
+  --runqueue-per-cgroup     also export run-queue latency per cgroup (v2), labelled cgroup and container_id
+  --labels N|off            the goroutine's pprof labels on each sample: at most N of them (default ${DEFAULT_LABEL_LIMITS.maxLabels}; up to ${LabelCaps.labels})
+  --label-key-bytes N       label keys cut to N bytes (default ${DEFAULT_LABEL_LIMITS.keyBytes}; 1 to ${LabelCaps.keyBytes})
+  --label-value-bytes N     label values cut to N bytes (default ${DEFAULT_LABEL_LIMITS.valueBytes}; 1 to ${LabelCaps.valueBytes})`;
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -33,7 +39,10 @@ function intFlag(name: string, raw: string | undefined, lo: number, hi: number):
 }
 
 export function parseAgentArgs(args: readonly string[]): AgentArgs {
-  const out: AgentArgs = { host: '127.0.0.1', port: 7070, hz: 99, offCpuPeriodMs: 10, maxProfileSeconds: 300, logLevel: 'info', runqueuePerCgroup: false };
+  const out: AgentArgs = {
+    host: '127.0.0.1', port: 7070, hz: 99, offCpuPeriodMs: 10, maxProfileSeconds: 300, logLevel: 'info', runqueuePerCgroup: false,
+    labels: { ...DEFAULT_LABEL_LIMITS },
+  };
   for (let i = 0; i < args.length; i++) {
     const flag = args[i]!;
     const value = args[i + 1];
@@ -57,6 +66,15 @@ export function parseAgentArgs(args: readonly string[]): AgentArgs {
       case '--log-level':
         if (value === undefined || !LEVELS.includes(value)) throw new UsageError(`--log-level ${value ?? '(missing)'}: expected one of ${LEVELS.join(', ')}`);
         out.logLevel = value;
+        break;
+      case '--labels':
+        out.labels.maxLabels = value === 'off' ? 0 : intFlag(flag, value, 1, LabelCaps.labels);
+        break;
+      case '--label-key-bytes':
+        out.labels.keyBytes = intFlag(flag, value, 1, LabelCaps.keyBytes);
+        break;
+      case '--label-value-bytes':
+        out.labels.valueBytes = intFlag(flag, value, 1, LabelCaps.valueBytes);
         break;
       case '--runqueue-per-cgroup':
         out.runqueuePerCgroup = true;

@@ -3,7 +3,7 @@
 
 import * as fs from 'node:fs';
 import type { Logger } from 'pino';
-import { Sampler, type SamplerStats } from '../sampler/sampler';
+import { Sampler, type LabelLimits, type SamplerStats } from '../sampler/sampler';
 import { Symbolizer } from '../symbols/symbolizer';
 import { ProfileBuilder } from '../profile/builder';
 import { encodePprof } from '../profile/pprof';
@@ -22,6 +22,8 @@ export interface AgentOptions {
   maxProfileSeconds: number;
   /** Also keep run-queue latency per cgroup (default false). */
   runqueuePerCgroup?: boolean;
+  /** The goroutines' pprof labels on samples (default: the sampler's). */
+  labels?: LabelLimits;
 }
 
 export interface RunningAgent {
@@ -35,6 +37,7 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
   const sampler = Sampler.start({
     hz: opts.hz,
     offCpuPeriodMs: opts.offCpuPeriodMs,
+    ...(opts.labels ? { labels: opts.labels } : {}),
     onWarning: (message) => logger.warn(message),
     onProcess: (event) => logger.debug({ event }, 'go process'),
   });
