@@ -3,7 +3,7 @@
 
 import * as fs from 'node:fs';
 import type { Logger } from 'pino';
-import { Sampler, type SamplerStats } from '../sampler/sampler';
+import { Sampler, type LabelLimits, type SamplerStats } from '../sampler/sampler';
 import { Symbolizer } from '../symbols/symbolizer';
 import { ProfileBuilder } from '../profile/builder';
 import { encodePprof, type Profile } from '../profile/pprof';
@@ -29,6 +29,8 @@ export interface AgentOptions {
   keepCapturesMib?: number;
   /** TLS and credentials (default: none, for a loopback address). */
   access?: AccessFlags;
+  /** The goroutines' pprof labels on samples (default: the sampler's). */
+  labels?: LabelLimits;
 }
 
 export interface RunningAgent {
@@ -43,6 +45,7 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
   const sampler = Sampler.start({
     hz: opts.hz,
     offCpuPeriodMs: opts.offCpuPeriodMs,
+    ...(opts.labels ? { labels: opts.labels } : {}),
     onWarning: (message) => logger.warn(message),
     onProcess: (event) => logger.debug({ event }, 'go process'),
   });
