@@ -40,6 +40,14 @@ async function main(): Promise<void> {
   try {
     // Warm up (kallsyms, symbol tables, JIT) with one capture that is not kept in the numbers.
     await captureAndWait(agent.url, 'cpu');
+    // Baseline in the same run: the same captures through /debug/pprof (nothing kept, no flame model, no diagnosis).
+    const rssBase0 = rssMiB(agent.proc.pid!);
+    for (let i = 0; i < CAPTURES; i++) {
+      const endpoint = i % 4 === 3 ? 'offcpu' : 'profile';
+      await (await fetch(`${agent.url}/debug/pprof/${endpoint}?seconds=${SECONDS}`)).arrayBuffer();
+    }
+    const rssBase1 = rssMiB(agent.proc.pid!);
+    console.log(`baseline: ${CAPTURES} captures through /debug/pprof: agent RSS ${rssBase0.toFixed(1)} → ${rssBase1.toFixed(1)} MiB`);
     const rss0 = rssMiB(agent.proc.pid!);
     const rows: Array<{ kind: string; samples: number; pprof: number; flame: number; flameMs: number; rss: number }> = [];
     for (let i = 0; i < CAPTURES; i++) {
@@ -50,14 +58,14 @@ async function main(): Promise<void> {
       const flameMs = performance.now() - t0;
       rows.push({ kind, samples: c.samples, pprof: c.bytes, flame: flame.length, flameMs, rss: rssMiB(agent.proc.pid!) });
     }
-    console.log(`agent RSS after warm-up: ${rss0.toFixed(1)} MiB`);
     console.log('kind    samples  pprof KiB  flame JSON KiB  flame ms  agent RSS MiB');
     for (const r of rows) {
       console.log(`${r.kind.padEnd(7)} ${String(r.samples).padStart(7)} ${(r.pprof / 1024).toFixed(1).padStart(10)} ${(r.flame / 1024).toFixed(1).padStart(15)} ${r.flameMs.toFixed(1).padStart(9)} ${r.rss.toFixed(1).padStart(14)}`);
     }
     const kept = ((await (await fetch(`${agent.url}/api/captures`)).json()) as CaptureList).captures;
     const keptBytes = kept.reduce((n, c) => n + c.bytes, 0);
-    console.log(`kept: ${kept.length} captures, ${(keptBytes / 1024).toFixed(1)} KiB of pprof; agent RSS ${rss0.toFixed(1)} → ${rssMiB(agent.proc.pid!).toFixed(1)} MiB (×${(rssMiB(agent.proc.pid!) / rss0).toFixed(3)})`);
+    const rss1 = rssMiB(agent.proc.pid!);
+    console.log(`kept: ${kept.length} captures, ${(keptBytes / 1024).toFixed(1)} KiB of pprof; agent RSS ${rss0.toFixed(1)} → ${rss1.toFixed(1)} MiB (page captures +${(rss1 - rss0).toFixed(1)} MiB vs /debug/pprof +${(rssBase1 - rssBase0).toFixed(1)} MiB)`);
     console.log(`flame JSON / pprof (gzipped): median ×${median(rows.map((r) => r.flame / r.pprof)).toFixed(1)}; flame model served in median ${median(rows.map((r) => r.flameMs)).toFixed(1)} ms`);
 
     // The page: load it, then draw the largest capture kept and time it (fetch + tree + SVG).

@@ -18,6 +18,7 @@ commands:
   goroutines PID [--debug 0|1|2]   every goroutine of a running Go process, read from outside (never stopped),
                                 as Go prints them on SIGQUIT (--debug 2, the default) or as a pprof profile
   addr2line [--inline] BINARY   symbolize link-time addresses read from stdin (Go's format, or JSON with inlined frames)
+  diagnose FILE…                known Go failure shapes in CPU/off-CPU profiles and goroutine dumps, as JSON findings
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -29,6 +30,17 @@ async function main(argv: string[]): Promise<number> {
     case 'goroutines':
       goroutinesModule = await import('./cli/goroutines');
       return goroutinesModule.runGoroutines(args);
+    case 'diagnose': {
+      const { runDiagnose, InputError } = await import('./cli/diagnose');
+      try {
+        process.stdout.write(runDiagnose(args));
+      } catch (e) {
+        if (!(e instanceof InputError)) throw e;
+        process.stderr.write(`quietflame diagnose: ${e.message}\n`);
+        return 1;
+      }
+      return 0;
+    }
     case 'agent':
       agentModule = await import('./cli/agent');
       return agentModule.runAgent(args);

@@ -29,9 +29,9 @@ export const SCHEDULER_SHARE = 0.35;
 export const SCHEDULER_CRITICAL = 0.6;
 /**
  * Below this many busy CPUs on average the program is idle: the little CPU it uses is mostly the scheduler
- * looking for work, which costs nothing worth reporting.
+ * looking for work (an idle program with a 1 ms ticker: ~0.5% of a CPU), which costs nothing worth reporting.
  */
-export const SCHEDULER_MIN_CORES = 0.1;
+export const SCHEDULER_MIN_CORES = 0.05;
 
 export const schedulerThrash: Rule = {
   name: 'scheduler-thrash',
