@@ -15,11 +15,13 @@ export interface AgentArgs {
   /** Page captures kept in memory: how many, and how many MiB of pprof. */
   keepCaptures: number;
   keepCapturesMib: number;
+  /** Where the kubelet's pods/ and containers/ log directories are (names of pods and containers). */
+  kubeletLogDir: string;
   access: AccessFlags;
 }
 
 export const AGENT_USAGE = `usage: quietflame agent [--listen HOST:PORT] [--hz N] [--offcpu-period-ms N] [--max-profile-seconds N] [--log-level LEVEL]
-                        [--runqueue-per-cgroup] [--keep-captures N] [--keep-captures-mib N]
+                        [--runqueue-per-cgroup] [--keep-captures N] [--keep-captures-mib N] [--kubelet-log-dir DIR]
                         [--tls-cert FILE --tls-key FILE] [--tls-client-ca FILE] [--token-file FILE] [--open-metrics] [--allow-unauthenticated]
   --listen HOST:PORT        where to serve pprof, metrics and the UI (default 127.0.0.1:7070)
   --hz N                    CPU samples per second per CPU (default 99; 1 to 1000)
@@ -30,6 +32,8 @@ export const AGENT_USAGE = `usage: quietflame agent [--listen HOST:PORT] [--hz N
   --runqueue-per-cgroup     also export run-queue latency per cgroup (v2), labelled cgroup and container_id
   --keep-captures N         captures started from the page that are kept for GET /api/captures (default 20; 0 to 1000)
   --keep-captures-mib N     at most this many MiB of their pprof kept, oldest dropped first (default 32; 0 to 4096)
+  --kubelet-log-dir DIR     the kubelet's log directory, whose pods/ and containers/ name each process's namespace, pod
+                            and container (default /var/log)
 access (a --listen beyond loopback needs TLS with client certificates and/or a token, or --allow-unauthenticated):
 ${ACCESS_USAGE}`;
 
@@ -43,7 +47,7 @@ function intFlag(name: string, raw: string | undefined, lo: number, hi: number):
 }
 
 export function parseAgentArgs(args: readonly string[]): AgentArgs {
-  const out: AgentArgs = { host: '127.0.0.1', port: 7070, hz: 99, offCpuPeriodMs: 10, maxProfileSeconds: 300, logLevel: 'info', runqueuePerCgroup: false, keepCaptures: 20, keepCapturesMib: 32, access: {} };
+  const out: AgentArgs = { host: '127.0.0.1', port: 7070, hz: 99, offCpuPeriodMs: 10, maxProfileSeconds: 300, logLevel: 'info', runqueuePerCgroup: false, keepCaptures: 20, keepCapturesMib: 32, kubeletLogDir: '/var/log', access: {} };
   for (let i = 0; i < args.length; i++) {
     const flag = args[i]!;
     const value = args[i + 1];
@@ -77,6 +81,10 @@ export function parseAgentArgs(args: readonly string[]): AgentArgs {
       case '--runqueue-per-cgroup':
         out.runqueuePerCgroup = true;
         continue; // takes no value
+      case '--kubelet-log-dir':
+        if (value === undefined || !value.startsWith('/')) throw new UsageError(`--kubelet-log-dir ${value ?? '(missing)'}: expected an absolute directory\n${AGENT_USAGE}`);
+        out.kubeletLogDir = value;
+        break;
       case '--tls-cert':
       case '--tls-key':
       case '--tls-client-ca':
