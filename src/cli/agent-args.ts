@@ -16,13 +16,15 @@ export interface AgentArgs {
   /** Page captures kept in memory: how many, and how many MiB of pprof. */
   keepCaptures: number;
   keepCapturesMib: number;
+  /** Where the kubelet's pods/ and containers/ log directories are (names of pods and containers). */
+  kubeletLogDir: string;
   access: AccessFlags;
   /** The goroutines' pprof labels on CPU and off-CPU samples: how many and how long (maxLabels 0 = off). */
   labels: LabelLimits;
 }
 
 export const AGENT_USAGE = `usage: quietflame agent [--listen HOST:PORT] [--hz N] [--offcpu-period-ms N] [--max-profile-seconds N] [--log-level LEVEL]
-                        [--runqueue-per-cgroup] [--keep-captures N] [--keep-captures-mib N]
+                        [--runqueue-per-cgroup] [--keep-captures N] [--keep-captures-mib N] [--kubelet-log-dir DIR]
                         [--tls-cert FILE --tls-key FILE] [--tls-client-ca FILE] [--token-file FILE] [--open-metrics] [--allow-unauthenticated]
                         [--labels N|off] [--label-key-bytes N] [--label-value-bytes N]
   --listen HOST:PORT        where to serve pprof, metrics and the UI (default 127.0.0.1:7070)
@@ -37,6 +39,8 @@ export const AGENT_USAGE = `usage: quietflame agent [--listen HOST:PORT] [--hz N
   --labels N|off            the goroutine's pprof labels on each sample: at most N of them (default ${DEFAULT_LABEL_LIMITS.maxLabels}; up to ${LabelCaps.labels})
   --label-key-bytes N       label keys cut to N bytes (default ${DEFAULT_LABEL_LIMITS.keyBytes}; 1 to ${LabelCaps.keyBytes})
   --label-value-bytes N     label values cut to N bytes (default ${DEFAULT_LABEL_LIMITS.valueBytes}; 1 to ${LabelCaps.valueBytes})
+  --kubelet-log-dir DIR     the kubelet's log directory, whose pods/ and containers/ name each process's namespace, pod
+                            and container (default /var/log)
 access (a --listen beyond loopback needs TLS with client certificates and/or a token, or --allow-unauthenticated):
 ${ACCESS_USAGE}`;
 
@@ -51,7 +55,7 @@ function intFlag(name: string, raw: string | undefined, lo: number, hi: number):
 
 export function parseAgentArgs(args: readonly string[]): AgentArgs {
   const out: AgentArgs = {
-    host: '127.0.0.1', port: 7070, hz: 99, offCpuPeriodMs: 10, maxProfileSeconds: 300, logLevel: 'info', runqueuePerCgroup: false, keepCaptures: 20, keepCapturesMib: 32, access: {},
+    host: '127.0.0.1', port: 7070, hz: 99, offCpuPeriodMs: 10, maxProfileSeconds: 300, logLevel: 'info', runqueuePerCgroup: false, keepCaptures: 20, keepCapturesMib: 32, kubeletLogDir: '/var/log', access: {},
     labels: { ...DEFAULT_LABEL_LIMITS },
   };
   for (let i = 0; i < args.length; i++) {
@@ -96,6 +100,10 @@ export function parseAgentArgs(args: readonly string[]): AgentArgs {
       case '--runqueue-per-cgroup':
         out.runqueuePerCgroup = true;
         continue; // takes no value
+      case '--kubelet-log-dir':
+        if (value === undefined || !value.startsWith('/')) throw new UsageError(`--kubelet-log-dir ${value ?? '(missing)'}: expected an absolute directory\n${AGENT_USAGE}`);
+        out.kubeletLogDir = value;
+        break;
       case '--tls-cert':
       case '--tls-key':
       case '--tls-client-ca':

@@ -52,3 +52,32 @@ export function parseTraceback(value: QueryValue): 'user' | 'system' {
   if (raw === 'system') return 'system';
   throw new BadRequest(`traceback=${JSON.stringify(raw)}: expected all (what runtime.Stack and debug=2 show) or system (runtime goroutines and frames too)`);
 }
+
+/** What `pod=NAMESPACE/NAME` and `container=NAME` select: processes whose pod identity matches every one given. */
+export interface PodSelector {
+  namespace?: string;
+  pod?: string;
+  container?: string;
+}
+
+const K8S_NAME = /^[a-z0-9](?:[-a-z0-9.]{0,251}[a-z0-9])?$/;
+
+/** `pod=NAMESPACE/NAME` and `container=NAME`: absent → undefined; otherwise Kubernetes names. */
+export function parsePodSelector(pod: QueryValue, container: QueryValue): PodSelector | undefined {
+  const p = first(pod);
+  const c = first(container);
+  const out: PodSelector = {};
+  if (p !== undefined && p !== '') {
+    const [ns, name, ...rest] = p.split('/');
+    if (rest.length > 0 || !ns || !name || !K8S_NAME.test(ns) || !K8S_NAME.test(name)) {
+      throw new BadRequest(`pod=${JSON.stringify(p)}: expected NAMESPACE/NAME, e.g. pod=default/web-0`);
+    }
+    out.namespace = ns;
+    out.pod = name;
+  }
+  if (c !== undefined && c !== '') {
+    if (!K8S_NAME.test(c)) throw new BadRequest(`container=${JSON.stringify(c)}: not a container name`);
+    out.container = c;
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
+}
