@@ -15,6 +15,7 @@ commands:
   agent [--listen HOST:PORT] [--hz N]   profile every Go process on this node (CPU and off-CPU); serve pprof and
                                 metrics (default 127.0.0.1:7070)
   addr2line [--inline] BINARY   symbolize link-time addresses read from stdin (Go's format, or JSON with inlined frames)
+  goroutines analyze FILE       group a goroutine dump's goroutines, find blocking chains (--json, --pprof OUT)
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -23,6 +24,9 @@ async function main(argv: string[]): Promise<number> {
     case 'addr2line':
       await runAddr2line(args);
       return 0;
+    case 'goroutines':
+      if (args[0] === 'analyze') return (await import('./cli/goroutines-analyze')).runGoroutinesAnalyze(args.slice(1));
+      throw new UsageError(`unknown goroutines command "${args[0] ?? ''}"\n${USAGE}`);
     case 'agent':
       agentModule = await import('./cli/agent');
       return agentModule.runAgent(args);
