@@ -19,6 +19,7 @@ commands:
                                 as Go prints them on SIGQUIT (--debug 2, the default) or as a pprof profile
   addr2line [--inline] BINARY   symbolize link-time addresses read from stdin (Go's format, or JSON with inlined frames)
   diagnose FILE…                known Go failure shapes in CPU/off-CPU profiles and goroutine dumps, as JSON findings
+  goroutines analyze FILE       group a goroutine dump's goroutines, find blocking chains (--json, --pprof OUT)
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -28,6 +29,7 @@ async function main(argv: string[]): Promise<number> {
       await runAddr2line(args);
       return 0;
     case 'goroutines':
+      if (args[0] === 'analyze') return (await import('./cli/goroutines-analyze')).runGoroutinesAnalyze(args.slice(1));
       goroutinesModule = await import('./cli/goroutines');
       return goroutinesModule.runGoroutines(args);
     case 'diagnose': {

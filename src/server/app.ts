@@ -12,6 +12,7 @@ import { CaptureStore } from './capture-store';
 import { type Analyze, registerCaptureApi } from './captures-api';
 import { registerUi } from './ui';
 import { analyzeCapture, registerDiagnoseApi } from './diagnosis';
+import { registerGoroutinesApi } from './goroutines-api';
 import type { ReadGoroutines } from '../goroutines/snapshotter';
 import { registerGoroutineEndpoint } from './goroutine-endpoint';
 import type { AccessControl } from './access';
@@ -163,6 +164,7 @@ export function buildServer(services: AgentServices, opts: ServerOptions): { app
     goroutines: services.goroutines,
     analyze: (a) => (services.analyzeCapture ?? analyzeCapture)(a),
   });
+  registerGoroutinesApi(app);
   registerDiagnoseApi(app, {
     captures,
     maxSeconds,
