@@ -20,7 +20,10 @@ export type GoroutineState =
 
 /** One frame as Go's traceback prints it: `function(args)` then `\tfile:line +0xoff`. */
 export interface GoroutineFrame {
+  /** The name Go prints (runtime.funcNameForPrint: a generic function's shape arguments as "[...]"). */
   function: string;
+  /** The linker's full name when it differs ("main.F[go.shape.int]"): what Go's own pprof profiles name it. */
+  symbol?: string;
   file: string;
   line: number;
   /** PC − function entry, the `+0x…` Go prints after file:line; undefined for inlined frames and when unknown. */
@@ -37,6 +40,8 @@ export interface GoroutineFrame {
    * (absolute, load bias included), or from a GOTRACEBACK=system text (`pc=` of physical frames only).
    */
   pc?: number;
+  /** The entry address of the function whose code the frame is in (for an inlined call, the one it is inlined in), with `pc`. */
+  entry?: number;
 }
 
 /** The `created by` lines: the go statement that started the goroutine. */

@@ -33,13 +33,18 @@ export function isUserVisibleFrame(name: string, innermost: boolean): boolean {
 // A wrapper is shown only when it called one of these (runtime.elideWrapperCalling).
 const WRAPPER_SHOWN_CALLING = new Set(['runtime.gopanic', 'runtime.sigpanic', 'runtime.panicwrap']);
 
+/** frames[i] is a compiler wrapper Go leaves out of tracebacks and runtime.Callers: it called no panic. */
+export function isElidedWrapper(frames: readonly GoroutineFrame[], i: number): boolean {
+  return frames[i]!.wrapper === true && !(i > 0 && WRAPPER_SHOWN_CALLING.has(frames[i - 1]!.function));
+}
+
 /**
  * The frames level 1 shows. Go ≤ 1.15 decided an inlined frame's visibility by the function it was inlined into
  * (runtime.goparkunlock inlined into sync.runtime_notifyListWait was printed); later releases by its own name.
  */
 function userFrames(frames: readonly GoroutineFrame[], goMinor: number): GoroutineFrame[] {
   return frames.filter((f, i) => {
-    if (f.wrapper && !(i > 0 && WRAPPER_SHOWN_CALLING.has(frames[i - 1]!.function))) return false;
+    if (isElidedWrapper(frames, i)) return false;
     let name = f.function;
     if (f.inlined && goMinor <= 15) name = frames.slice(i).find((x) => !x.inlined)?.function ?? name;
     return isUserVisibleFrame(name, i === 0);

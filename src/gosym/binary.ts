@@ -93,10 +93,13 @@ export class GoBinary {
     return { function: this.pcln.funcName(f), file: this.pcln.file(f, pc), line: this.pcln.line(f, pc) };
   }
 
-  /** All frames at exactly this link-time PC, inlined calls expanded, innermost first; [] when unknown. */
-  frames(pc: number): Frame[] {
+  /**
+   * All frames at exactly this link-time PC, inlined calls expanded, innermost first; [] when unknown. `pcs`
+   * receives the PC each frame was looked up at (see InlineExpander.frames).
+   */
+  frames(pc: number, pcs?: number[]): Frame[] {
     const f = this.pcln.find(pc);
-    return f ? this.expander.frames(f, pc) : [];
+    return f ? this.expander.frames(f, pc, pcs) : [];
   }
 
   /** Bytes below the entry SP at pc (-1 unknown); with the function's flags, what the BPF unwinder needs. */

@@ -81,8 +81,12 @@ export class InlineExpander {
     return this.gofunc === 0 ? undefined : this.gofunc + fd.value;
   }
 
-  /** Frames at exactly `pc` (no return-address adjustment), innermost first; the physical function last. */
-  frames(f: FuncInfo, pc: number): Frame[] {
+  /**
+   * Frames at exactly `pc` (no return-address adjustment), innermost first; the physical function last. With
+   * `pcs`, also the PC each frame's line was looked up at: `pc`, then each inlined call's parentPc (where Go's
+   * runtime.Callers takes the virtual PCs of inlined frames from).
+   */
+  frames(f: FuncInfo, pc: number, pcs?: number[]): Frame[] {
     const out: Frame[] = [];
     const pcln = this.pcln;
     let ix = pcln.pcdata(f, this.layout.pcdataIndex, pc);
@@ -92,11 +96,13 @@ export class InlineExpander {
         if (depth > 1000) throw new FormatError(`inline tree of ${pcln.funcName(f)} loops`);
         const rec = this.cache.read(tree + ix * this.layout.recordSize, this.layout.recordSize);
         out.push({ function: pcln.nameAt(rec.readUInt32LE(this.layout.nameOffAt)), file: pcln.file(f, pc), line: pcln.line(f, pc) });
+        pcs?.push(pc);
         pc = f.entry + rec.readInt32LE(this.layout.parentPcAt);
         ix = pcln.pcdata(f, this.layout.pcdataIndex, pc);
       }
     }
     out.push({ function: pcln.funcName(f), file: pcln.file(f, pc), line: pcln.line(f, pc) });
+    pcs?.push(pc);
     return out;
   }
 }

@@ -3,10 +3,10 @@
 
 import * as fs from 'node:fs';
 import type { Logger } from 'pino';
-import { Sampler, type SamplerStats } from '../sampler/sampler';
+import { Sampler, type LabelLimits, type SamplerStats } from '../sampler/sampler';
 import { Symbolizer } from '../symbols/symbolizer';
 import { ProfileBuilder } from '../profile/builder';
-import { encodePprof } from '../profile/pprof';
+import { encodePprof, type Profile } from '../profile/pprof';
 import { RunqueueLatency } from '../metrics/runqlat';
 import { createMetricsRegistry, registerMapStats, type AgentHealth } from '../metrics/registry';
 import { ensureTracefs } from '../bpf/mount';
@@ -30,6 +30,8 @@ export interface AgentOptions {
   keepCapturesMib?: number;
   /** TLS and credentials (default: none, for a loopback address). */
   access?: AccessFlags;
+  /** The goroutines' pprof labels on samples (default: the sampler's). */
+  labels?: LabelLimits;
   /** The kubelet's log directory (default /var/log): pods/ and containers/ name pods and containers. */
   kubeletLogDir?: string;
 }
@@ -46,6 +48,7 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
   const sampler = Sampler.start({
     hz: opts.hz,
     offCpuPeriodMs: opts.offCpuPeriodMs,
+    ...(opts.labels ? { labels: opts.labels } : {}),
     onWarning: (message) => logger.warn(message),
     onProcess: (event) => logger.debug({ event }, 'go process'),
   });
@@ -80,7 +83,8 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
             builder.add(batch);
             symbolizationNs += process.hrtime.bigint() - t0;
           };
-          return { add, finish: (w) => encodePprof(builder.build(w.endUnixNs)) };
+          let built: Profile | undefined;
+          return { add, finish: (w) => encodePprof((built = builder.build(w.endUnixNs))), built: () => built };
         },
         processes: () =>
           sampler.goProcesses().map((p) => {

@@ -7,12 +7,14 @@ import type { Registry } from 'prom-client';
 import { countProfileRequest } from '../metrics/registry';
 import { RawSample, SampleKind, SampleSource } from '../sampler/types';
 import { BadRequest, parsePid, parsePodSelector, parseSeconds, type PodSelector, type QueryValue } from './params';
-import { CaptureManager, CaptureWindow, SampleSink, TooManyCaptures } from './capture';
+import { CaptureManager, CaptureWindow, type NewProfile, TooManyCaptures } from './capture';
 import { CaptureStore } from './capture-store';
 import { type Analyze, registerCaptureApi } from './captures-api';
 import { registerUi } from './ui';
 import { analyzeCapture, registerDiagnoseApi } from './diagnosis';
+import { registerGoroutinesApi } from './goroutines-api';
 import type { ReadGoroutines } from '../goroutines/snapshotter';
+import { registerGoroutineEndpoint } from './goroutine-endpoint';
 import type { AccessControl } from './access';
 
 export interface ProcessSummary {
@@ -37,7 +39,7 @@ export interface PodOf {
 export interface AgentServices {
   sampler: SampleSource;
   /** A profile in the making: takes samples as they come, then encodes the finished window (gzipped pprof). */
-  newProfile(kind: SampleKind, startUnixNs: bigint): SampleSink & { finish(window: CaptureWindow): Promise<Buffer> | Buffer };
+  newProfile: NewProfile;
   /** Go processes the agent knows about. */
   processes(): ProcessSummary[];
   /** Whether a process (thread group) with this pid exists on the node (404 otherwise; a thread ID is not one). */
@@ -162,6 +164,7 @@ export function buildServer(services: AgentServices, opts: ServerOptions): { app
     goroutines: services.goroutines,
     analyze: (a) => (services.analyzeCapture ?? analyzeCapture)(a),
   });
+  registerGoroutinesApi(app);
   registerDiagnoseApi(app, {
     captures,
     maxSeconds,
@@ -169,6 +172,7 @@ export function buildServer(services: AgentServices, opts: ServerOptions): { app
     processExists: (pid) => services.processExists(pid),
     goroutines: services.goroutines,
   });
+  if (services.goroutines) registerGoroutineEndpoint(app, { goroutines: services.goroutines, processExists: (pid) => services.processExists(pid) });
 
   return { app, captures };
 }

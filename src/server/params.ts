@@ -37,6 +37,22 @@ export function parsePid(value: QueryValue): number | undefined {
   return Number(raw);
 }
 
+/** `debug` of /debug/pprof/goroutine: absent → 0 (pprof protobuf), 1 (counts per stack) or 2 (every goroutine). */
+export function parseDebug(value: QueryValue): 0 | 1 | 2 {
+  const raw = first(value);
+  if (raw === undefined || raw === '' || raw === '0') return 0;
+  if (raw === '1' || raw === '2') return Number(raw) as 1 | 2;
+  throw new BadRequest(`debug=${JSON.stringify(raw)}: expected 0 (pprof), 1 (counts per stack) or 2 (every goroutine, as Go prints them)`);
+}
+
+/** `traceback` of debug=2: as GOTRACEBACK names its levels; `system` adds runtime goroutines and frames. */
+export function parseTraceback(value: QueryValue): 'user' | 'system' {
+  const raw = first(value);
+  if (raw === undefined || raw === '' || raw === 'all' || raw === 'user') return 'user';
+  if (raw === 'system') return 'system';
+  throw new BadRequest(`traceback=${JSON.stringify(raw)}: expected all (what runtime.Stack and debug=2 show) or system (runtime goroutines and frames too)`);
+}
+
 /** What `pod=NAMESPACE/NAME` and `container=NAME` select: processes whose pod identity matches every one given. */
 export interface PodSelector {
   namespace?: string;

@@ -6,6 +6,8 @@ import * as http from 'node:http';
 import * as readline from 'node:readline';
 import assert from 'node:assert/strict';
 import { buildFixture, FixtureMode } from '../support/go-toolchains';
+import type { Goroutine } from '../../src/goroutines/model';
+import { isUserVisibleFrame } from '../../src/goroutines/traceback-view';
 
 export interface DumpsProcess {
   child: ChildProcess;
@@ -85,4 +87,26 @@ export async function startDumps(go: string, opts: { mode?: FixtureMode; copies?
       child.kill('SIGKILL');
     },
   };
+}
+
+/** What the fixture prints when sent SIGQUIT under GOTRACEBACK=`traceback` (the process ends). */
+export async function sigquitDump(go: string, traceback: string, copies = 3, env: Record<string, string> = {}): Promise<string> {
+  const p = await startDumps(go, { copies, env: { ...env, GOTRACEBACK: traceback } });
+  try {
+    return await p.quit();
+  } finally {
+    p.stop();
+  }
+}
+
+/**
+ * The user function a goroutine was started in: its outermost frame in the user view. Go 1.17–1.21 wrap
+ * `go f(x)` in a closure named like one of the creator's own (main.main.func3) at the go statement's line.
+ */
+export function startFunction(g: Goroutine): string | undefined {
+  const user = g.frames.filter((f, i) => !f.wrapper && f.function !== 'runtime.goexit' && isUserVisibleFrame(f.function, i === 0));
+  const last = user[user.length - 1];
+  const c = g.createdBy;
+  if (last && c && user.length > 1 && last.function.startsWith(`${c.function}.func`) && last.file === c.file && last.line === c.line) user.pop();
+  return user[user.length - 1]?.function;
 }

@@ -9,10 +9,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseGoroutineDump } from '../../src/goroutines/parse';
 import type { Goroutine, GoroutineDump } from '../../src/goroutines/model';
-import { isUserVisibleFrame, tracebackView } from '../../src/goroutines/traceback-view';
+import { tracebackView } from '../../src/goroutines/traceback-view';
 import { fixtureDir } from '../support/go-toolchains';
 import { Rng } from '../support/random';
-import { startDumps } from './dumps-fixture';
+import { sigquitDump, startDumps, startFunction } from './dumps-fixture';
 
 const COPIES = 3;
 const MAIN_GO = path.join(fixtureDir('dumps'), 'main.go');
@@ -29,17 +29,6 @@ function minor(go: string): number {
   return Number(go.split('.')[1]);
 }
 
-/**
- * The user function a goroutine was started in: its outermost frame in the user view. Go 1.17–1.21 wrap
- * `go f(x)` in a closure named like one of the creator's own (main.main.func3) at the go statement's line.
- */
-function startFunction(g: Goroutine): string | undefined {
-  const user = g.frames.filter((f, i) => !f.wrapper && f.function !== 'runtime.goexit' && isUserVisibleFrame(f.function, i === 0));
-  const last = user[user.length - 1];
-  const c = g.createdBy;
-  if (last && c && user.length > 1 && last.function.startsWith(`${c.function}.func`) && last.file === c.file && last.line === c.line) user.pop();
-  return user[user.length - 1]?.function;
-}
 
 interface Kind {
   start: string;
@@ -116,6 +105,12 @@ function kinds(go: string, level: 'user' | 'system', labels = false): Kind[] {
         assert.deepEqual(Object.keys(g.labels ?? {}), ['tier', 'worker']);
         assert.ok(g.labels!['tier'] === 'parked' && /^w\d$/.test(g.labels!['worker']!));
       },
+    },
+    {
+      start: 'main.oddLabels',
+      copies: 1,
+      status: /^chan receive$/,
+      check: (g) => assert.deepEqual(g.labels, labels ? { 'odd key': 'tab\t"q" \u00e9\u{1F600}\x01\u00a0end' } : undefined),
     },
     { start: 'main.deep', copies: COPIES, status: /^chan receive$/, check: deepCheck },
     { start: 'main.(*server).serve', copies: COPIES, status: /^chan receive$/ },
@@ -216,13 +211,7 @@ for (const go of VERSIONS) {
 
 test('GOTRACEBACK=all and crash: SIGQUIT dumps with per-thread sections and registers parse cleanly', async () => {
   for (const [go, tb] of [['1.26', 'crash'], ['1.21', 'all'], ['1.15', 'crash'], ['1.15', 'all']] as const) {
-    const p = await startDumps(go, { copies: COPIES, env: { GOTRACEBACK: tb } });
-    let text: string;
-    try {
-      text = await p.quit();
-    } finally {
-      p.stop();
-    }
+    const text = await sigquitDump(go, tb, COPIES);
     const d = parseGoroutineDump(text);
     assert.deepEqual(d.warnings, [], `go${go} GOTRACEBACK=${tb}`);
     assert.ok(/^SIGQUIT: quit$/m.test(text));

@@ -4,7 +4,10 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import * as readline from 'node:readline';
 import type { Page } from 'playwright-core';
 import { decodePprof } from '../../src/profile/pprof';
@@ -153,5 +156,43 @@ browserTest('the diagnosis of a capture is shown beside its flame graph', async 
     await browser.close();
     fx.kill();
     await agent.stop();
+  }
+});
+
+browserTest('behind the agent\'s token the page works for a browser that answers the challenge, and nothing of it is served without', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qf-page-token-'));
+  const tokenFile = path.join(dir, 'token');
+  const token = randomBytes(24).toString('hex');
+  fs.writeFileSync(tokenFile, token + '\n');
+  const agent = await startAgent(['--token-file', tokenFile]);
+  const hot = await startHot();
+  const withToken = await launchBrowser({ httpCredentials: { username: 'someone', password: token } });
+  const without = await launchBrowser();
+  try {
+    for (const url of ['/', '/assets/app.js', '/assets/vendor.js', '/api/processes', '/api/captures']) {
+      assert.equal((await fetch(agent.url + url)).status, 401, url);
+    }
+    // A browser without the token is asked for it and gets nothing (Chromium gives up the navigation).
+    await assert.rejects((await without.context.newPage()).goto(agent.url), /ERR_INVALID_AUTH_CREDENTIALS|401/);
+
+    const page = await withToken.context.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(agent.url);
+    const row = page.locator(`#processes tr[data-pid="${hot.info.pid}"]`);
+    for (let i = 0; i < 50 && (await row.count()) === 0; i++) {
+      await page.click('#refresh-processes');
+      await page.waitForTimeout(200);
+    }
+    await row.click();
+    await capture(page, hot.info.pid, 'cpu', 2); // POST, polling and the flame model all pass the check
+    await page.locator('#flame g.frame[name="main.leafSpin"]').waitFor();
+    assert.deepEqual(errors, []);
+  } finally {
+    await withToken.close();
+    await without.close();
+    hot.kill();
+    await agent.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
