@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Runs the compiled test files (dist/test/**/*.test.js) with Node's test runner.
-// `npm test` runs them all; `npm test -- gosym addr2line` runs the files whose path contains any of the words.
+// `npm test` runs them all; `npm test -- gosym addr2line` runs the files whose path under dist/test contains any
+// of the words (not the checkout's own path, which may contain one).
 'use strict';
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -20,7 +21,7 @@ function find(dir) {
 
 const filters = process.argv.slice(2);
 const files = find(testDir)
-  .filter((f) => filters.length === 0 || filters.some((w) => f.includes(w)))
+  .filter((f) => filters.length === 0 || filters.some((w) => path.relative(testDir, f).includes(w)))
   .sort();
 if (files.length === 0) {
   console.error(`no test files found under ${testDir}${filters.length ? ` matching ${filters.join(', ')}` : ''}`);

@@ -2,7 +2,7 @@
 // nanosleep(2) and one spinning (test/fixtures/go/offcpu), each on its own locked OS thread.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import * as fs from 'node:fs';
+import { onCpuNs } from '../support/schedstat';
 
 import { Sampler, clipOffCpu } from '../../src/sampler/sampler';
 import type { RawSample } from '../../src/sampler/types';
@@ -19,11 +19,6 @@ interface OffCpuWorker {
   goid: number;
   tid: number;
   function: string;
-}
-
-/** The thread's time on the CPU so far, as the kernel counts it (the first field of its schedstat). */
-function onCpuNs(pid: number, tid: number): number {
-  return Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
 }
 
 function offCpuNs(samples: readonly RawSample[], tid: number): number {
