@@ -16,6 +16,8 @@
  * sampled if short (struct offcpu_record), with the kernel stack it waited in.
  * That program is attached only while an off-CPU profile runs.
  *
+ * pprof labels: labels.h, read from the same goroutine as the goroutine ID, sent after the record.
+ *
  * Layouts and constants: profile.h. Loader: src/sampler/sampler.ts; decoder: src/sampler/records.ts.
  */
 #include "vmlinux.h"
@@ -29,7 +31,8 @@
 /* The agent decodes these layouts with the codecs in src/ (their tests pin the same numbers). */
 _Static_assert(sizeof(struct unwind_key) == 8, "struct unwind_key: see src/symbols/unwind-table.ts");
 _Static_assert(sizeof(struct unwind_chunk) == 508, "struct unwind_chunk: see src/symbols/unwind-table.ts");
-_Static_assert(sizeof(struct proc_config) == 112, "struct proc_config: see src/symbols/injector.ts");
+_Static_assert(sizeof(struct labels_layout) == 32, "struct labels_layout: see src/symbols/injector.ts");
+_Static_assert(sizeof(struct proc_config) == 144, "struct proc_config: see src/symbols/injector.ts");
 _Static_assert(sizeof(struct sample_record) == 2088, "struct sample_record: see src/sampler/records.ts");
 _Static_assert(__builtin_offsetof(struct sample_record, user_stack) == 56, "struct sample_record: see src/sampler/records.ts");
 _Static_assert(sizeof(struct exec_record) == 16, "struct exec_record: see src/sampler/records.ts");
@@ -90,6 +93,8 @@ static __always_inline void count(__u32 counter)
 	if (n)
 		*n += 1; /* per-CPU, and perf-event programs do not nest on a CPU */
 }
+
+#include "labels.h"
 
 /* Does a profile want this process? mode is filter_mode or offcpu_filter_mode, bit its TARGET_*. */
 static __always_inline bool wanted(__u32 tgid, __u32 mode, __u8 bit)
@@ -250,9 +255,9 @@ out:
 }
 
 /* The goroutine the thread is running (0 = none or unknown): g from R14 (Go code, Go >= 1.17) or TLS; from
- * g0/gsignal to m.curg. SAMPLE_F_* into *flags. */
+ * g0/gsignal to m.curg. Its ID is returned, its g into *gp; SAMPLE_F_* into *flags. */
 static __always_inline __u64 read_goid(struct task_struct *task, struct pt_regs *regs,
-				       const struct proc_config *cfg, const struct leaf_info *leaf, __u32 *flags)
+				       const struct proc_config *cfg, const struct leaf_info *leaf, __u32 *flags, __u64 *gp)
 {
 #if defined(__TARGET_ARCH_x86)
 	__u64 g = 0, m = 0, curg = 0, goid = 0;
@@ -279,6 +284,7 @@ static __always_inline __u64 read_goid(struct task_struct *task, struct pt_regs 
 	}
 	if (bpf_probe_read_user(&goid, sizeof(goid), (void *)(g + cfg->g_goid)) || !goid)
 		return 0;
+	*gp = g;
 	*flags |= SAMPLE_F_GOID;
 	count(COUNTER_GOIDS);
 	return goid;
@@ -287,8 +293,14 @@ static __always_inline __u64 read_goid(struct task_struct *task, struct pt_regs 
 #endif
 }
 
+/* What capture_user found besides the stack: the process's config and the goroutine's g (0 = unknown). */
+struct captured {
+	const struct proc_config *cfg;
+	__u64 g;
+};
+
 /* The current task's user stack and goroutine (*stack has MAX_USER_STACK entries); returns the entries used. */
-static __always_inline __u16 capture_user(__u32 tgid, __u64 *stack, __u32 *flags, __u64 *goid)
+static __always_inline __u16 capture_user(__u32 tgid, __u64 *stack, __u32 *flags, __u64 *goid, struct captured *c)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct leaf_info leaf = {};
@@ -307,34 +319,49 @@ static __always_inline __u16 capture_user(__u32 tgid, __u64 *stack, __u32 *flags
 	if (cfg)
 		*flags |= SAMPLE_F_CONFIG;
 	n = walk_user(regs, cfg, stack, flags, &leaf);
+	c->cfg = cfg;
 	if (cfg)
-		*goid = read_goid(task, regs, cfg, &leaf, flags);
+		*goid = read_goid(task, regs, cfg, &leaf, flags, &c->g);
 	return n;
 }
+
+/* A CPU sample is put together here and sent with its labels' length (bpf_ringbuf_output): the ring buffer's
+ * reserve takes constant sizes only. */
+struct sample_buf {
+	struct sample_record rec;
+	__u8 labels[LABELS_SCRATCH];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sample_buf);
+} sample_bufs SEC(".maps");
 
 SEC("perf_event")
 int do_sample(struct bpf_perf_event_data *ctx)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tgid = id >> 32;
+	__u64 id = bpf_get_current_pid_tgid(), lp;
+	__u32 tgid = id >> 32, zero = 0, flags = 0, labels_len = 0;
+	struct captured c = {};
 	struct sample_record *rec;
+	struct sample_buf *buf;
 	long len;
 
 	if (!wanted(tgid, filter_mode, TARGET_CPU))
 		return 0;
 	count(COUNTER_SAMPLES);
 
-	rec = bpf_ringbuf_reserve(&events, sizeof(*rec), 0);
-	if (!rec) {
-		count(COUNTER_RINGBUF_DROPS);
+	buf = bpf_map_lookup_elem(&sample_bufs, &zero);
+	if (!buf)
 		return 0;
-	}
+	rec = &buf->rec;
 	rec->kind = RECORD_SAMPLE;
 	rec->tgid = tgid;
 	rec->tid = (__u32)id;
 	rec->cpu = bpf_get_smp_processor_id();
 	rec->time_ns = bpf_ktime_get_ns();
-	rec->flags = 0;
 	rec->kernel_len = 0;
 	bpf_get_current_comm(rec->comm, sizeof(rec->comm));
 
@@ -344,9 +371,16 @@ int do_sample(struct bpf_perf_event_data *ctx)
 		if (len > 0)
 			rec->kernel_len = len / sizeof(__u64);
 	}
-	rec->user_len = capture_user(tgid, rec->user_stack, &rec->flags, &rec->goid);
+	rec->user_len = capture_user(tgid, rec->user_stack, &flags, &rec->goid, &c);
+	if (c.cfg && (lp = labels_of(c.cfg, c.g)))
+		labels_len = read_labels(c.cfg, lp, buf->labels, WALK_CPU, &flags);
+	rec->flags = flags;
+	rec->labels_len = labels_len;
 
-	bpf_ringbuf_submit(rec, 0);
+	if (labels_len > LABELS_BUF || bpf_ringbuf_output(&events, buf, sizeof(*rec) + labels_len, 0)) {
+		count(COUNTER_RINGBUF_DROPS);
+		return 0;
+	}
 	count(COUNTER_SENT);
 	return 0;
 }
@@ -363,7 +397,7 @@ struct offcpu_slot {
 	__u32 flags;    /* SAMPLE_F_* */
 	__u32 read_p;   /* probability the user stack was read at this switch-out, OFFCPU_P_ONE = 1; 0 = not read */
 	__u16 user_len;
-	__u16 pad;
+	__u16 labels_len; /* bytes in the thread's offcpu_labels */
 	__u64 user_stack[MAX_USER_STACK];
 };
 
@@ -373,6 +407,31 @@ struct {
 	__type(key, int);
 	__type(value, struct offcpu_slot);
 } offcpu_slots SEC(".maps");
+
+/* The labels a thread left the CPU with: only threads that ran a labelled goroutine at a switch-out get one. */
+struct offcpu_labels {
+	__u8 data[LABELS_SCRATCH];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct offcpu_labels);
+} offcpu_labels SEC(".maps");
+
+/* An off-CPU record is put together here and sent with its labels' length (as struct sample_buf). */
+struct offcpu_buf {
+	struct offcpu_record rec;
+	__u8 labels[LABELS_SCRATCH];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct offcpu_buf);
+} offcpu_bufs SEC(".maps");
 
 /* How likely a switch-out of a thread whose intervals average avg_ns has its user stack read (OFFCPU_P_ONE = 1):
  * always, unless its intervals are much shorter than the period (then few of them would be sent anyway). */
@@ -390,6 +449,9 @@ static __always_inline __u32 read_probability(__u64 avg_ns, __u64 period)
 static __always_inline void offcpu_leave(struct task_struct *prev, __u64 now)
 {
 	struct offcpu_slot *slot = bpf_task_storage_get(&offcpu_slots, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	struct offcpu_labels *labels;
+	struct captured c = {};
+	__u64 lp;
 
 	if (!slot) {
 		count(COUNTER_OFFCPU_NO_SLOT);
@@ -399,13 +461,19 @@ static __always_inline void offcpu_leave(struct task_struct *prev, __u64 now)
 	slot->state = task_state(prev) == TASK_RUNNING ? OFFCPU_RUNNABLE : OFFCPU_BLOCKED;
 	slot->flags = 0;
 	slot->user_len = 0;
+	slot->labels_len = 0;
 	slot->read_p = read_probability(slot->avg_ns, offcpu_period_ns);
 	if (slot->read_p < OFFCPU_P_ONE && (bpf_get_prandom_u32() >> (32 - OFFCPU_P_SHIFT)) >= slot->read_p) {
 		slot->read_p = 0;
 		return;
 	}
 	count(COUNTER_OFFCPU_READS);
-	slot->user_len = capture_user(prev->tgid, slot->user_stack, &slot->flags, &slot->goid);
+	slot->user_len = capture_user(prev->tgid, slot->user_stack, &slot->flags, &slot->goid, &c);
+	if (!c.cfg || !(lp = labels_of(c.cfg, c.g)))
+		return;
+	labels = bpf_task_storage_get(&offcpu_labels, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (labels)
+		slot->labels_len = read_labels(c.cfg, lp, labels->data, WALK_OFFCPU, &slot->flags);
 }
 
 /* next is about to run again: send its interval, or a sample of the short ones (struct offcpu_record). */
@@ -413,7 +481,10 @@ static __always_inline void offcpu_return(struct task_struct *next, __u64 now)
 {
 	struct offcpu_slot *slot = bpf_task_storage_get(&offcpu_slots, next, 0, 0);
 	__u64 begin, delta, weight, keep, period = offcpu_period_ns;
+	struct offcpu_labels *labels;
 	struct offcpu_record *rec;
+	struct offcpu_buf *buf;
+	__u32 zero = 0, labels_len;
 	long len;
 
 	if (!slot || !slot->start_ns)
@@ -445,11 +516,10 @@ static __always_inline void offcpu_return(struct task_struct *next, __u64 now)
 		weight = period;
 	}
 
-	rec = bpf_ringbuf_reserve(&events, sizeof(*rec), 0);
-	if (!rec) {
-		count(COUNTER_OFFCPU_DROPS);
+	buf = bpf_map_lookup_elem(&offcpu_bufs, &zero);
+	if (!buf)
 		return;
-	}
+	rec = &buf->rec;
 	rec->sample.kind = RECORD_OFFCPU;
 	rec->sample.tgid = next->tgid;
 	rec->sample.tid = next->pid;
@@ -467,7 +537,17 @@ static __always_inline void offcpu_return(struct task_struct *next, __u64 now)
 	rec->weight_ns = weight;
 	rec->state = slot->state;
 	rec->pad = 0;
-	bpf_ringbuf_submit(rec, 0);
+	labels_len = slot->labels_len;
+	if (labels_len) {
+		labels = bpf_task_storage_get(&offcpu_labels, next, 0, 0);
+		if (!labels || labels_len > LABELS_BUF || bpf_probe_read_kernel(buf->labels, labels_len, labels->data))
+			labels_len = 0;
+	}
+	rec->sample.labels_len = labels_len;
+	if (labels_len > LABELS_BUF || bpf_ringbuf_output(&events, buf, sizeof(*rec) + labels_len, 0)) {
+		count(COUNTER_OFFCPU_DROPS);
+		return;
+	}
 	count(COUNTER_OFFCPU_SENT);
 }
 

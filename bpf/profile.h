@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Shared layout between profile.bpf.c (the on-CPU sampler) and the agent. Mirrored in TypeScript with the
+ * Shared layout between profile.bpf.c (the on-CPU sampler, with labels.h) and the agent. Mirrored in TypeScript with the
  * src/bpf codecs: the unwind map in src/symbols/unwind-table.ts, the per-process config in
  * src/symbols/injector.ts, the ring-buffer records and counters in src/sampler/records.ts.
  * Change a struct here and there together (test/symbols/unwind-table.test.ts and test/sampler check the sizes).
@@ -62,6 +62,34 @@ struct unwind_chunk {
 
 #define PROC_TOP_FRAMES 4
 
+/* Where the current goroutine's pprof labels are (proc_config.labels). The numbers come from the agent's one
+ * description of Go's layouts (src/gosym/pprof-labels.ts), so this side knows no Go release. */
+#define LABELS_NONE 0  /* not read for this process */
+#define LABELS_MAP 1   /* Go <= 1.23: g.labels -> a map variable -> hmap of map[string]string */
+#define LABELS_SLICE 2 /* Go >= 1.24: g.labels -> slice header of {key, value string} pairs */
+
+struct labels_layout {
+	__u32 g_labels;        /* offsetof(runtime.g, labels) */
+	__u8 kind;             /* LABELS_* */
+	__u8 entries;          /* map: cells per bucket (their tophash bytes start the bucket) */
+	__u8 min_tophash;      /* map: tophash below this = empty or evacuated cell */
+	__u8 same_size_grow;   /* map: the hmap.flags bit of a grow to the same size */
+	__u8 hmap_count;       /* map: offsets in the hmap of count (int), B (uint8), flags (uint8), buckets, oldbuckets */
+	__u8 hmap_b;
+	__u8 hmap_flags;
+	__u8 hmap_buckets;
+	__u8 hmap_oldbuckets;
+	__u8 pad[3];
+	__u16 bucket_size;     /* map: bytes per bucket */
+	__u16 bucket_overflow; /* map: offset of a bucket's overflow pointer */
+	__u16 slice_array;     /* slice: offsets of array and len in the slice header */
+	__u16 slice_len;
+	__u16 key_at;          /* the first pair's key string header, in a bucket (map) or the array (slice) */
+	__u16 value_at;        /* its value string header */
+	__u16 stride;          /* from one pair's headers to the next pair's */
+	__u16 pad2;
+};                         /* 32 bytes */
+
 struct proc_config {
 	__u32 binary_id;     /* of its unwind_pages entries; 0 = no unwind table (frame pointers only) */
 	__u32 flags;         /* PROC_F_* */
@@ -75,7 +103,8 @@ struct proc_config {
 	/* link-time [start, end) of the functions with the TopFrame flag (0,0 = unused): the walk stops there */
 	__u64 top_start[PROC_TOP_FRAMES];
 	__u64 top_end[PROC_TOP_FRAMES];
-};                       /* 112 bytes */
+	struct labels_layout labels;
+};                       /* 144 bytes */
 
 /* ---- sampling filter ------------------------------------------------------------------------------------ */
 
@@ -96,6 +125,17 @@ struct proc_config {
 #define MAX_USER_STACK 127
 #define MAX_KERNEL_STACK 127
 
+/* pprof labels travel after the fixed record (sample_record.labels_len bytes): per label a u16 key length and a u16
+ * value length (little-endian, the bytes kept), then the key's and the value's bytes. At most labels_max labels,
+ * label_key_bytes and label_value_bytes (load-time globals, the agent's flags) and LABELS_BUF bytes in all; what
+ * does not fit is left out and the record has SAMPLE_F_LABELS_CUT. */
+#define LABELS_MAX 64           /* labels_max at most */
+#define LABEL_KEY_MAX 128       /* label_key_bytes at most */
+#define LABEL_VALUE_MAX 512     /* label_value_bytes at most */
+#define LABEL_HEADER 4
+#define LABELS_BUF 4096         /* a power of two */
+#define LABELS_MAX_VISITS 32    /* map buckets (overflow and old ones included) looked at per sample */
+
 /* sample_record.flags */
 #define SAMPLE_F_GOID 0x001       /* goid is valid */
 #define SAMPLE_F_TABLE 0x002      /* the leaf PC was found in the unwind table */
@@ -107,6 +147,7 @@ struct proc_config {
 #define SAMPLE_F_KTHREAD 0x080    /* kernel thread: no user stack */
 #define SAMPLE_F_TOP_FRAME 0x100  /* the walk ended at a TopFrame function */
 #define SAMPLE_F_CONFIG 0x200     /* the process has a proc_config (a Go process known to the agent) */
+#define SAMPLE_F_LABELS_CUT 0x400 /* some of the goroutine's labels or bytes of them were left out */
 
 struct sample_record {
 	__u32 kind;       /* RECORD_SAMPLE */
@@ -115,13 +156,14 @@ struct sample_record {
 	__u32 cpu;
 	__u64 time_ns;    /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
 	__u64 goid;
-	__u32 flags;      /* SAMPLE_F_* */
+	__u16 flags;      /* SAMPLE_F_* */
+	__u16 labels_len; /* bytes of pprof labels after the record (after struct offcpu_record for RECORD_OFFCPU) */
 	__u16 user_len;   /* entries used in user_stack */
 	__u16 kernel_len; /* entries used in kernel_stack */
 	char comm[16];
 	__u64 user_stack[MAX_USER_STACK];     /* [0] = sampled PC, then return addresses */
 	__u64 kernel_stack[MAX_KERNEL_STACK]; /* innermost first; empty when the sample hit user mode */
-};                                        /* 2088 bytes */
+};                                        /* 2088 bytes, then labels_len bytes of labels */
 
 /* Off-CPU: a thread of a wanted process left the CPU (sched_switch) and now runs again. Every interval of at least
  * offcpu_period_ns is sent with its duration as weight; a shorter one of duration d is sent with probability
@@ -149,7 +191,7 @@ struct offcpu_record {
 	__u64 weight_ns;             /* off-CPU time this record stands for */
 	__u32 state;                 /* OFFCPU_* */
 	__u32 pad;
-};                               /* 2112 bytes */
+};                               /* 2112 bytes, then sample.labels_len bytes of labels */
 
 struct exec_record {
 	__u32 kind; /* RECORD_EXEC */
@@ -172,6 +214,8 @@ struct exec_record {
 #define COUNTER_OFFCPU_DROPS 10  /* off-CPU records lost: ring buffer full */
 #define COUNTER_OFFCPU_NO_SLOT 11 /* switch-outs not timed: task storage could not be allocated */
 #define COUNTER_OFFCPU_READS 12  /* switch-outs whose user stack was read */
-#define COUNTER_MAX 13
+#define COUNTER_LABELED 13       /* records sent with pprof labels */
+#define COUNTER_LABELS_CUT 14    /* records whose labels were cut (limits, unreadable memory) */
+#define COUNTER_MAX 15
 
 #endif

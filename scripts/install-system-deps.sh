@@ -12,9 +12,14 @@ PACKAGES=(
   linux-perf bpftrace util-linux procps prometheus
   # oracles in the tests: gdb (native symbols), binutils (nm, readelf), gcc + libc6-dev (cgo fixtures)
   gdb binutils gcc libc6-dev
+  # the image (scripts/build-image.sh) and its tests: podman with runc, bases from Debian packages, certificates,
+  # manifests rendered offline (kubectl kustomize)
+  podman runc mmdebstrap openssl
   # the page's tests: a real headless browser (driven by npm playwright-core)
   chromium
 )
+# Debian's kubectl, unless a kubectl from another package is there already (both would own /usr/bin/kubectl).
+command -v kubectl >/dev/null || PACKAGES+=(kubernetes-client)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "install-system-deps.sh: must run as root (apt-get install)" >&2

@@ -8,13 +8,17 @@ import { describeError } from './cli/errors';
 
 // Loaded only by `agent`: fastify, pino and the BPF addon cost a short-lived addr2line ~50–100 ms of startup.
 let agentModule: typeof import('./cli/agent') | undefined;
+let goroutinesModule: typeof import('./cli/goroutines') | undefined;
 
 const USAGE = `usage: quietflame <command> [options]
 
 commands:
   agent [--listen HOST:PORT] [--hz N]   profile every Go process on this node (CPU and off-CPU); serve pprof and
                                 metrics (default 127.0.0.1:7070)
+  goroutines PID [--debug 0|1|2]   every goroutine of a running Go process, read from outside (never stopped),
+                                as Go prints them on SIGQUIT (--debug 2, the default) or as a pprof profile
   addr2line [--inline] BINARY   symbolize link-time addresses read from stdin (Go's format, or JSON with inlined frames)
+  diagnose FILE…                known Go failure shapes in CPU/off-CPU profiles and goroutine dumps, as JSON findings
   goroutines analyze FILE       group a goroutine dump's goroutines, find blocking chains (--json, --pprof OUT)
 `;
 
@@ -26,7 +30,19 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'goroutines':
       if (args[0] === 'analyze') return (await import('./cli/goroutines-analyze')).runGoroutinesAnalyze(args.slice(1));
-      throw new UsageError(`unknown goroutines command "${args[0] ?? ''}"\n${USAGE}`);
+      goroutinesModule = await import('./cli/goroutines');
+      return goroutinesModule.runGoroutines(args);
+    case 'diagnose': {
+      const { runDiagnose, InputError } = await import('./cli/diagnose');
+      try {
+        process.stdout.write(runDiagnose(args));
+      } catch (e) {
+        if (!(e instanceof InputError)) throw e;
+        process.stderr.write(`quietflame diagnose: ${e.message}\n`);
+        return 1;
+      }
+      return 0;
+    }
     case 'agent':
       agentModule = await import('./cli/agent');
       return agentModule.runAgent(args);
@@ -52,7 +68,8 @@ main(process.argv.slice(2)).then(
       process.exitCode = 2;
       return;
     }
-    const message = agentModule && err instanceof agentModule.AgentStartError ? err.message : describeError(err, process.argv.at(-1) ?? '');
+    const known = (goroutinesModule && err instanceof goroutinesModule.GoroutinesError) || (agentModule && err instanceof agentModule.AgentStartError);
+    const message = known ? (err as Error).message : describeError(err, process.argv.at(-1) ?? '');
     process.stderr.write(`quietflame ${process.argv[2] ?? ''}: ${message}\n`);
     process.exitCode = 1;
   },

@@ -186,9 +186,8 @@ function renderCaptures(): void {
 }
 
 async function show(c: CaptureInfo): Promise<void> {
-  const r = await api<{ capture: CaptureInfo; flame: FlameModel }>(`/api/captures/${c.id}/flame`);
-  state.shown = r.capture;
-  state.model = r.flame;
+  state.model = await api<FlameModel>(`/api/captures/${c.id}/flame`);
+  state.shown = c;
   state.filters = [];
   const a = el<HTMLAnchorElement>('download');
   a.href = `/api/captures/${c.id}`;
@@ -196,7 +195,7 @@ async function show(c: CaptureInfo): Promise<void> {
   a.hidden = false;
   renderCaptures();
   renderFilterKeys();
-  renderFindings(r.capture);
+  renderFindings(c);
   draw();
 }
 

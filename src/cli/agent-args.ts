@@ -1,5 +1,6 @@
 // Flags of `quietflame agent`, checked up front so a typo ends the command with a one-line message.
 
+import { DEFAULT_LABEL_LIMITS, LabelCaps, type LabelLimits } from '../sampler/records';
 import { UsageError } from './addr2line';
 import { ACCESS_USAGE, accessFlagsProblem, type AccessFlags } from '../server/access';
 
@@ -15,12 +16,17 @@ export interface AgentArgs {
   /** Page captures kept in memory: how many, and how many MiB of pprof. */
   keepCaptures: number;
   keepCapturesMib: number;
+  /** Where the kubelet's pods/ and containers/ log directories are (names of pods and containers). */
+  kubeletLogDir: string;
   access: AccessFlags;
+  /** The goroutines' pprof labels on CPU and off-CPU samples: how many and how long (maxLabels 0 = off). */
+  labels: LabelLimits;
 }
 
 export const AGENT_USAGE = `usage: quietflame agent [--listen HOST:PORT] [--hz N] [--offcpu-period-ms N] [--max-profile-seconds N] [--log-level LEVEL]
-                        [--runqueue-per-cgroup] [--keep-captures N] [--keep-captures-mib N]
+                        [--runqueue-per-cgroup] [--keep-captures N] [--keep-captures-mib N] [--kubelet-log-dir DIR]
                         [--tls-cert FILE --tls-key FILE] [--tls-client-ca FILE] [--token-file FILE] [--open-metrics] [--allow-unauthenticated]
+                        [--labels N|off] [--label-key-bytes N] [--label-value-bytes N]
   --listen HOST:PORT        where to serve pprof, metrics and the UI (default 127.0.0.1:7070)
   --hz N                    CPU samples per second per CPU (default 99; 1 to 1000)
   --offcpu-period-ms N      off-CPU profiles: intervals this long or longer are all kept, shorter ones sampled
@@ -30,6 +36,11 @@ export const AGENT_USAGE = `usage: quietflame agent [--listen HOST:PORT] [--hz N
   --runqueue-per-cgroup     also export run-queue latency per cgroup (v2), labelled cgroup and container_id
   --keep-captures N         captures started from the page that are kept for GET /api/captures (default 20; 0 to 1000)
   --keep-captures-mib N     at most this many MiB of their pprof kept, oldest dropped first (default 32; 0 to 4096)
+  --labels N|off            the goroutine's pprof labels on each sample: at most N of them (default ${DEFAULT_LABEL_LIMITS.maxLabels}; up to ${LabelCaps.labels})
+  --label-key-bytes N       label keys cut to N bytes (default ${DEFAULT_LABEL_LIMITS.keyBytes}; 1 to ${LabelCaps.keyBytes})
+  --label-value-bytes N     label values cut to N bytes (default ${DEFAULT_LABEL_LIMITS.valueBytes}; 1 to ${LabelCaps.valueBytes})
+  --kubelet-log-dir DIR     the kubelet's log directory, whose pods/ and containers/ name each process's namespace, pod
+                            and container (default /var/log)
 access (a --listen beyond loopback needs TLS with client certificates and/or a token, or --allow-unauthenticated):
 ${ACCESS_USAGE}`;
 
@@ -43,7 +54,10 @@ function intFlag(name: string, raw: string | undefined, lo: number, hi: number):
 }
 
 export function parseAgentArgs(args: readonly string[]): AgentArgs {
-  const out: AgentArgs = { host: '127.0.0.1', port: 7070, hz: 99, offCpuPeriodMs: 10, maxProfileSeconds: 300, logLevel: 'info', runqueuePerCgroup: false, keepCaptures: 20, keepCapturesMib: 32, access: {} };
+  const out: AgentArgs = {
+    host: '127.0.0.1', port: 7070, hz: 99, offCpuPeriodMs: 10, maxProfileSeconds: 300, logLevel: 'info', runqueuePerCgroup: false, keepCaptures: 20, keepCapturesMib: 32, kubeletLogDir: '/var/log', access: {},
+    labels: { ...DEFAULT_LABEL_LIMITS },
+  };
   for (let i = 0; i < args.length; i++) {
     const flag = args[i]!;
     const value = args[i + 1];
@@ -74,9 +88,22 @@ export function parseAgentArgs(args: readonly string[]): AgentArgs {
       case '--keep-captures-mib':
         out.keepCapturesMib = intFlag(flag, value, 0, 4096);
         break;
+      case '--labels':
+        out.labels.maxLabels = value === 'off' ? 0 : intFlag(flag, value, 1, LabelCaps.labels);
+        break;
+      case '--label-key-bytes':
+        out.labels.keyBytes = intFlag(flag, value, 1, LabelCaps.keyBytes);
+        break;
+      case '--label-value-bytes':
+        out.labels.valueBytes = intFlag(flag, value, 1, LabelCaps.valueBytes);
+        break;
       case '--runqueue-per-cgroup':
         out.runqueuePerCgroup = true;
         continue; // takes no value
+      case '--kubelet-log-dir':
+        if (value === undefined || !value.startsWith('/')) throw new UsageError(`--kubelet-log-dir ${value ?? '(missing)'}: expected an absolute directory\n${AGENT_USAGE}`);
+        out.kubeletLogDir = value;
+        break;
       case '--tls-cert':
       case '--tls-key':
       case '--tls-client-ca':

@@ -1,11 +1,11 @@
-// A goroutine's pprof labels read from outside. g.labels points at runtime/pprof's labelMap:
-//   Go ≤ 1.23: `type labelMap map[string]string` — the pointer is to a map variable, which holds an *hmap;
-//   Go ≥ 1.24: `type labelMap struct{ LabelSet }`, LabelSet{list []label} — a slice of {key, value string}.
+// A goroutine's pprof labels read from outside. g.labels points at runtime/pprof's labelMap, a map up to Go 1.23
+// and a slice of pairs from 1.24 (the layouts: gosym/pprof-labels.ts, shared with the BPF sampler).
 // Every pointer and count is bounded; a label that cannot be read is left out and said.
 
+import { LABEL_MAP as HM, LABEL_SLICE as SL, STRING_HEADER, type LabelsEra } from '../gosym/pprof-labels';
 import type { ProcessMemory } from '../proc/memory';
 
-export type LabelsEra = 'map' | 'slice';
+export { labelsEra, type LabelsEra } from '../gosym/pprof-labels';
 
 export interface LabelLimits {
   /** Most labels read per goroutine. */
@@ -22,18 +22,6 @@ export interface LabelsRead {
   problem?: string;
 }
 
-/** The era for a Go minor version: maps up to 1.23. */
-export function labelsEra(goMinor: number): LabelsEra {
-  return goMinor <= 23 ? 'map' : 'slice';
-}
-
-// hmap (64-bit): count int @0, flags uint8 @8, B uint8 @9, buckets @16, oldbuckets @24.
-const HMAP_SIZE = 48;
-const HMAP_SAME_SIZE_GROW = 8;
-// A bucket of map[string]string: tophash [8]uint8, keys [8]string, elems [8]string, overflow *bucket.
-const BUCKET_ENTRIES = 8;
-const BUCKET_SIZE = 8 + 16 * BUCKET_ENTRIES * 2 + 8;
-const MIN_TOP_HASH = 5; // below: empty or evacuated cells
 const MAX_B = 8; // 256 buckets: far more than any label set needs
 const MAX_OVERFLOW = 64;
 
@@ -61,16 +49,17 @@ function str(buf: Buffer, at: number): StringHeader {
 }
 
 function slicePairs(mem: ProcessMemory, p: number, limits: LabelLimits, out: Array<readonly [StringHeader, StringHeader]>): string | undefined {
-  const header = mem.read(p, 24);
+  const header = mem.read(p, SL.headerSize);
   if (!header) return `labels at 0x${p.toString(16)} unreadable`;
-  const [array, len] = str(header, 0);
-  const cap = Number(header.readBigUInt64LE(16));
+  const array = Number(header.readBigUInt64LE(SL.array));
+  const len = Number(header.readBigUInt64LE(SL.len));
+  const cap = Number(header.readBigUInt64LE(SL.cap));
   if (len > cap || len < 0) return `labels slice has len ${len} > cap ${cap}`;
   if (len === 0) return undefined;
   const n = Math.min(len, limits.maxLabels);
-  const entries = mem.read(array, n * 32);
+  const entries = mem.read(array, n * SL.entrySize);
   if (!entries) return `labels array at 0x${array.toString(16)} unreadable`;
-  for (let i = 0; i < n; i++) out.push([str(entries, i * 32), str(entries, i * 32 + 16)]);
+  for (let i = 0; i < n; i++) out.push([str(entries, i * SL.entrySize + SL.key), str(entries, i * SL.entrySize + SL.value)]);
   return len > n ? `${len - n} label(s) beyond the limit of ${limits.maxLabels}` : undefined;
 }
 
@@ -79,41 +68,41 @@ function mapPairs(mem: ProcessMemory, p: number, limits: LabelLimits, out: Array
   if (!mapVar) return `labels at 0x${p.toString(16)} unreadable`;
   const hmapPtr = Number(mapVar.readBigUInt64LE(0));
   if (hmapPtr === 0) return undefined; // a nil map: no labels
-  const h = mem.read(hmapPtr, HMAP_SIZE);
+  const h = mem.read(hmapPtr, HM.hmapSize);
   if (!h) return `labels map at 0x${hmapPtr.toString(16)} unreadable`;
-  const count = Number(h.readBigInt64LE(0));
-  const flags = h[8]!;
-  const B = h[9]!;
+  const count = Number(h.readBigInt64LE(HM.count));
+  const flags = h[HM.flags]!;
+  const B = h[HM.B]!;
   if (count < 0 || B > MAX_B) return `labels map header implausible (count ${count}, B ${B})`;
   if (count === 0) return undefined;
   const seen = new Set<string>();
   const take = (bucket: Buffer): void => {
-    for (let i = 0; i < BUCKET_ENTRIES && out.length < limits.maxLabels; i++) {
-      if (bucket[i]! < MIN_TOP_HASH) continue;
-      const key = str(bucket, 8 + 16 * i);
+    for (let i = 0; i < HM.entries && out.length < limits.maxLabels; i++) {
+      if (bucket[i]! < HM.minTopHash) continue;
+      const key = str(bucket, HM.keys + STRING_HEADER * i);
       const id = `${key[0]}:${key[1]}`;
       if (seen.has(id)) continue;
       seen.add(id);
-      out.push([key, str(bucket, 8 + 16 * BUCKET_ENTRIES + 16 * i)]);
+      out.push([key, str(bucket, HM.values + STRING_HEADER * i)]);
     }
   };
   const walk = (base: number, nbuckets: number): string | undefined => {
-    const all = mem.read(base, nbuckets * BUCKET_SIZE);
+    const all = mem.read(base, nbuckets * HM.bucketSize);
     if (!all) return `labels map buckets at 0x${base.toString(16)} unreadable`;
     for (let b = 0; b < nbuckets; b++) {
-      let bucket: Buffer | undefined = all.subarray(b * BUCKET_SIZE, (b + 1) * BUCKET_SIZE);
+      let bucket: Buffer | undefined = all.subarray(b * HM.bucketSize, (b + 1) * HM.bucketSize);
       for (let hops = 0; bucket && hops <= MAX_OVERFLOW; hops++) {
         take(bucket);
-        const next: number = Number(bucket.readBigUInt64LE(BUCKET_SIZE - 8));
-        bucket = next === 0 ? undefined : mem.read(next, BUCKET_SIZE);
+        const next: number = Number(bucket.readBigUInt64LE(HM.overflow));
+        bucket = next === 0 ? undefined : mem.read(next, HM.bucketSize);
       }
     }
     return undefined;
   };
   // A map still growing keeps part of its entries in the old buckets (cells not yet moved have a real tophash).
-  const old = Number(h.readBigUInt64LE(24));
-  const problems = [walk(Number(h.readBigUInt64LE(16)), 1 << B)];
-  if (old !== 0) problems.push(walk(old, (flags & HMAP_SAME_SIZE_GROW) !== 0 || B === 0 ? 1 << B : 1 << (B - 1)));
+  const old = Number(h.readBigUInt64LE(HM.oldbuckets));
+  const problems = [walk(Number(h.readBigUInt64LE(HM.buckets)), 1 << B)];
+  if (old !== 0) problems.push(walk(old, (flags & HM.sameSizeGrow) !== 0 || B === 0 ? 1 << B : 1 << (B - 1)));
   if (out.length < Math.min(count, limits.maxLabels)) problems.push(`read ${out.length} of ${count} labels`);
   return problems.filter(Boolean).join('; ') || undefined;
 }

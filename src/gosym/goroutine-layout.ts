@@ -1,6 +1,7 @@
 // The runtime.g fields a goroutine dump needs beyond what the BPF side reads (runtime-offsets.ts): where a goroutine
-// in a syscall left its stack, why and since when it waits, who created it, whether it is locked to its thread,
-// its pprof labels. From DWARF when the binary has it, else from a table per Go minor version.
+// in a syscall left its stack, why and since when it waits, who created it, whether it is locked to its thread
+// (its pprof labels, g.labels, are among the fields the BPF side reads). From DWARF when the binary has it, else from
+// a table per Go minor version.
 //
 // The table was read off the DWARF of binaries built by Debian's toolchains 1.15, 1.19, 1.21, 1.22, 1.23, 1.24,
 // 1.25 and 1.26 (test/gosym/goroutine-layout.test.ts re-checks every installed one). 1.16 has 1.15's layout and
@@ -29,8 +30,6 @@ export interface GoroutineFields {
   gGopc: number;
   /** g.startpc: the goroutine's function (which tells system goroutines from user ones). */
   gStartpc: number;
-  /** g.labels (unsafe.Pointer): the pprof labels, *labelMap. */
-  gLabels: number;
   /** g.parentGoid (1.21+), -1 before. */
   gParentGoid: number;
   /** Bytes of runtime.g to read so every field above is covered. */
@@ -43,19 +42,19 @@ type Fields = Omit<GoroutineFields, 'gReadSize'>;
 
 const F115: Fields = {
   gSyscallSp: 112, gSyscallPc: 120, gSyscallBp: -1, gWaitSince: 168, gWaitReason: 176, gLockedm: 216, gGopc: 280,
-  gStartpc: 296, gLabels: 344, gParentGoid: -1,
+  gStartpc: 296, gParentGoid: -1,
 };
-const F117: Fields = { ...F115, gLockedm: 232, gGopc: 296, gStartpc: 312, gLabels: 360 };
-const F121: Fields = { ...F115, gLockedm: 208, gGopc: 280, gStartpc: 296, gLabels: 344, gParentGoid: 272 };
+const F117: Fields = { ...F115, gLockedm: 232, gGopc: 296, gStartpc: 312 };
+const F121: Fields = { ...F115, gLockedm: 208, gGopc: 280, gStartpc: 296, gParentGoid: 272 };
 const F123: Fields = {
   gSyscallSp: 112, gSyscallPc: 120, gSyscallBp: 128, gWaitSince: 176, gWaitReason: 184, gLockedm: 216, gGopc: 288,
-  gStartpc: 304, gLabels: 352, gParentGoid: 280,
+  gStartpc: 304, gParentGoid: 280,
 };
 const F125: Fields = {
   gSyscallSp: 104, gSyscallPc: 112, gSyscallBp: 120, gWaitSince: 168, gWaitReason: 176, gLockedm: 208, gGopc: 280,
-  gStartpc: 296, gLabels: 344, gParentGoid: 272,
+  gStartpc: 296, gParentGoid: 272,
 };
-const F126: Fields = { ...F125, gGopc: 288, gStartpc: 304, gLabels: 352, gParentGoid: 280 };
+const F126: Fields = { ...F125, gGopc: 288, gStartpc: 304, gParentGoid: 280 };
 
 const FIELD_TABLE: ReadonlyMap<number, Fields> = new Map([
   [15, F115], [16, F115], [17, F117], [18, F117], [19, F117], [20, F117], [21, F121], [22, F121],
@@ -67,7 +66,7 @@ const MAX_MINOR = Math.max(...FIELD_TABLE.keys());
 function withReadSize(base: RuntimeOffsets, f: Fields): GoroutineLayout {
   const ends = [
     base.gStackHi, base.gM, base.gSchedSp, base.gSchedPc, base.gSchedBp, base.gGoid, f.gSyscallSp, f.gSyscallPc,
-    f.gSyscallBp, f.gWaitSince, f.gLockedm, f.gGopc, f.gStartpc, f.gLabels, f.gParentGoid,
+    f.gSyscallBp, f.gWaitSince, f.gLockedm, f.gGopc, f.gStartpc, base.gLabels, f.gParentGoid,
   ].map((o) => o + 8);
   ends.push(base.gAtomicStatus + 4, f.gWaitReason + 1);
   return { ...base, ...f, gReadSize: Math.max(...ends) };
@@ -90,7 +89,7 @@ export function tableGoroutineLayout(goVersion: GoMinorVersion | undefined, arch
 const DWARF_NAMES: ReadonlyArray<readonly [keyof Fields, string, boolean]> = [
   ['gSyscallSp', 'syscallsp', true], ['gSyscallPc', 'syscallpc', true], ['gSyscallBp', 'syscallbp', false],
   ['gWaitSince', 'waitsince', true], ['gWaitReason', 'waitreason', true], ['gLockedm', 'lockedm', true],
-  ['gGopc', 'gopc', true], ['gStartpc', 'startpc', true], ['gLabels', 'labels', true], ['gParentGoid', 'parentGoid', false],
+  ['gGopc', 'gopc', true], ['gStartpc', 'startpc', true], ['gParentGoid', 'parentGoid', false],
 ];
 
 /**

@@ -36,6 +36,8 @@ export interface RuntimeOffsets {
   mCurg: number;
   /** m.procid (uint64): the thread ID on Linux. */
   mProcid: number;
+  /** g.labels (unsafe.Pointer): the goroutine's pprof labels (gosym/pprof-labels.ts); -1 when not known. */
+  gLabels: number;
   /**
    * 'dwarf': read from the binary. 'table': the verified table entry for its Go version. 'table-guess': the
    * version is unknown, or outside the table (the nearest entry was used): the caller should warn.
@@ -51,19 +53,30 @@ type Layout = Omit<RuntimeOffsets, 'source' | 'detail'>;
 //  - 1.23 added g.syscallbp after g.syscallpc: atomicstatus and goid move up by 8.
 //  - 1.25 removed gobuf.ret: gobuf is 48 bytes, so everything after g.sched (and after m.morebuf) moves down by 8
 //    (net: g.atomicstatus/goid back to 144/152; m.procid 72 → 64; m.curg 192 → 184; gobuf.bp 48 → 40).
-const L115: Layout = {
+type Base = Omit<Layout, 'gLabels'>;
+const L115: Base = {
   gStackLo: 0, gStackHi: 8, gM: 48, gSched: 56, gSchedSp: 56, gSchedPc: 64, gSchedBp: 104,
   gAtomicStatus: 144, gGoid: 152, mCurg: 192, mProcid: 72,
 };
-const L123: Layout = { ...L115, gAtomicStatus: 152, gGoid: 160 };
-const L125: Layout = { ...L115, gSchedBp: 96, mCurg: 184, mProcid: 64 };
+const L123: Base = { ...L115, gAtomicStatus: 152, gGoid: 160 };
+const L125: Base = { ...L115, gSchedBp: 96, mCurg: 184, mProcid: 64 };
+
+// g.labels moves more often (fields before it come and go: 1.17 tracking/runnableTime, 1.21 parentGoid, …), read
+// off the DWARF of Debian's 1.15, 1.19, 1.21–1.26 toolchains; 1.16 and 1.17, 1.18, 1.20 follow from runtime2.go
+// (the OpenTelemetry profiler's per-release offsets agree). 1.27's was not read: -1, labels off without DWARF.
+const LABELS: ReadonlyMap<number, number> = new Map([
+  [15, 344], [16, 344], [17, 360], [18, 360], [19, 360], [20, 360], [21, 344], [22, 344],
+  [23, 352], [24, 352], [25, 344], [26, 352],
+]);
 
 /** Go minor version → layout. Keep in step with TABLE_PROVENANCE. */
-const TABLE: ReadonlyMap<number, Layout> = new Map([
-  [15, L115], [16, L115], [17, L115], [18, L115], [19, L115], [20, L115], [21, L115], [22, L115],
-  [23, L123], [24, L123],
-  [25, L125], [26, L125], [27, L125],
-]);
+const TABLE: ReadonlyMap<number, Layout> = new Map(
+  ([
+    [15, L115], [16, L115], [17, L115], [18, L115], [19, L115], [20, L115], [21, L115], [22, L115],
+    [23, L123], [24, L123],
+    [25, L125], [26, L125], [27, L125],
+  ] as const).map(([minor, l]) => [minor, { ...l, gLabels: LABELS.get(minor) ?? -1 }]),
+);
 
 /**
  * How each table entry was established. 'dwarf': read from the DWARF of amd64 and arm64 binaries built by that
@@ -131,6 +144,7 @@ export function offsetsFromLayouts(layouts: Map<string, StructLayout>): RuntimeO
     gGoid: get(g, 'g', 'goid'),
     mCurg: get(m, 'm', 'curg'),
     mProcid: get(m, 'm', 'procid'),
+    gLabels: g.members.get('labels') ?? -1,
     source: 'dwarf',
   };
   if (missing.length) return `DWARF lacks runtime.${missing.join(', runtime.')}`;

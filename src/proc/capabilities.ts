@@ -29,7 +29,7 @@ export function missingCapabilities(needed: readonly CapabilityName[], eff = eff
 const USES: Partial<Record<CapabilityName, string>> = {
   CAP_BPF: 'load the BPF programs and maps',
   CAP_PERFMON: 'attach them to perf events and tracepoints',
-  CAP_SYS_PTRACE: "read other processes' /proc/PID/maps, memory and files (/proc/PID/root)",
+  CAP_SYS_PTRACE: "read other processes' /proc/PID/maps, memory and files through /proc/PID/root",
   CAP_DAC_READ_SEARCH: 'open binaries that only their owner may read',
 };
 

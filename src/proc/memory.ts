@@ -20,7 +20,8 @@ export class ProcessMemory {
 
   /** Each request's bytes when it could be read whole, else undefined. Throws when the process is gone. */
   readMany(requests: readonly ReadRequest[]): Array<Buffer | undefined> {
-    const out: Array<Buffer | undefined> = new Array(requests.length);
+    // Dense (filled): callers map over the results, and map skips the holes of a sparse array.
+    const out: Array<Buffer | undefined> = new Array<Buffer | undefined>(requests.length).fill(undefined);
     let i = 0;
     while (i < requests.length) {
       let bytes = 0;

@@ -1,6 +1,7 @@
 // Aggregates sampler records (RawSample) into a pprof profile. CPU: sample types samples/count and cpu/nanoseconds,
 // period 1e9/hz ns of cpu. Off-CPU: samples/count and off_cpu/nanoseconds (each record's weight), period the
-// off-CPU sampling period, and a string label state (blocked/runnable). Labels pid/tid/goid (numbers), comm (string); one Location per (mapping, address)
+// off-CPU sampling period, and a string label state (blocked/runnable). Labels pid/tid/goid (numbers), comm (string),
+// the goroutine's own pprof labels (strings, as its runtime/pprof writes them); one Location per (mapping, address)
 // with inlined calls as several Lines (innermost first); one Function per (name, file); kernel frames leaf-most.
 //
 // Symbolization is the resolver's job (src/symbols/Symbolizer fits StackResolver); the builder only arranges its
@@ -96,6 +97,7 @@ interface Seen {
   goid: number | undefined;
   comm: string;
   state: string | undefined;
+  labels: RawSample['labels'];
   user: readonly number[];
   kernel: readonly number[];
   userEpoch: number;
@@ -227,6 +229,7 @@ export class ProfileBuilder {
     const head = this.seen.get(h);
     for (let e = head; e !== undefined; e = e.next) {
       if (e.pid !== s.pid || e.tid !== s.tid || e.goid !== s.goid || e.comm !== s.comm || e.state !== state) continue;
+      if (e.labels !== s.labels && e.labels?.id !== s.labels?.id) continue;
       if (!sameStack(e.user, s.userStack) || !sameStack(e.kernel, s.kernelStack)) continue;
       if (e.userEpoch !== userEpoch || e.kernelEpoch !== kernelEpoch) {
         e.acc = this.accOf(s); // its processes' mappings (or the kernel's symbols) were read again
@@ -236,7 +239,7 @@ export class ProfileBuilder {
       return e.acc;
     }
     const acc = this.accOf(s);
-    const e: Seen = { pid: s.pid, tid: s.tid, goid: s.goid, comm: s.comm, state, user: s.userStack, kernel: s.kernelStack, userEpoch, kernelEpoch, acc, next: head };
+    const e: Seen = { pid: s.pid, tid: s.tid, goid: s.goid, comm: s.comm, state, labels: s.labels, user: s.userStack, kernel: s.kernelStack, userEpoch, kernelEpoch, acc, next: head };
     this.seen.set(h, e);
     return acc;
   }
@@ -248,7 +251,7 @@ export class ProfileBuilder {
     if (s.kernelStack.length > 0) for (const l of resolver.resolveKernel(s.kernelStack)) ids.push(this.locationId(l));
     if (s.userStack.length > 0) for (const l of resolver.resolveUser(s.pid, s.userStack)) ids.push(this.locationId(l));
     const goid = s.goid === undefined ? '' : String(s.goid);
-    const key = `${ids.join(',')}|${s.pid}|${s.tid}|${goid}|${s.comm}|${s.offCpu?.state ?? ''}`;
+    const key = `${ids.join(',')}|${s.pid}|${s.tid}|${goid}|${s.comm}|${s.offCpu?.state ?? ''}|${s.labels?.id ?? ''}`;
     let acc = this.samples.get(key);
     if (!acc) {
       acc = { locationId: ids, count: 0, ns: 0, labels: this.labels(s) };
@@ -263,6 +266,7 @@ export class ProfileBuilder {
     if (s.goid !== undefined) out.push(num('goid', s.goid));
     out.push({ key: this.str('comm'), str: this.str(s.comm), num: 0, numUnit: 0 });
     if (s.offCpu !== undefined) out.push({ key: this.str('state'), str: this.str(s.offCpu.state), num: 0, numUnit: 0 });
+    if (s.labels) for (const [k, v] of s.labels.pairs) out.push({ key: this.str(k), str: this.str(v), num: 0, numUnit: 0 });
     const extra = this.opts.processLabels?.(s.pid);
     if (extra) {
       for (const [k, v] of Object.entries(extra)) out.push({ key: this.str(k), str: this.str(v), num: 0, numUnit: 0 });

@@ -32,12 +32,16 @@ import {
   decodeSample,
   ExecRecord,
   FilterMode,
-  OffCpuRecord,
+  DEFAULT_LABEL_LIMITS,
+  LabelCaps,
+  type LabelLimits,
   RecordKind,
-  SampleRecord,
+  recordSize,
   TargetBit,
 } from './records';
 import type { RawSample, SampleFilter, SampleKind, SampleSource } from './types';
+
+export { DEFAULT_LABEL_LIMITS, type LabelLimits } from './records';
 
 export interface SamplerOptions {
   /** Samples per second per CPU (default 99). */
@@ -52,6 +56,11 @@ export interface SamplerOptions {
   scanIntervalMs?: number;
   /** Watch exec() with a sched_process_exec tracepoint to configure new processes at once (default true). */
   execEvents?: boolean;
+  /**
+   * The goroutines' pprof labels sent with each sample: at most this many labels (default 16; 0 = none), keys and
+   * values cut to these many bytes (default 64 and 128). At most LabelCaps.
+   */
+  labels?: LabelLimits;
   /** Capacity of unwind_pages (default 65536 entries of 508 bytes, allocated as used). */
   maxUnwindEntries?: number;
   /** Capacity of proc_configs (default 8192 processes). */
@@ -69,6 +78,13 @@ export interface SamplerOptions {
   onWarning?: (message: string) => void;
   /** Called after a Go process was configured or forgotten (for tests and logs). */
   onProcess?: (event: ProcessEvent) => void;
+}
+
+function checkLabelLimits(l: LabelLimits): void {
+  const within = (v: number, hi: number): boolean => Number.isInteger(v) && v >= 0 && v <= hi;
+  if (!within(l.maxLabels, LabelCaps.labels) || !within(l.keyBytes, LabelCaps.keyBytes) || !within(l.valueBytes, LabelCaps.valueBytes)) {
+    throw new RangeError(`label limits must be integers up to ${LabelCaps.labels} labels, ${LabelCaps.keyBytes}-byte keys and ${LabelCaps.valueBytes}-byte values, not ${JSON.stringify(l)}`);
+  }
 }
 
 export type ProcessEvent =
@@ -208,8 +224,15 @@ export class Sampler implements SampleSource {
     const periodMs = options.offCpuPeriodMs ?? 10;
     if (!(periodMs >= 0.001 && periodMs <= 10_000)) throw new RangeError(`offCpuPeriodMs must be in 0.001..10000, not ${periodMs}`);
     const cpus = options.cpus ?? onlineCpus();
+    const labels = options.labels ?? DEFAULT_LABEL_LIMITS;
+    checkLabelLimits(labels);
     const obj = BpfObject.open(options.objectPath ?? bpfObjectPath('profile'), {
-      globals: options.targetPid !== undefined ? { target_tgid: options.targetPid } : {},
+      globals: {
+        ...(options.targetPid !== undefined ? { target_tgid: options.targetPid } : {}),
+        labels_max: labels.maxLabels,
+        label_key_bytes: labels.keyBytes,
+        label_value_bytes: labels.valueBytes,
+      },
       maxEntries: {
         unwind_pages: options.maxUnwindEntries ?? 65536,
         proc_configs: options.maxProcesses ?? 8192,
@@ -362,9 +385,10 @@ export class Sampler implements SampleSource {
     const offCpu: RawSample[] = [];
     for (const r of records) {
       const kind = r.length >= 4 ? r.readUInt32LE(0) : 0;
-      if (kind === RecordKind.SAMPLE && r.length === SampleRecord.size) cpu.push(decodeSample(r));
-      else if (kind === RecordKind.OFFCPU && r.length === OffCpuRecord.size) offCpu.push(decodeOffCpu(r));
-      else if (kind === RecordKind.EXEC && r.length === ExecRecord.size) this.onExec(r.readUInt32LE(ExecRecord.offsets.tgid));
+      const size = recordSize(r);
+      if (kind === RecordKind.SAMPLE && r.length === size) cpu.push(decodeSample(r));
+      else if (kind === RecordKind.OFFCPU && r.length === size) offCpu.push(decodeOffCpu(r));
+      else if (kind === RecordKind.EXEC && r.length === size) this.onExec(r.readUInt32LE(ExecRecord.offsets.tgid));
       else if (this.malformed++ === 0) this.warn(`ring buffer record of kind ${kind} and ${r.length} bytes: is profile.bpf.o out of date?`);
     }
     this.received.cpu += cpu.length;

@@ -19,8 +19,18 @@ export interface RawSample {
   userStack: number[];
   /** Kernel stack, innermost first, same convention as userStack (empty when the sample hit user mode). */
   kernelStack: number[];
+  /** The goroutine's pprof labels (pprof.Do, SetGoroutineLabels), read with goid; undefined = none. */
+  labels?: PprofLabels;
   /** Off-CPU records only: the time off the CPU this record stands for, and why the thread left it. */
   offCpu?: OffCpuInterval;
+}
+
+/** A goroutine's pprof labels. Records with the same labels share one object. */
+export interface PprofLabels {
+  /** Sorted by key, each key once. */
+  readonly pairs: ReadonlyArray<readonly [key: string, value: string]>;
+  /** Equal for equal label sets (for keys and comparisons). */
+  readonly id: string;
 }
 
 /** blocked: the thread gave up the CPU (sleep, I/O, a lock); runnable: it was preempted and waited to run again. */

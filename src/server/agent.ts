@@ -3,16 +3,17 @@
 
 import * as fs from 'node:fs';
 import type { Logger } from 'pino';
-import { Sampler, type SamplerStats } from '../sampler/sampler';
+import { Sampler, type LabelLimits, type SamplerStats } from '../sampler/sampler';
 import { Symbolizer } from '../symbols/symbolizer';
 import { ProfileBuilder } from '../profile/builder';
-import { encodePprof } from '../profile/pprof';
+import { encodePprof, type Profile } from '../profile/pprof';
 import { RunqueueLatency } from '../metrics/runqlat';
 import { createMetricsRegistry, registerMapStats, type AgentHealth } from '../metrics/registry';
 import { ensureTracefs } from '../bpf/mount';
 import type { RawSample } from '../sampler/types';
 import { containerIdOf } from '../proc/container';
 import { buildServer } from './app';
+import { KubeletLogs, PodIdentities } from '../kube/identity';
 import { GoroutineSnapshotter } from '../goroutines/snapshotter';
 import { loadAccessControl, type AccessFlags } from './access';
 
@@ -29,6 +30,10 @@ export interface AgentOptions {
   keepCapturesMib?: number;
   /** TLS and credentials (default: none, for a loopback address). */
   access?: AccessFlags;
+  /** The goroutines' pprof labels on samples (default: the sampler's). */
+  labels?: LabelLimits;
+  /** The kubelet's log directory (default /var/log): pods/ and containers/ name pods and containers. */
+  kubeletLogDir?: string;
 }
 
 export interface RunningAgent {
@@ -43,6 +48,7 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
   const sampler = Sampler.start({
     hz: opts.hz,
     offCpuPeriodMs: opts.offCpuPeriodMs,
+    ...(opts.labels ? { labels: opts.labels } : {}),
     onWarning: (message) => logger.warn(message),
     onProcess: (event) => logger.debug({ event }, 'go process'),
   });
@@ -52,6 +58,8 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
     cleanups.push(() => runqueue.close());
     const goroutineReader = new GoroutineSnapshotter();
     cleanups.push(() => goroutineReader.close());
+    const logDir = opts.kubeletLogDir ?? '/var/log'; // the DaemonSet mounts the kubelet's pods/ and containers/
+    const identities = new PodIdentities(new KubeletLogs({ podsDir: `${logDir}/pods`, containersDir: `${logDir}/containers` }));
     const symbolizer = new Symbolizer();
     let symbolizationNs = 0n;
     cleanups.push(() => symbolizer.close());
@@ -68,17 +76,23 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
             hz: sampler.hz,
             offCpuPeriodNs: sampler.offCpuPeriodNs,
             startTimeNs: startUnixNs,
-            processLabels: containerLabels(),
+            processLabels: processLabels(identities),
           });
           const add = (batch: readonly RawSample[]): void => {
             const t0 = process.hrtime.bigint();
             builder.add(batch);
             symbolizationNs += process.hrtime.bigint() - t0;
           };
-          return { add, finish: (w) => encodePprof(builder.build(w.endUnixNs)) };
+          let built: Profile | undefined;
+          return { add, finish: (w) => encodePprof((built = builder.build(w.endUnixNs))), built: () => built };
         },
         processes: () =>
-          sampler.goProcesses().map((p) => ({ pid: p.pid, exe: p.exe, goVersion: p.goVersion, buildId: p.buildId, containerId: containerIdOf(p.pid) })),
+          sampler.goProcesses().map((p) => {
+            const id = identities.of(p.pid);
+            const where = id ? { namespace: id.namespace, pod: `${id.namespace}/${id.pod}`, ...(id.container ? { container: id.container } : {}) } : {};
+            return { pid: p.pid, exe: p.exe, goVersion: p.goVersion, buildId: p.buildId, containerId: containerIdOf(p.pid), ...where };
+          }),
+        podOf: (pid) => identities.of(pid),
         processExists: (pid) => isProcess(pid),
         goroutines: (pid, o) => goroutineReader.snapshot(pid, o?.locations ? symbolizer : undefined),
         metrics: createMetricsRegistry({ runqueueLatency: runqueue, health: () => agentHealth(sampler.stats(), symbolizationNs) }),
@@ -104,13 +118,18 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
   }
 }
 
-/** container_id for the processes of one profile, each read once (a profile is short; a process keeps its cgroup). */
-function containerLabels(): (pid: number) => Record<string, string> | undefined {
+/**
+ * container_id, and namespace, pod and container where the kubelet's layout names them, for the processes of one
+ * profile, each read once (a profile is short; a process keeps its cgroup).
+ */
+function processLabels(identities: PodIdentities): (pid: number) => Record<string, string> | undefined {
   const byPid = new Map<number, Record<string, string> | undefined>();
   return (pid) => {
     if (!byPid.has(pid)) {
       const id = containerIdOf(pid);
-      byPid.set(pid, id === undefined ? undefined : { container_id: id });
+      const pod = id === undefined ? undefined : identities.of(pid);
+      const labels = id === undefined ? undefined : { container_id: id, ...(pod ? { namespace: pod.namespace, pod: pod.pod } : {}), ...(pod?.container ? { container: pod.container } : {}) };
+      byPid.set(pid, labels);
     }
     return byPid.get(pid);
   };

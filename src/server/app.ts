@@ -5,15 +5,16 @@ import Fastify, { FastifyBaseLogger, FastifyInstance, FastifyReply } from 'fasti
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { countProfileRequest } from '../metrics/registry';
-import { SampleKind, SampleSource } from '../sampler/types';
-import { BadRequest, parsePid, parseSeconds, type QueryValue } from './params';
-import { CaptureManager, CaptureWindow, SampleSink, TooManyCaptures } from './capture';
+import { RawSample, SampleKind, SampleSource } from '../sampler/types';
+import { BadRequest, parsePid, parsePodSelector, parseSeconds, type PodSelector, type QueryValue } from './params';
+import { CaptureManager, CaptureWindow, type NewProfile, TooManyCaptures } from './capture';
 import { CaptureStore } from './capture-store';
 import { type Analyze, registerCaptureApi } from './captures-api';
 import { registerUi } from './ui';
 import { analyzeCapture, registerDiagnoseApi } from './diagnosis';
 import { registerGoroutinesApi } from './goroutines-api';
 import type { ReadGoroutines } from '../goroutines/snapshotter';
+import { registerGoroutineEndpoint } from './goroutine-endpoint';
 import type { AccessControl } from './access';
 
 export interface ProcessSummary {
@@ -25,12 +26,20 @@ export interface ProcessSummary {
   containerId?: string;
   /** NAMESPACE/NAME of its pod, where known. */
   pod?: string;
+  namespace?: string;
+  /** Its container's name in the pod, where known. */
+  container?: string;
+}
+
+/** Where a process runs in Kubernetes (src/kube): what `pod=` and `container=` select by. */
+export interface PodOf {
+  (pid: number): { namespace: string; pod: string; container?: string } | undefined;
 }
 
 export interface AgentServices {
   sampler: SampleSource;
   /** A profile in the making: takes samples as they come, then encodes the finished window (gzipped pprof). */
-  newProfile(kind: SampleKind, startUnixNs: bigint): SampleSink & { finish(window: CaptureWindow): Promise<Buffer> | Buffer };
+  newProfile: NewProfile;
   /** Go processes the agent knows about. */
   processes(): ProcessSummary[];
   /** Whether a process (thread group) with this pid exists on the node (404 otherwise; a thread ID is not one). */
@@ -42,6 +51,8 @@ export interface AgentServices {
   goroutines?: ReadGoroutines;
   /** Diagnoses a finished page capture (default: the diagnosis rules, findings counted in /metrics). */
   analyzeCapture?: Analyze;
+  /** Pod identity of a process (none: `pod=` and `container=` select nothing). */
+  podOf?: PodOf;
 }
 
 export interface ServerOptions {
@@ -112,8 +123,14 @@ export function buildServer(services: AgentServices, opts: ServerOptions): { app
       const seconds = parseSeconds(req.query.seconds, maxSeconds);
       const pid = parsePid(req.query.pid);
       if (pid !== undefined && !services.processExists(pid)) return pprofError(reply, 404, `pid=${pid}: no such process (a thread ID is not a process ID)`);
+      const selector = parsePodSelector(req.query.pod, req.query.container);
+      const inPod = selector && podMatcher(selector, services.podOf);
+      if (inPod && !services.processes().some((p) => inPod(p.pid))) {
+        return pprofError(reply, 404, `${describeSelector(selector)}: no Go process the agent knows runs there`);
+      }
       const startUnixNs = BigInt(Date.now()) * 1_000_000n;
-      const profile = services.newProfile(kind, startUnixNs);
+      const whole = services.newProfile(kind, startUnixNs);
+      const profile = inPod ? { ...whole, add: (batch: readonly RawSample[]) => whole.add(batch.filter((s) => inPod(s.pid))), finish: whole.finish } : whole;
       let window: CaptureWindow;
       try {
         window = await captures.capture(seconds, { pid, kind }, req.signal, profile, startUnixNs);
@@ -155,6 +172,25 @@ export function buildServer(services: AgentServices, opts: ServerOptions): { app
     processExists: (pid) => services.processExists(pid),
     goroutines: services.goroutines,
   });
+  if (services.goroutines) registerGoroutineEndpoint(app, { goroutines: services.goroutines, processExists: (pid) => services.processExists(pid) });
 
   return { app, captures };
+}
+
+/** Whether a pid runs where the selector says, each pid looked up once per capture (a process keeps its pod). */
+function podMatcher(selector: PodSelector, podOf: PodOf | undefined): (pid: number) => boolean {
+  const seen = new Map<number, boolean>();
+  return (pid) => {
+    let hit = seen.get(pid);
+    if (hit === undefined) {
+      const id = podOf?.(pid);
+      hit = !!id && (selector.namespace === undefined || (id.namespace === selector.namespace && id.pod === selector.pod)) && (selector.container === undefined || id.container === selector.container);
+      seen.set(pid, hit);
+    }
+    return hit;
+  };
+}
+
+function describeSelector(s: PodSelector): string {
+  return [s.pod !== undefined ? `pod=${s.namespace}/${s.pod}` : '', s.container !== undefined ? `container=${s.container}` : ''].filter(Boolean).join('&');
 }

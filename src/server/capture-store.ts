@@ -11,6 +11,8 @@ export type { CaptureInfo };
 interface Entry {
   info: CaptureInfo;
   pprof?: Buffer;
+  /** The flame model the page draws, as gzipped JSON (made once, served as it is). */
+  flame?: Buffer;
 }
 
 export const CAPTURE_ID = /^[0-9a-f]{12}$/;
@@ -39,12 +41,13 @@ export class CaptureStore {
     if (e && e.info.state === 'running') e.info.samples = samples;
   }
 
-  finish(id: string, pprof: Buffer, extra: Pick<CaptureInfo, 'samples' | 'ended' | 'findings' | 'notes'>): void {
+  finish(id: string, pprof: Buffer, flame: Buffer, extra: Pick<CaptureInfo, 'samples' | 'ended' | 'findings' | 'notes'>): void {
     const e = this.entries.get(id);
     if (!e) return;
     Object.assign(e.info, extra, { state: 'done', bytes: pprof.length });
     e.pprof = pprof;
-    this.bytes += pprof.length;
+    e.flame = flame;
+    this.bytes += pprof.length + flame.length;
     this.evict();
   }
 
@@ -56,7 +59,7 @@ export class CaptureStore {
     this.evict();
   }
 
-  get(id: string): { info: CaptureInfo; pprof?: Buffer } | undefined {
+  get(id: string): { info: CaptureInfo; pprof?: Buffer; flame?: Buffer } | undefined {
     return this.entries.get(id);
   }
 
@@ -69,13 +72,13 @@ export class CaptureStore {
     return this.bytes;
   }
 
-  /** Drops the oldest finished captures until both bounds hold (a capture larger than maxBytes is not kept). */
+  /** Drops the oldest finished captures until both bounds hold (pprof and flame model bytes; a capture larger than maxBytes is not kept). */
   private evict(): void {
     const done = [...this.entries.values()].filter((e) => e.info.state !== 'running');
     while (done.length > 0 && (done.length > this.maxCount || this.bytes > this.maxBytes)) {
       const oldest = done.shift()!;
       this.entries.delete(oldest.info.id);
-      this.bytes -= oldest.pprof?.length ?? 0;
+      this.bytes -= (oldest.pprof?.length ?? 0) + (oldest.flame?.length ?? 0);
     }
   }
 }

@@ -5,12 +5,24 @@
 // (CLOCK_MONOTONIC, as bpf_ktime_get_ns) falls in [start, start + seconds]. A busy event loop then delays the
 // answer, never the window: after its end the capture waits `settleMs` for records still on their way.
 
-import { RawSample, SampleFilter, SampleSource } from '../sampler/types';
+import { RawSample, SampleFilter, SampleKind, SampleSource } from '../sampler/types';
+import type { Profile } from '../profile/pprof';
 
 /** Where a capture's samples go as they arrive (symbolizing then, while the processes most likely still run). */
 export interface SampleSink {
   add(batch: readonly RawSample[]): void;
 }
+
+/**
+ * A profile in the making: takes samples as they come, then encodes the finished window (gzipped pprof).
+ * `built`, when the maker keeps it, is the Profile its last finish encoded (so nobody has to decode it again).
+ */
+export interface ProfileInMaking extends SampleSink {
+  finish(window: CaptureWindow): Promise<Buffer> | Buffer;
+  built?(): Profile | undefined;
+}
+
+export type NewProfile = (kind: SampleKind, startUnixNs: bigint) => ProfileInMaking;
 
 export interface CaptureWindow {
   /** Wall-clock start and end (ns since the epoch), for pprof's time_nanos/duration_nanos. */

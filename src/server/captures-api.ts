@@ -3,6 +3,7 @@
 // GET /api/captures/ID (the gzipped pprof) for download. Each finished capture is diagnosed (with goroutine
 // snapshots of its process taken at its start and end, when the agent can read them) and kept in a bounded store.
 
+import * as zlib from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { decodePprof, type Profile } from '../profile/pprof';
@@ -13,7 +14,7 @@ import type { Finding } from '../diagnose/types';
 import type { SampleKind } from '../sampler/types';
 import { BadRequest, parsePid, parseSeconds, type QueryValue } from './params';
 import { trySnapshot } from './diagnosis';
-import type { CaptureManager, CaptureWindow, SampleSink } from './capture';
+import type { CaptureManager, NewProfile, SampleSink } from './capture';
 import type { CaptureInfo, CaptureList } from './api-types';
 import { CAPTURE_ID, CaptureStore } from './capture-store';
 
@@ -31,13 +32,13 @@ export interface CaptureApiDeps {
   store: CaptureStore;
   maxSeconds: number;
   logger: Logger;
-  newProfile(kind: SampleKind, startUnixNs: bigint): SampleSink & { finish(window: CaptureWindow): Promise<Buffer> | Buffer };
+  newProfile: NewProfile;
   processExists(pid: number): boolean;
   /** The executable of a process, for the capture's title. */
   exeOf(pid: number): string | undefined;
   /** A goroutine snapshot of a live Go process (throws with a one-line reason when it cannot be read). */
   goroutines?: ReadGoroutines;
-  analyze?: Analyze;
+  analyze: Analyze;
 }
 
 interface StartBody {
@@ -76,15 +77,13 @@ export function registerCaptureApi(app: FastifyInstance, deps: CaptureApiDeps): 
     // Nobody waits on the request: only the agent's shutdown ends the window early.
     const window = await captures.capture(info.seconds, { pid: info.pid, kind: info.kind }, new AbortController().signal, sink, startUnixNs);
     const pprof = await profile.finish(window);
+    const built = profile.built?.() ?? decodePprof(pprof);
     const after = window.ended === 'elapsed' ? await snapshot(info.pid, notes, 'end') : undefined;
-    let findings: Finding[] | undefined;
-    if (deps.analyze) {
-      const dumps = [await before, after].filter((d): d is GoroutineDump => d !== undefined);
-      const r = deps.analyze({ kind: info.kind, profile: decodePprof(pprof), pid: info.pid, dumps });
-      findings = r.findings;
-      notes.push(...r.notes);
-    }
-    store.finish(info.id, pprof, { samples: window.samples, ended: window.ended === 'shutdown' ? 'shutdown' : 'elapsed', findings, notes });
+    const dumps = [await before, after].filter((d): d is GoroutineDump => d !== undefined);
+    const { findings, notes: more } = deps.analyze({ kind: info.kind, profile: built, pid: info.pid, dumps });
+    notes.push(...more);
+    const flame = zlib.gzipSync(JSON.stringify(flameModel(built)), { level: 1 });
+    store.finish(info.id, pprof, flame, { samples: window.samples, ended: window.ended === 'shutdown' ? 'shutdown' : 'elapsed', findings, notes });
     deps.logger.info({ capture: info.id, kind: info.kind, pid: info.pid, samples: window.samples, bytes: pprof.length }, 'capture kept');
   };
 
@@ -117,7 +116,7 @@ export function registerCaptureApi(app: FastifyInstance, deps: CaptureApiDeps): 
     return reply.code(202).send({ capture: info });
   });
 
-  const find = (id: string): { info: CaptureInfo; pprof?: Buffer } => {
+  const find = (id: string): { info: CaptureInfo; pprof?: Buffer; flame?: Buffer } => {
     if (!CAPTURE_ID.test(id)) throw new BadRequest(`capture ${JSON.stringify(id)}: not a capture ID`);
     const c = store.get(id);
     if (!c) throw new BadRequest(`capture ${id}: no such capture (it may have been dropped to keep the store within its limits)`, 404);
@@ -135,8 +134,12 @@ export function registerCaptureApi(app: FastifyInstance, deps: CaptureApiDeps): 
       .send(c.pprof);
   });
 
-  app.get<{ Params: { id: string } }>('/api/captures/:id/flame', async (req) => {
+  // The flame model (src/profile/flame-model.ts), made when the capture finished and kept gzipped: sent as it is
+  // to clients that take gzip (every browser), unzipped for the others.
+  app.get<{ Params: { id: string } }>('/api/captures/:id/flame', async (req, reply) => {
     const c = find(req.params.id);
-    return { capture: c.info, flame: flameModel(decodePprof(c.pprof!)) };
+    reply.header('Content-Type', 'application/json; charset=utf-8').header('Vary', 'Accept-Encoding');
+    if (/\bgzip\b/.test(req.headers['accept-encoding'] ?? '')) return reply.header('Content-Encoding', 'gzip').send(c.flame);
+    return reply.send(zlib.gunzipSync(c.flame!));
   });
 }

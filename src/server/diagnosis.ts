@@ -10,7 +10,7 @@ import type { ReadGoroutines } from '../goroutines/snapshotter';
 import { countFindings } from '../metrics/registry';
 import { decodePprof } from '../profile/pprof';
 import type { SampleKind } from '../sampler/types';
-import type { CaptureManager, CaptureWindow, SampleSink } from './capture';
+import type { CaptureManager, NewProfile } from './capture';
 import type { CaptureAnalysis } from './captures-api';
 import { BadRequest, parsePid, parseSeconds, type QueryValue } from './params';
 
@@ -35,7 +35,7 @@ export function analyzeCapture(a: CaptureAnalysis): Diagnosis {
 export interface DiagnoseApiDeps {
   captures: CaptureManager;
   maxSeconds: number;
-  newProfile(kind: SampleKind, startUnixNs: bigint): SampleSink & { finish(window: CaptureWindow): Promise<Buffer> | Buffer };
+  newProfile: NewProfile;
   processExists(pid: number): boolean;
   goroutines?: ReadGoroutines;
 }
@@ -56,13 +56,15 @@ export function registerDiagnoseApi(app: FastifyInstance, deps: DiagnoseApiDeps)
     const run = async (kind: SampleKind) => {
       const profile = deps.newProfile(kind, startUnixNs);
       const window = await captures.capture(seconds, { pid, kind }, req.signal, profile, startUnixNs);
-      return { window, bytes: window.ended === 'aborted' ? undefined : await profile.finish(window) };
+      if (window.ended === 'aborted') return { window, profile: undefined };
+      const bytes = await profile.finish(window);
+      return { window, profile: profile.built?.() ?? decodePprof(bytes) };
     };
     const [cpu, offcpu] = await Promise.all([run('cpu'), run('offcpu')]);
-    if (!cpu.bytes || !offcpu.bytes) return reply; // the client left
+    if (!cpu.profile || !offcpu.profile) return reply; // the client left
     const after = cpu.window.ended === 'elapsed' ? await trySnapshot(deps.goroutines, pid, notes, 'end') : undefined;
     const dumps = [before, after].filter((d): d is GoroutineDump => d !== undefined);
-    const d = diagnose({ cpu: decodePprof(cpu.bytes), offcpu: decodePprof(offcpu.bytes), dumps });
+    const d = diagnose({ cpu: cpu.profile, offcpu: offcpu.profile, dumps });
     countFindings(d.findings);
     req.log.info({ pid, seconds, findings: d.findings.map((f) => f.rule) }, 'diagnosis');
     return {

@@ -36,3 +36,48 @@ export function parsePid(value: QueryValue): number | undefined {
   }
   return Number(raw);
 }
+
+/** `debug` of /debug/pprof/goroutine: absent → 0 (pprof protobuf), 1 (counts per stack) or 2 (every goroutine). */
+export function parseDebug(value: QueryValue): 0 | 1 | 2 {
+  const raw = first(value);
+  if (raw === undefined || raw === '' || raw === '0') return 0;
+  if (raw === '1' || raw === '2') return Number(raw) as 1 | 2;
+  throw new BadRequest(`debug=${JSON.stringify(raw)}: expected 0 (pprof), 1 (counts per stack) or 2 (every goroutine, as Go prints them)`);
+}
+
+/** `traceback` of debug=2: as GOTRACEBACK names its levels; `system` adds runtime goroutines and frames. */
+export function parseTraceback(value: QueryValue): 'user' | 'system' {
+  const raw = first(value);
+  if (raw === undefined || raw === '' || raw === 'all' || raw === 'user') return 'user';
+  if (raw === 'system') return 'system';
+  throw new BadRequest(`traceback=${JSON.stringify(raw)}: expected all (what runtime.Stack and debug=2 show) or system (runtime goroutines and frames too)`);
+}
+
+/** What `pod=NAMESPACE/NAME` and `container=NAME` select: processes whose pod identity matches every one given. */
+export interface PodSelector {
+  namespace?: string;
+  pod?: string;
+  container?: string;
+}
+
+const K8S_NAME = /^[a-z0-9](?:[-a-z0-9.]{0,251}[a-z0-9])?$/;
+
+/** `pod=NAMESPACE/NAME` and `container=NAME`: absent → undefined; otherwise Kubernetes names. */
+export function parsePodSelector(pod: QueryValue, container: QueryValue): PodSelector | undefined {
+  const p = first(pod);
+  const c = first(container);
+  const out: PodSelector = {};
+  if (p !== undefined && p !== '') {
+    const [ns, name, ...rest] = p.split('/');
+    if (rest.length > 0 || !ns || !name || !K8S_NAME.test(ns) || !K8S_NAME.test(name)) {
+      throw new BadRequest(`pod=${JSON.stringify(p)}: expected NAMESPACE/NAME, e.g. pod=default/web-0`);
+    }
+    out.namespace = ns;
+    out.pod = name;
+  }
+  if (c !== undefined && c !== '') {
+    if (!K8S_NAME.test(c)) throw new BadRequest(`container=${JSON.stringify(c)}: not a container name`);
+    out.container = c;
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
+}

@@ -1,7 +1,7 @@
 // Writes what profile.bpf.c needs about Go processes into its maps, and takes it out again:
 //   unwind_pages   one binary's unwind table (unwind-table.ts), written once however many processes run it,
 //                  removed when the last of them is gone (refcounted by binary);
-//   proc_configs   per process: which table, load bias, Go text range, where g and goid are.
+//   proc_configs   per process: which table, load bias, Go text range, where g, goid and pprof labels are.
 // Both maps are bounded; what does not fit is refused (and counted), never half-written: a process whose table
 // did not fit still gets its config (goroutine IDs, frame-pointer unwinding).
 //
@@ -10,11 +10,12 @@
 //
 // Mirrors struct proc_config and PROC_F_* of bpf/profile.h.
 
-import { array, i32, struct, u32, u64, type CodecValue } from '../bpf/codec';
+import { array, i32, struct, u16, u32, u64, u8, type CodecValue } from '../bpf/codec';
 import type { BpfMap } from '../bpf/object';
 import type { GoBinary } from '../gosym/binary';
 import type { ElfFile } from '../gosym/elf';
 import { PF_X, PT_LOAD } from '../gosym/elf';
+import { LABEL_MAP, LABEL_SLICE, labelsEra, STRING_HEADER } from '../gosym/pprof-labels';
 import { runtimeOffsets } from '../gosym/runtime-offsets';
 import type { Mapping } from '../proc/maps';
 import { buildUnwindTable, findTlsGOffset, unwindKeys, type UnwindTable, type UnwindTableStats } from './unwind-table';
@@ -31,7 +32,34 @@ export const ProcFlag = {
   GOID: 0x04,
 } as const;
 
-/** struct proc_config (112 bytes) */
+/** labels_layout.kind */
+export const LabelsKind = { NONE: 0, MAP: 1, SLICE: 2 } as const;
+
+/** struct labels_layout (32 bytes) */
+export const LabelsLayout = struct({
+  g_labels: u32,
+  kind: u8,
+  entries: u8,
+  min_tophash: u8,
+  same_size_grow: u8,
+  hmap_count: u8,
+  hmap_b: u8,
+  hmap_flags: u8,
+  hmap_buckets: u8,
+  hmap_oldbuckets: u8,
+  pad: array(u8, 3),
+  bucket_size: u16,
+  bucket_overflow: u16,
+  slice_array: u16,
+  slice_len: u16,
+  key_at: u16,
+  value_at: u16,
+  stride: u16,
+  pad2: u16,
+});
+export type LabelsLayoutValue = CodecValue<typeof LabelsLayout>;
+
+/** struct proc_config (144 bytes) */
 export const ProcConfig = struct({
   binary_id: u32,
   flags: u32,
@@ -44,6 +72,7 @@ export const ProcConfig = struct({
   m_curg: u32,
   top_start: array(u64, PROC_TOP_FRAMES),
   top_end: array(u64, PROC_TOP_FRAMES),
+  labels: LabelsLayout,
 });
 export type ProcConfigValue = CodecValue<typeof ProcConfig>;
 
@@ -65,6 +94,8 @@ export interface GoBinaryInfo {
   flags: number;
   tlsGOffset: number;
   offsets: { gGoid: number; gM: number; mCurg: number; source: string };
+  /** Where the goroutines' pprof labels are (kind NONE: not read). */
+  labels: LabelsLayoutValue;
   /** Loadable segments (link-time), to turn a process's mappings into a load bias. */
   segments: ReadonlyArray<{ vaddr: number; offset: number; filesz: number; memsz: number; flags: number }>;
 }
@@ -91,7 +122,39 @@ export function goBinaryInfo(bin: GoBinary, key: string): GoBinaryInfo {
     flags,
     tlsGOffset: tls ?? 0,
     offsets: { gGoid: off.gGoid, gM: off.gM, mCurg: off.mCurg, source: off.detail ? `${off.source} (${off.detail})` : off.source },
+    labels: labelsLayout(off.gLabels, bin.version.major === 1 ? bin.version.minor : undefined),
     segments: loadSegments(bin.elf),
+  };
+}
+
+/**
+ * proc_config.labels for a binary: g.labels' offset and the layout of its release's label sets
+ * (gosym/pprof-labels.ts). Not read when the offset or the release is unknown.
+ */
+export function labelsLayout(gLabels: number, goMinor: number | undefined): LabelsLayoutValue {
+  const era = gLabels >= 0 && goMinor !== undefined ? labelsEra(goMinor) : undefined;
+  const M = LABEL_MAP;
+  const S = LABEL_SLICE;
+  return {
+    g_labels: Math.max(gLabels, 0),
+    kind: era === 'map' ? LabelsKind.MAP : era === 'slice' ? LabelsKind.SLICE : LabelsKind.NONE,
+    entries: M.entries,
+    min_tophash: M.minTopHash,
+    same_size_grow: M.sameSizeGrow,
+    hmap_count: M.count,
+    hmap_b: M.B,
+    hmap_flags: M.flags,
+    hmap_buckets: M.buckets,
+    hmap_oldbuckets: M.oldbuckets,
+    pad: [0, 0, 0],
+    bucket_size: M.bucketSize,
+    bucket_overflow: M.overflow,
+    slice_array: S.array,
+    slice_len: S.len,
+    key_at: era === 'map' ? M.keys : S.key,
+    value_at: era === 'map' ? M.values : S.value,
+    stride: era === 'map' ? STRING_HEADER : S.entrySize,
+    pad2: 0,
   };
 }
 
@@ -308,6 +371,7 @@ export class UnwindInjector {
       m_curg: info.offsets.mCurg,
       top_start,
       top_end,
+      labels: info.labels,
     });
   }
 }

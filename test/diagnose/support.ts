@@ -9,6 +9,8 @@ export interface Fixture {
   proc: ChildProcess;
   /** The program's own runtime.Stack(all) text (its "dump" command). */
   dump(): Promise<string>;
+  /** Its own runtime/pprof CPU profile of `seconds`, written to `file` (its "cpuprofile" command). */
+  cpuProfile(file: string, seconds: number): Promise<void>;
   kill(): void;
 }
 
@@ -34,6 +36,15 @@ export async function startShape(shape: string): Promise<Fixture> {
         if (l.done) throw new Error(`${shape}: exited while dumping`);
         if (l.value === 'END') return out.join('\n');
         out.push(l.value as string);
+      }
+    },
+    cpuProfile: async (file, seconds) => {
+      if (healthy) throw new Error('the hot fixture has no cpuprofile command');
+      proc.stdin!.write(`cpuprofile ${file} ${seconds}\n`);
+      for (;;) {
+        const l = await lines.next();
+        if (l.done) throw new Error(`${shape}: exited while profiling`);
+        if (l.value === 'written') return;
       }
     },
     kill: () => proc.kill('SIGKILL'),

@@ -57,14 +57,16 @@ test('table: an entry for every Go release 1.15…1.26 (and 1.27), same on amd64
   assert.deepEqual([...TABLE_PROVENANCE.keys()].sort((x, y) => x - y), Array.from({ length: 13 }, (_, i) => 15 + i));
 });
 
-test('table: the layout changes at 1.23 (g.syscallbp) and 1.25 (gobuf.ret removed)', () => {
+test('table: the layout changes at 1.23 (g.syscallbp) and 1.25 (gobuf.ret removed); g.labels moves more often', () => {
   const t = (minor: number): RuntimeOffsets => tableOffsets({ major: 1, minor }, 'amd64');
   assert.deepEqual(fieldsOf(t(22)), {
     gStackLo: 0, gStackHi: 8, gM: 48, gSched: 56, gSchedSp: 56, gSchedPc: 64, gSchedBp: 104,
-    gAtomicStatus: 144, gGoid: 152, mCurg: 192, mProcid: 72,
+    gAtomicStatus: 144, gGoid: 152, mCurg: 192, mProcid: 72, gLabels: 344,
   });
-  assert.deepEqual(fieldsOf(t(23)), { ...fieldsOf(t(22)), gAtomicStatus: 152, gGoid: 160 });
+  assert.deepEqual(fieldsOf(t(23)), { ...fieldsOf(t(22)), gAtomicStatus: 152, gGoid: 160, gLabels: 352 });
   assert.deepEqual(fieldsOf(t(25)), { ...fieldsOf(t(22)), gSchedBp: 96, mCurg: 184, mProcid: 64 });
+  const labels = Array.from({ length: 13 }, (_, i) => t(15 + i).gLabels);
+  assert.deepEqual(labels, [344, 344, 360, 360, 360, 360, 344, 344, 352, 352, 344, 352, -1], 'g.labels, go1.15…go1.27');
 });
 
 test('table: versions outside it and unknown versions are guesses the caller can warn about', () => {

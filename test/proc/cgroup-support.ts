@@ -4,9 +4,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-/** A writable cgroup hierarchy: the v2 one (unified or hybrid), else the v1 pids controller. */
-function hierarchy(): string {
-  for (const dir of ['/sys/fs/cgroup/unified', '/sys/fs/cgroup', '/sys/fs/cgroup/pids']) {
+/** A writable cgroup hierarchy: the v2 one (unified or hybrid), else the v1 pids controller (or the ones given). */
+export function hierarchy(candidates = ['/sys/fs/cgroup/unified', '/sys/fs/cgroup', '/sys/fs/cgroup/pids']): string {
+  for (const dir of candidates) {
     if (fs.existsSync(path.join(dir, 'cgroup.procs'))) {
       try {
         fs.accessSync(dir, fs.constants.W_OK);
@@ -21,12 +21,19 @@ function hierarchy(): string {
 
 /** Moves pid into <hierarchy>/qf-test-<pid>/cri-containerd-<id>.scope while fn runs, then back to the root. */
 export async function inContainerCgroup<T>(pid: number, id: string, fn: () => Promise<T>): Promise<T> {
-  const root = hierarchy();
-  const parent = path.join(root, `qf-test-${process.pid}-${pid}`);
-  const dir = path.join(parent, `cri-containerd-${id}.scope`);
-  fs.mkdirSync(dir, { recursive: true });
+  return inCgroup(pid, [`cri-containerd-${id}.scope`], fn);
+}
+
+/**
+ * Moves pid into <root>/qf-test-<pid>/<components…> (created for it) while fn runs, then back to the root and
+ * removes what it created. root: a hierarchy's mount point (default: hierarchy()).
+ */
+export async function inCgroup<T>(pid: number, components: readonly string[], fn: () => Promise<T>, root = hierarchy()): Promise<T> {
+  const dirs = [path.join(root, `qf-test-${process.pid}-${pid}`)];
+  for (const c of components) dirs.push(path.join(dirs.at(-1)!, c));
+  fs.mkdirSync(dirs.at(-1)!, { recursive: true });
   try {
-    fs.writeFileSync(path.join(dir, 'cgroup.procs'), String(pid));
+    fs.writeFileSync(path.join(dirs.at(-1)!, 'cgroup.procs'), String(pid));
     return await fn();
   } finally {
     try {
@@ -34,7 +41,6 @@ export async function inContainerCgroup<T>(pid: number, id: string, fn: () => Pr
     } catch {
       // the process is gone: its cgroup is empty anyway
     }
-    fs.rmdirSync(dir);
-    fs.rmdirSync(parent);
+    for (const d of dirs.reverse()) fs.rmdirSync(d);
   }
 }

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 
 import { GoBinary } from '../../src/gosym/binary';
 import { findMapping, readMaps } from '../../src/proc/maps';
-import { SampleFlag, SampleRecord, type SampleWithFlags } from '../../src/sampler/records';
+import { OffCpuRecord, SampleFlag, SampleRecord, type SampleWithFlags } from '../../src/sampler/records';
 import { Sampler, type ProcessEvent } from '../../src/sampler/sampler';
 import { buildUnwindTable, UnwindChunk } from '../../src/symbols/unwind-table';
 import { ProcConfig } from '../../src/symbols/injector';
@@ -363,7 +363,10 @@ samplerTest('filters: a pid subscriber gets only its process; nobody subscribed,
 samplerTest('record and config layouts match bpf/profile.h', () => {
   assert.equal(SampleRecord.size, 2088);
   assert.deepEqual([SampleRecord.offsets.comm, SampleRecord.offsets.user_stack, SampleRecord.offsets.kernel_stack], [40, 56, 56 + 127 * 8]);
-  assert.equal(ProcConfig.size, 112);
+  assert.deepEqual([SampleRecord.offsets.flags, SampleRecord.offsets.labels_len], [32, 34]);
+  assert.equal(OffCpuRecord.size, 2112);
+  assert.equal(ProcConfig.size, 144);
+  assert.equal(ProcConfig.offsets.labels, 112);
 });
 
 samplerTest('close() detaches everything; subscribe after close throws', async () => {

@@ -139,7 +139,12 @@ test('a capture runs in the background with its progress listed, then serves its
     const p = decodePprof(bytes);
     assert.equal(p.sample.reduce((n, s) => n + s.value[0]!, 0), done.samples);
 
-    const { flame } = (await (await fetch(`${base}/api/captures/${capture.id}/flame`)).json()) as { flame: FlameModel };
+    const flameAnswer = await fetch(`${base}/api/captures/${capture.id}/flame`);
+    assert.equal(flameAnswer.headers.get('content-encoding'), 'gzip');
+    const flame = (await flameAnswer.json()) as FlameModel;
+    const plain = await fetch(`${base}/api/captures/${capture.id}/flame`, { headers: { 'Accept-Encoding': 'identity' } });
+    assert.equal(plain.headers.get('content-encoding'), null);
+    assert.deepEqual(await plain.json(), flame);
     assert.deepEqual(flame.valueType, { type: 'cpu', unit: 'nanoseconds' });
     assert.deepEqual(flame.stacks.map((s) => s.map((f) => flame.frames[f]!.name)), [['main.main', 'main.hot']]);
     assert.ok(flame.labels.some(([k, v]) => k === 'goid' && v === '42'));

@@ -47,7 +47,8 @@ export interface Browser {
   close(): Promise<void>;
 }
 
-export async function launchBrowser(): Promise<Browser> {
+/** `httpCredentials`: what the browser answers an HTTP auth challenge with (Basic, as a person would type it). */
+export async function launchBrowser(opts: { httpCredentials?: { username: string; password: string } } = {}): Promise<Browser> {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'qf-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
@@ -56,6 +57,7 @@ export async function launchBrowser(): Promise<Browser> {
     viewport: { width: 1600, height: 1000 },
     acceptDownloads: true,
     timeout: 60_000,
+    ...(opts.httpCredentials ? { httpCredentials: opts.httpCredentials } : {}),
   });
   return {
     context,

@@ -27,8 +27,11 @@ const SCHEDULER = nameMatcher([
 export const SCHEDULER_SHARE = 0.35;
 /** From this share on, most of the CPU is hand-offs. */
 export const SCHEDULER_CRITICAL = 0.6;
-/** Below this many busy CPUs on average, the scheduler's share says little about cost (an idle program). */
-export const SCHEDULER_MIN_CORES = 0.2;
+/**
+ * Below this many busy CPUs on average the program is idle: the little CPU it uses is mostly the scheduler
+ * looking for work (an idle program with a 1 ms ticker: ~0.5% of a CPU), which costs nothing worth reporting.
+ */
+export const SCHEDULER_MIN_CORES = 0.05;
 
 export const schedulerThrash: Rule = {
   name: 'scheduler-thrash',

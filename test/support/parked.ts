@@ -1,0 +1,57 @@
+// The parked fixture (test/fixtures/go/parked): goroutines parked in known places, and the program's own
+// runtime.Stack(all) on request, for the tests that read goroutines from outside.
+
+import assert from 'node:assert/strict';
+import { ChildProcess, spawn } from 'node:child_process';
+import * as readline from 'node:readline';
+import { buildFixture, FixtureMode } from './go-toolchains';
+
+export interface ParkedProcess {
+  child: ChildProcess;
+  pid: number;
+  /** Runtime address of the fixture's fake goroutine list (garbage). */
+  fakeAllgs: number;
+  /** The program's own runtime.Stack(buf, true). */
+  ownDump(): Promise<string>;
+  stop(): void;
+}
+
+/** Starts the parked fixture and waits until every goroutine is parked. */
+export async function startParked(go: string, mode: FixtureMode, copies = 3, env: NodeJS.ProcessEnv = {}): Promise<ParkedProcess> {
+  const bin = buildFixture({ go, fixture: 'parked', mode, goarch: 'amd64' });
+  const child = spawn(bin, [String(copies)], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...env } });
+  const lines = readline.createInterface({ input: child.stdout! });
+  const queue: string[] = [];
+  let wake: (() => void) | undefined;
+  lines.on('line', (l) => {
+    queue.push(l);
+    wake?.();
+  });
+  const next = async (): Promise<string> => {
+    while (queue.length === 0) {
+      if (child.exitCode !== null) throw new Error(`parked fixture exited (${child.exitCode})`);
+      await new Promise<void>((r) => {
+        wake = r;
+        setTimeout(r, 200);
+      });
+    }
+    return queue.shift()!;
+  };
+  const ready = await next();
+  const m = /^ready pid=(\d+) fakeallgs=0x([0-9a-f]+)$/.exec(ready);
+  assert.ok(m, `fixture said ${ready}`);
+  return {
+    child,
+    pid: child.pid!,
+    fakeAllgs: parseInt(m[2]!, 16),
+    async ownDump() {
+      child.stdin!.write('dump\n');
+      let text = '';
+      for (let l = await next(); l !== 'END'; l = await next()) text += l + '\n';
+      return text.replace(/\n+$/, '\n');
+    },
+    stop() {
+      child.kill('SIGKILL');
+    },
+  };
+}
