@@ -16,6 +16,8 @@ export interface ParseOptions {
 
 /** Longer lines are not Go's (a traceback line is a function name and its arguments, or a path). */
 const MAX_LINE = 64 * 1024;
+/** Distinct function names and files kept as one copy each (a hostile dump could name millions). */
+const MAX_INTERNED = 100_000;
 /** Lines not understood that are quoted in warnings; the rest are counted. */
 const QUOTED_JUNK = 10;
 
@@ -47,6 +49,10 @@ const NOISE = [
   /^\t?\.\.\.$/,
 ];
 const DEBUG1 = /^goroutine profile: total \d+$/;
+
+function isNoise(line: string): boolean {
+  return NOISE.some((re) => re.test(line));
+}
 
 const STATES: Record<string, GoroutineState> = {
   idle: 'idle',
@@ -95,6 +101,7 @@ class Parser {
   private droppedFrames = 0;
   private lineNo = 0;
   private lastSkipped = 0;
+  private readonly strings = new Map<string, string>();
 
   constructor(opts: ParseOptions) {
     this.maxGoroutines = opts.maxGoroutines ?? 1_000_000;
@@ -142,9 +149,9 @@ class Parser {
     const h = line.startsWith('goroutine ') ? HEADER.exec(line) : null;
     if (h) return this.header(h);
     if (this.mode === 'skip') return true;
-    if (NOISE.some((re) => re.test(line))) return true;
     switch (this.mode) {
       case 'outside':
+        if (isNoise(line)) return true;
         if (OTHER_STACK.test(line)) this.mode = 'skip';
         else if (DEBUG1.test(line)) {
           this.warnings.push('this is a debug=1 goroutine profile (stacks with counts), not a goroutine dump: ask for debug=2');
@@ -229,10 +236,10 @@ class Parser {
     const g = this.g!;
     let m: RegExpExecArray | null;
     if ((m = FUNC.exec(line))) {
-      this.pending = { function: tracebackFuncName(m[1]!, true), file: '', line: 0, args: m[2]! };
+      this.pending = { function: this.intern(tracebackFuncName(m[1]!, true)), file: '', line: 0, args: m[2]! };
       this.mode = 'file';
     } else if ((m = CREATED.exec(line))) {
-      g.createdBy = { function: tracebackFuncName(m[1]!, true), file: '', line: 0 };
+      g.createdBy = { function: this.intern(tracebackFuncName(m[1]!, true)), file: '', line: 0 };
       if (m[2] !== undefined) g.createdBy.goid = Number(m[2]);
       this.mode = 'created';
     } else if ((m = ELIDED.exec(line))) {
@@ -242,7 +249,7 @@ class Parser {
       g.error = 'running on another thread; stack unavailable';
     } else if (OTHER_STACK.test(line)) {
       this.mode = 'skip';
-    } else {
+    } else if (!isNoise(line)) {
       this.skipped(line);
     }
   }
@@ -256,13 +263,13 @@ class Parser {
         this.mode = 'frames';
         return this.line(line);
       }
-      this.skipped(line);
+      if (!isNoise(line)) this.skipped(line);
       return true;
     }
     const f = this.pending!;
     this.pending = undefined;
     this.mode = 'frames';
-    f.file = m[1]!;
+    f.file = this.intern(m[1]!);
     f.line = Number(m[2]);
     if (f.args === '...' && m[3] === undefined) {
       f.inlined = true;
@@ -284,15 +291,28 @@ class Parser {
   private createdFile(line: string): boolean {
     const m = FILE.exec(line);
     if (!m) {
-      this.skipped(line);
+      if (!isNoise(line)) this.skipped(line);
       return true;
     }
     const c = this.g!.createdBy!;
-    c.file = m[1]!;
+    c.file = this.intern(m[1]!);
     c.line = Number(m[2]);
     if (m[3] !== undefined) c.entryOffset = parseInt(m[3], 16);
     this.mode = 'frames';
     return true;
+  }
+
+  /**
+   * One copy of each function name and file: a dump names a few thousand, each thousands of times, and a fresh
+   * copy does not keep the whole text alive (a substring may point into it).
+   */
+  private intern(s: string): string {
+    let v = this.strings.get(s);
+    if (v === undefined) {
+      v = (' ' + s).slice(1);
+      if (this.strings.size < MAX_INTERNED) this.strings.set(v, v);
+    }
+    return v;
   }
 
   private skipped(line: string): void {

@@ -29,12 +29,15 @@ export function writeTracebackText(dump: GoroutineDump, opts: TracebackTextOptio
   // A parsed dump is already a view: as printed, unless it was printed at level 2 and the user view is asked for.
   const asPrinted = dump.printed !== undefined && (dump.printed === level || dump.printed === 'user');
   const goMinor = goMinorOf(dump.goVersion);
-  const blocks: string[] = [];
+  // One array of pieces joined once: a 100 MB dump built by += is mostly garbage for the collector.
+  const out: string[] = [];
   for (const g of dump.goroutines) {
     const shown = asPrinted ? (opts.system || !g.system ? shownAsPrinted(g) : undefined) : shownLive(dump, g, level, goMinor);
-    if (shown) blocks.push(goroutineText(shown.g, shown.elidedAt, shown.elidedCount, opts.labels === true));
+    if (!shown) continue;
+    if (out.length > 0) out.push('\n');
+    goroutineText(out, shown.g, shown.elidedAt, shown.elidedCount, opts.labels === true);
   }
-  return blocks.join('\n');
+  return out.join('');
 }
 
 interface Shown {
@@ -75,22 +78,21 @@ function firstPhysicalFrames(frames: readonly GoroutineFrame[], max: number): Go
   return [...frames];
 }
 
-function goroutineText(g: Goroutine, elidedAt: number | undefined, elidedCount: number | undefined, labels: boolean): string {
-  let out = `goroutine ${g.id} [${headerStatus(g, labels)}]:\n`;
+function goroutineText(out: string[], g: Goroutine, elidedAt: number | undefined, elidedCount: number | undefined, labels: boolean): void {
+  out.push(`goroutine ${g.id} [${headerStatus(g, labels)}]:\n`);
   if (g.frames.length === 0 && (g.state === 'running' || g.error === 'running on another thread; stack unavailable')) {
-    out += '\tgoroutine running on other thread; stack unavailable\n';
+    out.push('\tgoroutine running on other thread; stack unavailable\n');
   }
   g.frames.forEach((f, i) => {
-    if (i === elidedAt) out += elisionLine(elidedCount);
-    out += frameText(f);
+    if (i === elidedAt) out.push(elisionLine(elidedCount));
+    out.push(frameText(f));
   });
-  if (elidedAt !== undefined && elidedAt >= g.frames.length) out += elisionLine(elidedCount);
+  if (elidedAt !== undefined && elidedAt >= g.frames.length) out.push(elisionLine(elidedCount));
   const c = g.createdBy;
   if (c && g.id !== 1) {
-    out += `created by ${tracebackFuncName(c.function)}${c.goid !== undefined ? ` in goroutine ${c.goid}` : ''}\n`;
-    out += `\t${c.file}:${c.line}${c.entryOffset ? ` +0x${c.entryOffset.toString(16)}` : ''}\n`;
+    out.push(`created by ${tracebackFuncName(c.function)}${c.goid !== undefined ? ` in goroutine ${c.goid}` : ''}\n`);
+    out.push(`\t${c.file}:${c.line}${c.entryOffset ? ` +0x${c.entryOffset.toString(16)}` : ''}\n`);
   }
-  return out;
 }
 
 function elisionLine(count: number | undefined): string {
