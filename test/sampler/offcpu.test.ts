@@ -26,6 +26,11 @@ function onCpuNs(pid: number, tid: number): number {
   return Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
 }
 
+/** How often the thread was switched out preempted (still runnable), as the kernel counts it. */
+function preemptions(pid: number, tid: number): number {
+  return Number(/^nonvoluntary_ctxt_switches:\s+(\d+)$/m.exec(fs.readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'))![1]);
+}
+
 function offCpuNs(samples: readonly RawSample[], tid: number): number {
   let ns = 0;
   for (const s of samples) if (s.tid === tid) ns += s.offCpu!.weightNs;
@@ -44,7 +49,9 @@ samplerTest('off-CPU time per thread: blocked threads ≈ the window, the spinne
     const spinTid = byRole.get('spin')!.tid;
     const t0 = process.hrtime.bigint();
     const ran0 = onCpuNs(fx.pid, spinTid);
+    const preempted0 = workers.map((w) => preemptions(fx.pid, w.tid));
     const samples = await collect(sampler, { pid: fx.pid, kind: 'offcpu' }, WINDOW_MS);
+    const preempted = workers.map((w, i) => preemptions(fx.pid, w.tid) - preempted0[i]!);
     const ran1 = onCpuNs(fx.pid, spinTid);
     const windowNs = Number(process.hrtime.bigint() - t0);
     assert.ok(samples.length > 0, 'off-CPU records arrived');
@@ -57,7 +64,10 @@ samplerTest('off-CPU time per thread: blocked threads ≈ the window, the spinne
         const share = offCpuNs(samples, w.tid) / windowNs;
         assert.ok(share >= 0.9 && share <= 1.05, `${role} thread off the CPU ${(share * 100).toFixed(1)}% of the window (want 90–105%)`);
         const mine = samples.filter((s) => s.tid === w.tid);
-        assert.ok(mine.every((s) => s.offCpu!.state === 'blocked'), `${role}: every interval is 'blocked'`);
+        // Blocked, but for the times the kernel preempted it (a loaded machine): no more runnable intervals than that.
+        const runnable = mine.filter((s) => s.offCpu!.state === 'runnable').length;
+        const kernel = preempted[workers.indexOf(w)]!;
+        assert.ok(runnable <= kernel, `${role}: ${runnable} runnable intervals, the kernel preempted it ${kernel} times`);
         const withFn = mine.filter((s) => sym.names(s.userStack).includes(w.function));
         assert.ok(withFn.length / mine.length >= 0.95, `${role}: ${withFn.length}/${mine.length} stacks pass through ${w.function}`);
         const withGoid = mine.filter((s) => s.goid === w.goid);
