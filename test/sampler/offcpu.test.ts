@@ -2,6 +2,7 @@
 // nanosleep(2) and one spinning (test/fixtures/go/offcpu), each on its own locked OS thread.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
 import { onCpuNs } from '../support/schedstat';
 
 import { Sampler, clipOffCpu } from '../../src/sampler/sampler';
@@ -19,6 +20,11 @@ interface OffCpuWorker {
   goid: number;
   tid: number;
   function: string;
+}
+
+/** How often the thread was switched out preempted (still runnable), as the kernel counts it. */
+function preemptions(pid: number, tid: number): number {
+  return Number(/^nonvoluntary_ctxt_switches:\s+(\d+)$/m.exec(fs.readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'))![1]);
 }
 
 function offCpuNs(samples: readonly RawSample[], tid: number): number {
@@ -39,7 +45,9 @@ samplerTest('off-CPU time per thread: blocked threads ≈ the window, the spinne
     const spinTid = byRole.get('spin')!.tid;
     const t0 = process.hrtime.bigint();
     const ran0 = onCpuNs(fx.pid, spinTid);
+    const preempted0 = workers.map((w) => preemptions(fx.pid, w.tid));
     const samples = await collect(sampler, { pid: fx.pid, kind: 'offcpu' }, WINDOW_MS);
+    const preempted = workers.map((w, i) => preemptions(fx.pid, w.tid) - preempted0[i]!);
     const ran1 = onCpuNs(fx.pid, spinTid);
     const windowNs = Number(process.hrtime.bigint() - t0);
     assert.ok(samples.length > 0, 'off-CPU records arrived');
@@ -52,7 +60,10 @@ samplerTest('off-CPU time per thread: blocked threads ≈ the window, the spinne
         const share = offCpuNs(samples, w.tid) / windowNs;
         assert.ok(share >= 0.9 && share <= 1.05, `${role} thread off the CPU ${(share * 100).toFixed(1)}% of the window (want 90–105%)`);
         const mine = samples.filter((s) => s.tid === w.tid);
-        assert.ok(mine.every((s) => s.offCpu!.state === 'blocked'), `${role}: every interval is 'blocked'`);
+        // Blocked, but for the times the kernel preempted it (a loaded machine): no more runnable intervals than that.
+        const runnable = mine.filter((s) => s.offCpu!.state === 'runnable').length;
+        const kernel = preempted[workers.indexOf(w)]!;
+        assert.ok(runnable <= kernel, `${role}: ${runnable} runnable intervals, the kernel preempted it ${kernel} times`);
         const withFn = mine.filter((s) => sym.names(s.userStack).includes(w.function));
         assert.ok(withFn.length / mine.length >= 0.95, `${role}: ${withFn.length}/${mine.length} stacks pass through ${w.function}`);
         const withGoid = mine.filter((s) => s.goid === w.goid);
