@@ -5,3 +5,11 @@ import * as fs from 'node:fs';
 export function onCpuNs(pid: number, tid: number): number {
   return Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
 }
+
+/** The process's user and system CPU time so far, in clock ticks (utime and stime of /proc/PID/stat). */
+export function userSystemTicks(pid: number): { user: number; system: number } {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name, which may itself hold spaces and parentheses: state is field 3, utime 14, stime 15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { user: Number(fields[11]), system: Number(fields[12]) };
+}
