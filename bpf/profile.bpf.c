@@ -10,6 +10,10 @@
  * pcsp tables) gives the SP delta at that PC: the return address is at [SP + spdelta], and the function has set
  * up its own frame exactly when RBP == SP + spdelta - 8. Above the leaf the walk follows frame pointers.
  *
+ * A sample on the system stack (g0) serving a goroutine joins that goroutine's stack where Go's own traceback does
+ * (switch_stacks): after runtime.systemstack, for runtime.morestack, and for a cgo call (C code reached through
+ * asmcgocall), from the state the goroutine saved when it left its stack; a g0 stack ends at runtime.mcall.
+ *
  * Off-CPU: the same record, with the same unwinding, for a thread that was off the CPU. On sched_switch a wanted
  * thread that leaves the CPU notes when, why and its user stack (task-local storage; for a thread of very short
  * intervals, the stack at only some switch-outs: profile.h); when it is switched in again the interval is sent, or
