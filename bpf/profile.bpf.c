@@ -10,6 +10,10 @@
  * pcsp tables) gives the SP delta at that PC: the return address is at [SP + spdelta], and the function has set
  * up its own frame exactly when RBP == SP + spdelta - 8. Above the leaf the walk follows frame pointers.
  *
+ * A sample on the system stack (g0) serving a goroutine joins that goroutine's stack where Go's own traceback does
+ * (switch_stacks): after runtime.systemstack, for runtime.morestack, and for a cgo call (C code reached through
+ * asmcgocall), from the state the goroutine saved when it left its stack; a g0 stack ends at runtime.mcall.
+ *
  * Off-CPU: the same record, with the same unwinding, for a thread that was off the CPU. On sched_switch a wanted
  * thread that leaves the CPU notes when, why and its user stack (task-local storage; for a thread of very short
  * intervals, the stack at only some switch-outs: profile.h); when it is switched in again the interval is sent, or
@@ -32,7 +36,8 @@
 _Static_assert(sizeof(struct unwind_key) == 8, "struct unwind_key: see src/symbols/unwind-table.ts");
 _Static_assert(sizeof(struct unwind_chunk) == 508, "struct unwind_chunk: see src/symbols/unwind-table.ts");
 _Static_assert(sizeof(struct labels_layout) == 32, "struct labels_layout: see src/symbols/injector.ts");
-_Static_assert(sizeof(struct proc_config) == 144, "struct proc_config: see src/symbols/injector.ts");
+_Static_assert(sizeof(struct stack_switch) == 104, "struct stack_switch: see src/symbols/injector.ts");
+_Static_assert(sizeof(struct proc_config) == 248, "struct proc_config: see src/symbols/injector.ts");
 _Static_assert(sizeof(struct sample_record) == 2088, "struct sample_record: see src/sampler/records.ts");
 _Static_assert(__builtin_offsetof(struct sample_record, user_stack) == 56, "struct sample_record: see src/sampler/records.ts");
 _Static_assert(sizeof(struct exec_record) == 16, "struct exec_record: see src/sampler/records.ts");
@@ -171,96 +176,70 @@ struct leaf_info {
 	__u8 flags; /* its UNWIND_F_* */
 };
 
-/* Fills stack[] (MAX_USER_STACK entries) from the task's user registers and returns the entries used; SAMPLE_F_*
- * into *flags. The Go-aware leaf step and goroutine IDs are amd64 only (arm64 gets the frame-pointer walk: its
- * frame records have the same [FP] / [FP + 8] shape). */
-static __always_inline __u16 walk_user(struct pt_regs *regs, const struct proc_config *cfg, __u64 *stack,
-				       __u32 *flags, struct leaf_info *leaf)
+/* The leaf step (amd64): where the sampled function's return address is, and whether it has set up its frame
+ * pointer yet. Puts the PC (and, for a frame not set up, its caller) into stack[]; returns the entries used, or 0
+ * with stack[0] set when the walk ends here (a TopFrame, an unreadable return address). */
+static __always_inline __u16 leaf_step(struct pt_regs *regs, const struct proc_config *cfg, __u64 *stack,
+				       __u32 *flags, struct leaf_info *leaf, bool *done)
 {
-	__u64 pc = PT_REGS_IP(regs), sp = PT_REGS_SP(regs), bp = PT_REGS_FP(regs), prev_bp = 0; /* BTF loads */
-	struct { __u64 next_bp, ret; } frame;
+	__u64 pc = PT_REGS_IP(regs), sp = PT_REGS_SP(regs), bp = PT_REGS_FP(regs), ret; /* BTF loads */
 	struct range_info r;
-	__u32 n = 0, i;
 
+	*done = !pc;
 	if (!pc)
 		return 0;
-	stack[n++] = pc;
-
+	stack[0] = pc;
 #if defined(__TARGET_ARCH_x86)
-	/* The leaf: where is its return address, and has it set up its frame pointer yet? */
-	if (cfg && cfg->binary_id && pc - cfg->bias >= cfg->minpc && pc - cfg->bias < cfg->maxpc) {
-		if (!find_range(cfg->binary_id, pc - cfg->bias - cfg->minpc, &r)) {
-			count(COUNTER_TABLE_MISSES);
-		} else {
-			count(COUNTER_TABLE_HITS);
-			leaf->found = true;
-			leaf->flags = r.flags;
-			*flags |= SAMPLE_F_TABLE;
-			if (r.flags & UNWIND_F_TOP_FRAME) {
-				*flags |= SAMPLE_F_TOP_FRAME;
-				goto out;
-			}
-			if (!(r.flags & (UNWIND_F_NO_INFO | UNWIND_F_SPWRITE)) && r.spdelta >= 0) {
-				__u64 ret_at = sp + r.spdelta;
-
-				if (bp != ret_at - 8) {
-					/* Frame not set up (frameless leaf, prologue, epilogue): RBP is still the
-					 * caller's, so the caller would be skipped. Take it from the stack. */
-					if (bpf_probe_read_user(&frame.ret, sizeof(frame.ret), (void *)ret_at) ||
-					    !frame.ret || frame.ret >= USER_ADDR_END || frame.ret < USER_ADDR_MIN)
-						goto out;
-					stack[n++] = frame.ret;
-					*flags |= SAMPLE_F_LEAF_FIXUP;
-					count(COUNTER_LEAF_FIXUPS);
-					if (top_frame(cfg, frame.ret - 1 - cfg->bias)) {
-						*flags |= SAMPLE_F_TOP_FRAME;
-						goto out;
-					}
-				}
-			}
-		}
+	if (!cfg || !cfg->binary_id || pc - cfg->bias < cfg->minpc || pc - cfg->bias >= cfg->maxpc)
+		return 1;
+	if (!find_range(cfg->binary_id, pc - cfg->bias - cfg->minpc, &r)) {
+		count(COUNTER_TABLE_MISSES);
+		return 1;
 	}
+	count(COUNTER_TABLE_HITS);
+	leaf->found = true;
+	leaf->flags = r.flags;
+	*flags |= SAMPLE_F_TABLE;
+	if (r.flags & UNWIND_F_TOP_FRAME) {
+		*flags |= SAMPLE_F_TOP_FRAME;
+		*done = true;
+		return 1;
+	}
+	if ((r.flags & (UNWIND_F_NO_INFO | UNWIND_F_SPWRITE)) || r.spdelta < 0 || bp == sp + r.spdelta - 8)
+		return 1;
+	/* Frame not set up (frameless leaf, prologue, epilogue): RBP is still the caller's, so the caller would be
+	 * skipped. Take it from the stack. */
+	if (bpf_probe_read_user(&ret, sizeof(ret), (void *)(sp + r.spdelta)) || !ret || ret >= USER_ADDR_END ||
+	    ret < USER_ADDR_MIN) {
+		*done = true;
+		return 1;
+	}
+	stack[1] = ret;
+	*flags |= SAMPLE_F_LEAF_FIXUP;
+	count(COUNTER_LEAF_FIXUPS);
+	if (top_frame(cfg, ret - 1 - cfg->bias)) {
+		*flags |= SAMPLE_F_TOP_FRAME;
+		*done = true;
+	}
+	return 2;
+#else
+	return 1;
 #endif
-
-	/* Frame pointers: [BP] = the caller's BP, [BP + 8] = the return address. */
-	for (i = 0; i < MAX_USER_STACK; i++) {
-		if (!bp || (bp & 7) || bp <= prev_bp)
-			break;
-		if (n >= MAX_USER_STACK) {
-			*flags |= SAMPLE_F_TRUNCATED;
-			break;
-		}
-		if (bpf_probe_read_user(&frame, sizeof(frame), (void *)bp))
-			break;
-		if (frame.next_bp == bp + 8) {
-			/* Two frame records back to back (Go 1.26's crosscall2: the assembler's frame setup and
-			 * the cgo macro's): the word above this one is the other's saved BP, not a return address.
-			 * The outer record holds the return address. */
-			bp = frame.next_bp;
-			if (bpf_probe_read_user(&frame, sizeof(frame), (void *)bp))
-				break;
-		}
-		if (!frame.ret || frame.ret >= USER_ADDR_END || frame.ret < USER_ADDR_MIN)
-			break;
-		stack[n++] = frame.ret;
-		if (cfg && top_frame(cfg, frame.ret - 1 - cfg->bias)) {
-			*flags |= SAMPLE_F_TOP_FRAME;
-			break;
-		}
-		prev_bp = bp;
-		bp = frame.next_bp;
-	}
-out:
-	return n;
 }
 
-/* The goroutine the thread is running (0 = none or unknown): g from R14 (Go code, Go >= 1.17) or TLS; from
- * g0/gsignal to m.curg. Its ID is returned, its g into *gp; SAMPLE_F_* into *flags. */
-static __always_inline __u64 read_goid(struct task_struct *task, struct pt_regs *regs,
-				       const struct proc_config *cfg, const struct leaf_info *leaf, __u32 *flags, __u64 *gp)
+/* The goroutine context of a sample, read before the frame-pointer walk. */
+struct gctx {
+	__u64 g;     /* the g the thread runs: a goroutine, or its M's g0 or gsignal */
+	__u64 curg;  /* the user goroutine (m.curg, or g itself); 0 = none */
+	bool on_g0;  /* g is the M's g0: the walk stops at a stack switch, and jumps to curg's stack if there is one */
+};
+
+/* g from R14 (Go code, Go >= 1.17) or TLS, and m.curg. Returns the goroutine ID (0 = none or unknown). */
+static __always_inline __u64 read_g(struct task_struct *task, struct pt_regs *regs, const struct proc_config *cfg,
+				    const struct leaf_info *leaf, __u32 *flags, struct gctx *gc)
 {
 #if defined(__TARGET_ARCH_x86)
-	__u64 g = 0, m = 0, curg = 0, goid = 0;
+	__u64 g = 0, m = 0, curg = 0, g0 = 0, goid = 0;
 
 	if (!(cfg->flags & PROC_F_GOID))
 		return 0;
@@ -277,14 +256,21 @@ static __always_inline __u64 read_goid(struct task_struct *task, struct pt_regs 
 	}
 	if (!g)
 		return 0;
-	if (!bpf_probe_read_user(&m, sizeof(m), (void *)(g + cfg->g_m)) && m &&
-	    !bpf_probe_read_user(&curg, sizeof(curg), (void *)(m + cfg->m_curg)) && curg && curg != g) {
-		g = curg; /* g was g0 or gsignal */
-		*flags |= SAMPLE_F_CURG;
+	gc->g = g;
+	if (bpf_probe_read_user(&m, sizeof(m), (void *)(g + cfg->g_m)) || !m)
+		goto goid;
+	if ((cfg->flags & PROC_F_SWITCH) && !bpf_probe_read_user(&g0, sizeof(g0), (void *)(m + cfg->sw.m_g0)))
+		gc->on_g0 = g0 == g;
+	if (!bpf_probe_read_user(&curg, sizeof(curg), (void *)(m + cfg->m_curg)) && curg && curg != g) {
+		*flags |= SAMPLE_F_CURG; /* g was g0 or gsignal */
+		g = curg;
+	} else if (gc->on_g0) {
+		return 0; /* g0 serving no goroutine: the scheduler, or the GC's own work */
 	}
+goid:
 	if (bpf_probe_read_user(&goid, sizeof(goid), (void *)(g + cfg->g_goid)) || !goid)
 		return 0;
-	*gp = g;
+	gc->curg = g;
 	*flags |= SAMPLE_F_GOID;
 	count(COUNTER_GOIDS);
 	return goid;
@@ -293,19 +279,180 @@ static __always_inline __u64 read_goid(struct task_struct *task, struct pt_regs 
 #endif
 }
 
+/* Frame-pointer walk state, in a per-CPU map (as label_walk in labels.h): the walk is a bpf_loop callback. */
+#define WALK_END 0         /* a frame pointer or return address that is no more */
+#define WALK_SWITCH 1      /* WALK_SWITCH + SWITCH_*: a return address into that stack-switching function */
+#define WALK_LEFT_G0 9     /* the next frame record is on curg's stack: the walk left g0 without a switch seen */
+/* Frame records lie above the ones they were called from, except while a goroutine's stack is copied to a bigger
+ * one (runtime.copystack): the new copy's saved frame pointers point into the old copy until they are adjusted, and
+ * the old copy is intact until then. So a walk may go down twice (into the old copy and back); a garbage chain that
+ * loops stops there, or at MAX_USER_STACK frames. */
+#define WALK_MAX_BACK 2 /* after a switch to the goroutine's stack (only newstack copies it) */
+
+struct fp_walk {
+	__u64 bp;
+	__u64 prev_bp;
+	__u64 lo, hi;   /* while on g0: curg's stack, [lo, hi) */
+	__u64 ret;      /* WALK_SWITCH*: the return address into the switching function */
+	__u32 n;        /* entries in stack[] */
+	__u32 stop;     /* WALK_* */
+	__u32 flags;    /* SAMPLE_F_* found on the way */
+	__u32 on_g0;
+	__u32 back;     /* frame records met below the one before (at most WALK_MAX_BACK) */
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2); /* WALK_CPU, WALK_OFFCPU */
+	__type(key, __u32);
+	__type(value, struct fp_walk);
+} fp_walks SEC(".maps");
+
+struct fp_ctx {
+	const struct proc_config *cfg;
+	__u64 *stack;
+	struct fp_walk *w;
+};
+
+/* Appends a return address to the walk's stack; false when full. */
+static __always_inline bool push(__u64 *stack, struct fp_walk *w, __u64 ret)
+{
+	__u32 n = w->n;
+
+	if (n >= MAX_USER_STACK) {
+		w->flags |= SAMPLE_F_TRUNCATED;
+		return false;
+	}
+	stack[n] = ret;
+	w->n = n + 1;
+	return true;
+}
+
+/* One frame record: [BP] = the caller's BP, [BP + 8] = the return address (bpf_loop callback). */
+static long fp_step(__u64 i, void *arg)
+{
+	struct fp_ctx *c = arg;
+	struct fp_walk *w = c->w;
+	const struct proc_config *cfg = c->cfg;
+	struct { __u64 next_bp, ret; } frame;
+	__u64 bp = w->bp, lpc;
+
+	if (!bp || (bp & 7) || bp == w->prev_bp)
+		return 1;
+	if (bp < w->prev_bp && (!(w->flags & SAMPLE_F_SWITCHED) || w->back++ >= WALK_MAX_BACK))
+		return 1;
+	if (bp >= w->lo && bp < w->hi) {
+		w->stop = WALK_LEFT_G0;
+		return 1;
+	}
+	if (bpf_probe_read_user(&frame, sizeof(frame), (void *)bp))
+		return 1;
+	if (frame.next_bp == bp + 8) {
+		/* Two frame records back to back (Go 1.26's crosscall2: the assembler's frame setup and the cgo
+		 * macro's): the word above this one is the other's saved BP, not a return address. */
+		bp = frame.next_bp;
+		if (bpf_probe_read_user(&frame, sizeof(frame), (void *)bp))
+			return 1;
+	}
+	if (!frame.ret || frame.ret >= USER_ADDR_END || frame.ret < USER_ADDR_MIN)
+		return 1;
+	if (cfg) {
+		lpc = frame.ret - 1 - cfg->bias;
+		if (w->on_g0) {
+			for (int k = 0; k < SWITCH_FUNCS; k++) {
+				if (lpc >= cfg->sw.start[k] && lpc < cfg->sw.end[k]) {
+					w->stop = WALK_SWITCH + k;
+					w->ret = frame.ret;
+					return 1;
+				}
+			}
+		}
+		if (!push(c->stack, w, frame.ret))
+			return 1;
+		if (top_frame(cfg, lpc)) {
+			w->flags |= SAMPLE_F_TOP_FRAME;
+			return 1;
+		}
+	} else if (!push(c->stack, w, frame.ret)) {
+		return 1;
+	}
+	w->prev_bp = bp;
+	w->bp = frame.next_bp;
+	return 0;
+}
+
+/* The walk stopped on g0, which serves gc->curg: go on where the goroutine left its own stack, as Go's traceback
+ * does (runtime/traceback.go): after systemstack at curg.sched (systemstack's own return address is at sched.sp,
+ * its caller's frame pointer is sched.bp); for morestack at curg.sched.pc (the function that needed the bigger
+ * stack, in its prologue) instead of morestack; in a cgo call (curg in a system call) at syscallpc/syscallsp,
+ * whose caller the unwind table finds (runtime.cgocall's frame). Returns false when there is nowhere to go. */
+static __always_inline bool switch_stacks(const struct proc_config *cfg, __u64 *stack, struct fp_walk *w,
+					  const struct gctx *gc)
+{
+	const struct stack_switch *sw = &cfg->sw;
+	__u64 curg = gc->curg, sp = 0, pc = 0, ret = 0, bp = 0;
+	__u32 status = 0;
+	struct range_info r;
+
+	if (bpf_probe_read_user(&status, sizeof(status), (void *)(curg + sw->g_status)))
+		return false;
+	if ((status & ~G_STATUS_SCAN) == G_STATUS_SYSCALL) {
+		if (bpf_probe_read_user(&sp, sizeof(sp), (void *)(curg + sw->g_syscall_sp)) ||
+		    bpf_probe_read_user(&pc, sizeof(pc), (void *)(curg + sw->g_syscall_pc)) || !sp || !pc)
+			return false;
+		if (!push(stack, w, pc) || !cfg->binary_id || pc - cfg->bias < cfg->minpc || pc - cfg->bias >= cfg->maxpc ||
+		    !find_range(cfg->binary_id, pc - cfg->bias - cfg->minpc, &r) ||
+		    (r.flags & (UNWIND_F_NO_INFO | UNWIND_F_SPWRITE)) || r.spdelta < 8 ||
+		    bpf_probe_read_user(&ret, sizeof(ret), (void *)(sp + r.spdelta)) ||
+		    bpf_probe_read_user(&bp, sizeof(bp), (void *)(sp + r.spdelta - 8)))
+			return false;
+	} else if (w->stop == WALK_SWITCH + SWITCH_SYSTEMSTACK || w->stop == WALK_SWITCH + SWITCH_MORESTACK) {
+		if (bpf_probe_read_user(&sp, sizeof(sp), (void *)(curg + sw->g_sched_sp)) ||
+		    bpf_probe_read_user(&pc, sizeof(pc), (void *)(curg + sw->g_sched_pc)) ||
+		    bpf_probe_read_user(&bp, sizeof(bp), (void *)(curg + sw->g_sched_bp)) || !sp ||
+		    bpf_probe_read_user(&ret, sizeof(ret), (void *)sp))
+			return false;
+		if (!push(stack, w, w->stop == WALK_SWITCH + SWITCH_SYSTEMSTACK ? w->ret : pc))
+			return false;
+	} else {
+		return false;
+	}
+	if (!ret || ret >= USER_ADDR_END || ret < USER_ADDR_MIN || !push(stack, w, ret))
+		return false;
+	if (top_frame(cfg, ret - 1 - cfg->bias)) {
+		w->flags |= SAMPLE_F_TOP_FRAME;
+		return false;
+	}
+	w->flags |= SAMPLE_F_SWITCHED;
+	w->bp = bp;
+	w->prev_bp = 0; /* another stack: its addresses need not be above the last one's */
+	w->lo = w->hi = 0;
+	w->on_g0 = 0;
+	w->stop = WALK_END;
+	return true;
+}
+
 /* What capture_user found besides the stack: the process's config and the goroutine's g (0 = unknown). */
 struct captured {
 	const struct proc_config *cfg;
 	__u64 g;
 };
 
-/* The current task's user stack and goroutine (*stack has MAX_USER_STACK entries); returns the entries used. */
-static __always_inline __u16 capture_user(__u32 tgid, __u64 *stack, __u32 *flags, __u64 *goid, struct captured *c)
+/* The current task's user stack and goroutine (*stack has MAX_USER_STACK entries); returns the entries used.
+ * which: WALK_CPU or WALK_OFFCPU. The Go-aware steps (leaf, goroutine, stack switches) are amd64 only; arm64 gets
+ * the frame-pointer walk (its frame records have the same [FP] / [FP + 8] shape). */
+static __always_inline __u16 capture_user(__u32 tgid, __u64 *stack, __u32 *flags, __u64 *goid, struct captured *c,
+					  __u32 which)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
-	struct leaf_info leaf = {};
 	const struct proc_config *cfg;
+	struct leaf_info leaf = {};
+	struct gctx gc = {};
+	struct fp_ctx fc;
+	struct fp_walk *w;
 	struct pt_regs *regs;
+	bool done;
 	__u16 n;
 
 	*goid = 0;
@@ -318,11 +465,41 @@ static __always_inline __u16 capture_user(__u32 tgid, __u64 *stack, __u32 *flags
 	cfg = bpf_map_lookup_elem(&proc_configs, &tgid);
 	if (cfg)
 		*flags |= SAMPLE_F_CONFIG;
-	n = walk_user(regs, cfg, stack, flags, &leaf);
+	n = leaf_step(regs, cfg, stack, flags, &leaf, &done);
 	c->cfg = cfg;
-	if (cfg)
-		*goid = read_goid(task, regs, cfg, &leaf, flags, &c->g);
-	return n;
+	if (cfg) {
+		*goid = read_g(task, regs, cfg, &leaf, flags, &gc);
+		c->g = gc.curg;
+	}
+	w = bpf_map_lookup_elem(&fp_walks, &which);
+	if (done || !w)
+		return n;
+	/* fc is set again before each bpf_loop: the verifier forgets the pointers in memory a helper was given. */
+	fc = (struct fp_ctx){ .cfg = cfg, .stack = stack, .w = w };
+	w->bp = PT_REGS_FP(regs);
+	w->prev_bp = 0;
+	w->n = n;
+	w->stop = WALK_END;
+	w->flags = 0;
+	w->back = 0;
+	w->on_g0 = gc.on_g0;
+	w->lo = w->hi = 0;
+	if (gc.on_g0 && gc.curg &&
+	    (bpf_probe_read_user(&w->lo, sizeof(w->lo), (void *)(gc.curg + cfg->sw.g_stack_lo)) ||
+	     bpf_probe_read_user(&w->hi, sizeof(w->hi), (void *)(gc.curg + cfg->sw.g_stack_hi))))
+		w->lo = w->hi = 0;
+	bpf_loop(MAX_USER_STACK, fp_step, &fc, 0);
+	if (gc.on_g0 && cfg) {
+		if (w->stop != WALK_SWITCH + SWITCH_MCALL && gc.curg && switch_stacks(cfg, stack, w, &gc)) {
+			fc = (struct fp_ctx){ .cfg = cfg, .stack = stack, .w = w };
+			bpf_loop(MAX_USER_STACK, fp_step, &fc, 0);
+		} else if (w->stop >= WALK_SWITCH && w->stop < WALK_SWITCH + SWITCH_FUNCS &&
+			   w->stop != WALK_SWITCH + SWITCH_MORESTACK) {
+			push(stack, w, w->ret); /* the stack ends in the switching function, as Go's traceback ends it */
+		}
+	}
+	*flags |= w->flags;
+	return w->n < MAX_USER_STACK ? w->n : MAX_USER_STACK;
 }
 
 /* A CPU sample is put together here and sent with its labels' length (bpf_ringbuf_output): the ring buffer's
@@ -371,7 +548,7 @@ int do_sample(struct bpf_perf_event_data *ctx)
 		if (len > 0)
 			rec->kernel_len = len / sizeof(__u64);
 	}
-	rec->user_len = capture_user(tgid, rec->user_stack, &flags, &rec->goid, &c);
+	rec->user_len = capture_user(tgid, rec->user_stack, &flags, &rec->goid, &c, WALK_CPU);
 	if (c.cfg && (lp = labels_of(c.cfg, c.g)))
 		labels_len = read_labels(c.cfg, lp, buf->labels, WALK_CPU, &flags);
 	rec->flags = flags;
@@ -468,7 +645,7 @@ static __always_inline void offcpu_leave(struct task_struct *prev, __u64 now)
 		return;
 	}
 	count(COUNTER_OFFCPU_READS);
-	slot->user_len = capture_user(prev->tgid, slot->user_stack, &slot->flags, &slot->goid, &c);
+	slot->user_len = capture_user(prev->tgid, slot->user_stack, &slot->flags, &slot->goid, &c, WALK_OFFCPU);
 	if (!c.cfg || !(lp = labels_of(c.cfg, c.g)))
 		return;
 	labels = bpf_task_storage_get(&offcpu_labels, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);

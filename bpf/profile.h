@@ -59,6 +59,7 @@ struct unwind_chunk {
 #define PROC_F_R14_G 0x01 /* amd64, Go >= 1.17: in Go code (UNWIND_F_GO) R14 holds the current g */
 #define PROC_F_TLS_G 0x02 /* g is at fs_base + tls_g_offset (tls_g_offset is known) */
 #define PROC_F_GOID 0x04  /* g_goid, g_m, m_curg are known: report goroutine IDs */
+#define PROC_F_SWITCH 0x08 /* proc_config.sw is known: samples on g0 join their goroutine's stack */
 
 #define PROC_TOP_FRAMES 4
 
@@ -90,6 +91,33 @@ struct labels_layout {
 	__u16 pad2;
 };                         /* 32 bytes */
 
+/* Where a goroutine served on the system stack (g0) left its own stack, and the functions that switch stacks
+ * (proc_config.sw): systemstack and morestack save the goroutine's state in g.sched, a cgo call (asmcgocall) in
+ * g.syscallsp/syscallpc (entersyscall); mcall leaves the goroutine for good (the scheduler), so a g0 stack ends
+ * there, as in Go's traceback. */
+#define SWITCH_SYSTEMSTACK 0
+#define SWITCH_MORESTACK 1
+#define SWITCH_ASMCGOCALL 2
+#define SWITCH_MCALL 3
+#define SWITCH_FUNCS 4
+#define G_STATUS_SYSCALL 3   /* _Gsyscall */
+#define G_STATUS_SCAN 0x1000 /* _Gscan, or-ed in while the GC scans the stack */
+
+struct stack_switch {
+	__u32 m_g0;           /* offsetof(runtime.m, g0) */
+	__u32 g_status;       /* offsets in runtime.g: atomicstatus, stack.lo, stack.hi, sched.sp/pc/bp, syscallsp/pc */
+	__u32 g_stack_lo;
+	__u32 g_stack_hi;
+	__u32 g_sched_sp;
+	__u32 g_sched_pc;
+	__u32 g_sched_bp;
+	__u32 g_syscall_sp;
+	__u32 g_syscall_pc;
+	__u32 pad;
+	__u64 start[SWITCH_FUNCS]; /* link-time [start, end) of systemstack, morestack, asmcgocall, mcall (0, 0 = absent) */
+	__u64 end[SWITCH_FUNCS];
+};                            /* 104 bytes */
+
 struct proc_config {
 	__u32 binary_id;     /* of its unwind_pages entries; 0 = no unwind table (frame pointers only) */
 	__u32 flags;         /* PROC_F_* */
@@ -104,7 +132,8 @@ struct proc_config {
 	__u64 top_start[PROC_TOP_FRAMES];
 	__u64 top_end[PROC_TOP_FRAMES];
 	struct labels_layout labels;
-};                       /* 144 bytes */
+	struct stack_switch sw;
+};                       /* 248 bytes */
 
 /* ---- sampling filter ------------------------------------------------------------------------------------ */
 
@@ -148,6 +177,7 @@ struct proc_config {
 #define SAMPLE_F_TOP_FRAME 0x100  /* the walk ended at a TopFrame function */
 #define SAMPLE_F_CONFIG 0x200     /* the process has a proc_config (a Go process known to the agent) */
 #define SAMPLE_F_LABELS_CUT 0x400 /* some of the goroutine's labels or bytes of them were left out */
+#define SAMPLE_F_SWITCHED 0x800   /* the walk went from the system stack (g0) on to the goroutine's stack */
 
 struct sample_record {
 	__u32 kind;       /* RECORD_SAMPLE */

@@ -34,6 +34,8 @@ export interface RuntimeOffsets {
   gGoid: number;
   /** m.curg (*g): the user goroutine the M runs (g.m.curg gets there from g0/gsignal). */
   mCurg: number;
+  /** m.g0 (*g): the M's system-stack goroutine (its first field in every release). */
+  mG0: number;
   /** m.procid (uint64): the thread ID on Linux. */
   mProcid: number;
   /** g.labels (unsafe.Pointer): the goroutine's pprof labels (gosym/pprof-labels.ts); -1 when not known. */
@@ -56,7 +58,7 @@ type Layout = Omit<RuntimeOffsets, 'source' | 'detail'>;
 type Base = Omit<Layout, 'gLabels'>;
 const L115: Base = {
   gStackLo: 0, gStackHi: 8, gM: 48, gSched: 56, gSchedSp: 56, gSchedPc: 64, gSchedBp: 104,
-  gAtomicStatus: 144, gGoid: 152, mCurg: 192, mProcid: 72,
+  gAtomicStatus: 144, gGoid: 152, mCurg: 192, mG0: 0, mProcid: 72,
 };
 const L123: Base = { ...L115, gAtomicStatus: 152, gGoid: 160 };
 const L125: Base = { ...L115, gSchedBp: 96, mCurg: 184, mProcid: 64 };
@@ -143,6 +145,7 @@ export function offsetsFromLayouts(layouts: Map<string, StructLayout>): RuntimeO
     gAtomicStatus: get(g, 'g', 'atomicstatus'),
     gGoid: get(g, 'g', 'goid'),
     mCurg: get(m, 'm', 'curg'),
+    mG0: get(m, 'm', 'g0'),
     mProcid: get(m, 'm', 'procid'),
     gLabels: g.members.get('labels') ?? -1,
     source: 'dwarf',

@@ -23,6 +23,7 @@ export const SampleFlag = {
   TOP_FRAME: 0x100,
   CONFIG: 0x200,
   LABELS_CUT: 0x400,
+  SWITCHED: 0x800,
 } as const;
 
 /** The most the BPF side can read of a goroutine's labels (LABELS_MAX, LABEL_KEY_MAX, LABEL_VALUE_MAX). */

@@ -16,9 +16,9 @@ import type { GoBinary } from '../gosym/binary';
 import type { ElfFile } from '../gosym/elf';
 import { PF_X, PT_LOAD } from '../gosym/elf';
 import { LABEL_MAP, LABEL_SLICE, labelsEra, STRING_HEADER } from '../gosym/pprof-labels';
-import { runtimeOffsets } from '../gosym/runtime-offsets';
+import { goroutineLayout, type GoroutineLayout } from '../gosym/goroutine-layout';
 import type { Mapping } from '../proc/maps';
-import { buildUnwindTable, findTlsGOffset, unwindKeys, type UnwindTable, type UnwindTableStats } from './unwind-table';
+import { buildUnwindTable, findTlsGOffset, unwindKeys, type StackSwitch, type UnwindTable, type UnwindTableStats } from './unwind-table';
 
 export const PROC_TOP_FRAMES = 4;
 
@@ -30,7 +30,29 @@ export const ProcFlag = {
   TLS_G: 0x02,
   /** g_goid, g_m, m_curg are known. */
   GOID: 0x04,
+  /** proc_config.sw is known: samples on g0 join their goroutine's stack. */
+  SWITCH: 0x08,
 } as const;
+
+/** stack_switch.start/end indexes (SWITCH_*) */
+export const SWITCH_FUNCS: readonly StackSwitch[] = ['systemstack', 'morestack', 'asmcgocall', 'mcall'];
+
+/** struct stack_switch (104 bytes) */
+export const StackSwitchConfig = struct({
+  m_g0: u32,
+  g_status: u32,
+  g_stack_lo: u32,
+  g_stack_hi: u32,
+  g_sched_sp: u32,
+  g_sched_pc: u32,
+  g_sched_bp: u32,
+  g_syscall_sp: u32,
+  g_syscall_pc: u32,
+  pad: u32,
+  start: array(u64, SWITCH_FUNCS.length),
+  end: array(u64, SWITCH_FUNCS.length),
+});
+export type StackSwitchValue = CodecValue<typeof StackSwitchConfig>;
 
 /** labels_layout.kind */
 export const LabelsKind = { NONE: 0, MAP: 1, SLICE: 2 } as const;
@@ -59,7 +81,7 @@ export const LabelsLayout = struct({
 });
 export type LabelsLayoutValue = CodecValue<typeof LabelsLayout>;
 
-/** struct proc_config (144 bytes) */
+/** struct proc_config (248 bytes) */
 export const ProcConfig = struct({
   binary_id: u32,
   flags: u32,
@@ -73,6 +95,7 @@ export const ProcConfig = struct({
   top_start: array(u64, PROC_TOP_FRAMES),
   top_end: array(u64, PROC_TOP_FRAMES),
   labels: LabelsLayout,
+  sw: StackSwitchConfig,
 });
 export type ProcConfigValue = CodecValue<typeof ProcConfig>;
 
@@ -96,6 +119,8 @@ export interface GoBinaryInfo {
   offsets: { gGoid: number; gM: number; mCurg: number; source: string };
   /** Where the goroutines' pprof labels are (kind NONE: not read). */
   labels: LabelsLayoutValue;
+  /** Where a goroutine served on g0 left its stack (with ProcFlag.SWITCH). */
+  sw: StackSwitchValue;
   /** Loadable segments (link-time), to turn a process's mappings into a load bias. */
   segments: ReadonlyArray<{ vaddr: number; offset: number; filesz: number; memsz: number; flags: number }>;
 }
@@ -103,9 +128,10 @@ export interface GoBinaryInfo {
 /** Reads what the BPF side needs from a Go binary (its table, runtime.g offsets, g's TLS slot). */
 export function goBinaryInfo(bin: GoBinary, key: string): GoBinaryInfo {
   const table = buildUnwindTable(bin);
-  const off = runtimeOffsets(bin.elf, bin.version.major > 0 ? bin.version : undefined, bin.arch);
+  const off = goroutineLayout(bin.elf, bin.version.major > 0 ? bin.version : undefined, bin.arch);
   const tls = findTlsGOffset(bin);
   let flags = ProcFlag.GOID;
+  if (off.gSyscallSp >= 0 && off.gSyscallPc >= 0 && off.mG0 >= 0) flags |= ProcFlag.SWITCH;
   if (bin.arch === 'amd64' && (bin.version.major > 1 || bin.version.minor >= 17)) flags |= ProcFlag.R14_G;
   if (tls !== undefined) flags |= ProcFlag.TLS_G;
   return {
@@ -123,6 +149,7 @@ export function goBinaryInfo(bin: GoBinary, key: string): GoBinaryInfo {
     tlsGOffset: tls ?? 0,
     offsets: { gGoid: off.gGoid, gM: off.gM, mCurg: off.mCurg, source: off.detail ? `${off.source} (${off.detail})` : off.source },
     labels: labelsLayout(off.gLabels, bin.version.major === 1 ? bin.version.minor : undefined),
+    sw: stackSwitch(off, table.switches),
     segments: loadSegments(bin.elf),
   };
 }
@@ -155,6 +182,25 @@ export function labelsLayout(gLabels: number, goMinor: number | undefined): Labe
     value_at: era === 'map' ? M.values : S.value,
     stride: era === 'map' ? STRING_HEADER : S.entrySize,
     pad2: 0,
+  };
+}
+
+/** proc_config.sw: runtime.g's saved-state offsets and the link-time ranges of the stack-switching functions. */
+export function stackSwitch(off: GoroutineLayout, switches: UnwindTable['switches']): StackSwitchValue {
+  const at = (o: number): number => Math.max(o, 0);
+  return {
+    m_g0: at(off.mG0),
+    g_status: off.gAtomicStatus,
+    g_stack_lo: off.gStackLo,
+    g_stack_hi: off.gStackHi,
+    g_sched_sp: off.gSchedSp,
+    g_sched_pc: off.gSchedPc,
+    g_sched_bp: off.gSchedBp,
+    g_syscall_sp: at(off.gSyscallSp),
+    g_syscall_pc: at(off.gSyscallPc),
+    pad: 0,
+    start: SWITCH_FUNCS.map((k) => BigInt(switches[k]?.[0] ?? 0)),
+    end: SWITCH_FUNCS.map((k) => BigInt(switches[k]?.[1] ?? 0)),
   };
 }
 
@@ -372,6 +418,7 @@ export class UnwindInjector {
       top_start,
       top_end,
       labels: info.labels,
+      sw: info.sw,
     });
   }
 }

@@ -47,6 +47,17 @@ const OFF_START = UnwindChunk.offsets.start;
 const OFF_SPDELTA = UnwindChunk.offsets.spdelta;
 const OFF_FLAGS = UnwindChunk.offsets.flags;
 
+/**
+ * The runtime's assembly functions where a stack switches to the system stack (g0): Go's traceback jumps back to
+ * the goroutine's stack at systemstack and morestack (through g.sched) and asmcgocall (a cgo call, through
+ * g.syscallsp), and ends a g0 stack at mcall.
+ */
+export type StackSwitch = 'systemstack' | 'morestack' | 'asmcgocall' | 'mcall';
+const SWITCH_NAMES: ReadonlyMap<string, StackSwitch> = new Map([
+  ['runtime.systemstack', 'systemstack'], ['runtime.morestack', 'morestack'], ['runtime.asmcgocall', 'asmcgocall'],
+  ['runtime.mcall', 'mcall'],
+] as const);
+
 /** Functions that end a stack in binaries whose pclntab has no flags (before Go 1.17). */
 const TOP_FRAME_NAMES = new Set(['runtime.goexit', 'runtime.mstart', 'runtime.rt0_go', 'runtime.sigtramp']);
 
@@ -93,6 +104,8 @@ export class UnwindTable {
     flags: Uint8Array,
     /** Link-time [start, end) of the TopFrame functions. */
     readonly topFrames: ReadonlyArray<readonly [number, number]>,
+    /** Link-time [start, end) of the stack-switching functions the binary has. */
+    readonly switches: Partial<Record<StackSwitch, readonly [number, number]>>,
     stats: Omit<UnwindTableStats, 'ranges' | 'pages' | 'entries' | 'droppedRanges'>,
   ) {
     this.starts = starts;
@@ -266,6 +279,7 @@ export function buildUnwindTable(bin: GoBinary): UnwindTable {
   };
 
   const topFrames: Array<[number, number]> = [];
+  const switches: Partial<Record<StackSwitch, readonly [number, number]>> = {};
   let asmFunctions = 0;
   for (let i = 0; i < n; i++) {
     const f = pcln.funcAt(i);
@@ -274,7 +288,11 @@ export function buildUnwindTable(bin: GoBinary): UnwindTable {
     const isAsm = asmFlag ? (ff & FUNC_FLAG_ASM) !== 0 : pcln.file(f, f.entry).endsWith('.s');
     const isTop = topFlag ? (ff & FUNC_FLAG_TOPFRAME) !== 0 : TOP_FRAME_NAMES.has(pcln.funcName(f));
     let fl = isAsm ? 0 : UnwindFlag.GO;
-    if (isAsm) asmFunctions++;
+    if (isAsm) {
+      asmFunctions++;
+      const sw = SWITCH_NAMES.get(pcln.funcName(f));
+      if (sw) switches[sw] = [f.entry, f.end];
+    }
     if (isTop) {
       fl |= UnwindFlag.TOP_FRAME;
       topFrames.push([f.entry, f.end]);
@@ -295,7 +313,7 @@ export function buildUnwindTable(bin: GoBinary): UnwindTable {
   const minpc = pcln.minPc;
   const maxpc = pcln.maxPc;
   if (len === 0 || starts[0] !== minpc) throw new RangeError('pclntab: the first function does not start at minpc');
-  return new UnwindTable(minpc, maxpc, starts.slice(0, len), deltas.slice(0, len), flags.slice(0, len), topFrames, {
+  return new UnwindTable(minpc, maxpc, starts.slice(0, len), deltas.slice(0, len), flags.slice(0, len), topFrames, switches, {
     functions: n,
     asmFunctions,
     asmFrom: asmFlag ? 'flag' : 'file',

@@ -61,7 +61,7 @@ test('table: the layout changes at 1.23 (g.syscallbp) and 1.25 (gobuf.ret remove
   const t = (minor: number): RuntimeOffsets => tableOffsets({ major: 1, minor }, 'amd64');
   assert.deepEqual(fieldsOf(t(22)), {
     gStackLo: 0, gStackHi: 8, gM: 48, gSched: 56, gSchedSp: 56, gSchedPc: 64, gSchedBp: 104,
-    gAtomicStatus: 144, gGoid: 152, mCurg: 192, mProcid: 72, gLabels: 344,
+    gAtomicStatus: 144, gGoid: 152, mCurg: 192, mG0: 0, mProcid: 72, gLabels: 344,
   });
   assert.deepEqual(fieldsOf(t(23)), { ...fieldsOf(t(22)), gAtomicStatus: 152, gGoid: 160, gLabels: 352 });
   assert.deepEqual(fieldsOf(t(25)), { ...fieldsOf(t(22)), gSchedBp: 96, mCurg: 184, mProcid: 64 });
@@ -90,7 +90,7 @@ test('offsetsFromLayouts names what DWARF lacks', () => {
   assert.equal(offsetsFromLayouts(new Map([['runtime.g', layout({})]])), 'DWARF lacks runtime.m, runtime.gobuf, runtime.stack');
   const r = offsetsFromLayouts(new Map([
     ['runtime.g', layout({ stack: 0, m: 48, sched: 56, atomicstatus: 144 })],
-    ['runtime.m', layout({ curg: 192, procid: 72 })],
+    ['runtime.m', layout({ g0: 0, curg: 192, procid: 72 })],
     ['runtime.gobuf', layout({ sp: 0, pc: 8, bp: 48 })],
     ['runtime.stack', layout({ lo: 0, hi: 8 })],
   ]));

@@ -8,17 +8,15 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { test } from 'node:test';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import * as readline from 'node:readline';
 
-import { decodePprof, type Profile } from '../../src/profile/pprof';
+import type { Profile } from '../../src/profile/pprof';
 import { Sampler } from '../../src/sampler/sampler';
 import { decodeSample, type LabelLimits, parseLabels, RecordKind, recordSize, SampleFlag, SampleRecord, type SampleWithFlags } from '../../src/sampler/records';
 import type { RawSample } from '../../src/sampler/types';
-import { goTool, readPprof, startAgent } from '../support/agent';
+import { goTool } from '../support/agent';
 import { buildFixture, type FixtureMode } from '../support/go-toolchains';
-import { waitForAsync } from '../bpf/support';
+import { fixtureLines, functionsOf, profileWithOwn, sameShare, type Sample } from '../support/own-profile';
 import { collect, samplerTest, symbolizer, waitFor } from './support';
 
 interface LabelSet {
@@ -36,16 +34,6 @@ interface Startup {
 
 /** The agent's own labels; every other label is the program's. */
 const AGENT_LABELS = new Set(['pid', 'tid', 'goid', 'comm', 'state', 'container_id', 'namespace', 'pod', 'container']);
-
-type Sample = Profile['sample'][number];
-
-function functionsOf(p: Profile, s: Sample): Set<string> {
-  const locs = new Map(p.location.map((l) => [l.id, l]));
-  const fns = new Map(p.function.map((f) => [f.id, p.stringTable[f.name]!]));
-  const out = new Set<string>();
-  for (const id of s.locationId) for (const line of locs.get(id)?.line ?? []) out.add(fns.get(line.functionId) ?? '?');
-  return out;
-}
 
 /**
  * The program's labels of a sample, as a canonical string (sorted key=value pairs). An empty value is string 0, as
@@ -100,44 +88,6 @@ function tags(file: string): Map<string, Map<string, number>> {
   return out;
 }
 
-/**
- * Do two profiles of the same program show the same share (percent) of a label value? Within four standard
- * deviations of the difference of two binomial estimates from na and nb samples, plus 2 points.
- */
-function sameShare(a: number, na: number, b: number, nb: number): boolean {
-  const p = (a * na + b * nb) / (100 * (na + nb));
-  return Math.abs(a - b) <= 100 * 4 * Math.sqrt(p * (1 - p) * (1 / na + 1 / nb)) + 2;
-}
-
-function lines(child: ReturnType<typeof spawn>): { next(match: (o: Record<string, unknown>) => boolean, ms: number): Promise<Record<string, unknown>> } {
-  const seen: Array<Record<string, unknown>> = [];
-  const waiters: Array<() => void> = [];
-  readline.createInterface({ input: child.stdout! }).on('line', (l) => {
-    try {
-      seen.push(JSON.parse(l) as Record<string, unknown>);
-    } catch {
-      return;
-    }
-    for (const w of waiters.splice(0)) w();
-  });
-  return {
-    next: (match, ms) =>
-      new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`fixture: no such line after ${ms} ms`)), ms);
-        const look = (): void => {
-          const hit = seen.find(match);
-          if (hit) {
-            clearTimeout(timer);
-            resolve(hit);
-          } else {
-            waiters.push(look);
-          }
-        };
-        look();
-      }),
-  };
-}
-
 const CASES: Array<[string, FixtureMode]> = [
   ['1.19', 'plain'], ['1.19', 'stripped-pie'],
   ['1.23', 'plain'], ['1.23', 'stripped-pie'],
@@ -147,25 +97,11 @@ const CASES: Array<[string, FixtureMode]> = [
 for (const [go, mode] of CASES) {
   samplerTest(`go${go} ${mode}: the agent's CPU and off-CPU samples carry the labels the program's own CPU profile gives them`, async (t) => {
     const binary = buildFixture({ go, fixture: 'labels', mode });
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qf-labels-'));
-    const own = path.join(dir, 'own.pb.gz');
-    const agent = await startAgent(['--labels', '32']); // set C has 27 labels
-    const child = spawn(binary, ['-cpuprofile', own, '-seconds', '7'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // set C has 27 labels
+    const run = await profileWithOwn<Startup>({ binary, agentArgs: ['--labels', '32'], kinds: ['profile', 'offcpu'] });
     try {
-      const out = lines(child);
-      const startup = (await out.next((o) => 'pid' in o, 30_000)) as unknown as Startup;
-      const tracked = await waitForAsync(async () => {
-        const r = (await (await fetch(`${agent.url}/api/processes`)).json()) as { processes: Array<{ pid: number }> };
-        return r.processes.some((p) => p.pid === startup.pid);
-      }, 10_000, 100);
-      assert.ok(tracked, 'the agent tracks the fixture');
-      const q = `seconds=5&pid=${startup.pid}`;
-      const [cpu, offcpu] = await Promise.all([
-        fetch(`${agent.url}/debug/pprof/profile?${q}`).then((r) => readPprof(r, 'cpu profile')),
-        fetch(`${agent.url}/debug/pprof/offcpu?${q}`).then((r) => readPprof(r, 'off-CPU profile')),
-      ]);
-      await out.next((o) => 'profile' in o, 30_000);
-      const mine = decodePprof(fs.readFileSync(own));
+      const { startup, mine } = run;
+      const [cpu, offcpu] = [run.ours.profile!, run.ours.offcpu!];
       const ours = cpu.profile;
 
       // The program's own profile: each function runs under its set (the oracle checked against what the fixture
@@ -192,9 +128,9 @@ for (const [go, mode] of CASES) {
       assert.ok((plainOurs.get('') ?? 0) >= 0.95 * total(plainOurs) && total(plainOurs) >= 10, `agent: ${plainOurs.get('')}/${total(plainOurs)} burnPlain samples without labels`);
 
       // go tool pprof -tags reads both, and each label value has the same share in both (within sampling noise).
-      const oursFile = path.join(dir, 'ours.pb.gz');
+      const oursFile = path.join(run.dir, 'ours.pb.gz');
       fs.writeFileSync(oursFile, cpu.bytes);
-      const [tagsOurs, tagsMine] = [tags(oursFile), tags(own)];
+      const [tagsOurs, tagsMine] = [tags(oursFile), tags(run.mineFile)];
       const [nOurs, nMine] = [ours, mine].map((p) => p.sample.reduce((n, s) => n + s.value[0]!, 0)) as [number, number];
       for (const key of ['endpoint', 'tenant', 'stage', 'user', 'k01', 'k27']) {
         const a = tagsOurs.get(key);
@@ -213,9 +149,7 @@ for (const [go, mode] of CASES) {
       t.diagnostic(`go${go} ${mode} off-CPU ${startup.sleeper.function}: ${off.get(want) ?? 0}/${total(off)} with its labels`);
       assert.ok(total(off) >= 10 && (off.get(want) ?? 0) >= 0.95 * total(off), `off-CPU: ${off.get(want)}/${total(off)} sleeper records with its labels`);
     } finally {
-      child.kill('SIGKILL');
-      await agent.stop();
-      fs.rmSync(dir, { recursive: true, force: true });
+      await run.close();
     }
   });
 }
@@ -226,7 +160,7 @@ async function sampleFixture(go: string, labels: LabelLimits, ms: number, check:
   const child = spawn(binary, [], { stdio: ['ignore', 'pipe', 'inherit'] });
   const sampler = Sampler.start({ hz: 99, labels });
   try {
-    const startup = (await lines(child).next((o) => 'pid' in o, 30_000)) as unknown as Startup;
+    const startup = (await fixtureLines(child).next((o) => 'pid' in o, 30_000)) as unknown as Startup;
     assert.ok(await waitFor(() => sampler.goProcesses().some((p) => p.pid === startup.pid), 10_000), 'the sampler tracks the fixture');
     check(await collect(sampler, { pid: startup.pid }, ms), startup, sampler, binary);
   } finally {

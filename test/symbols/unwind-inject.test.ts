@@ -9,7 +9,7 @@ import { bpfObjectPath } from '../../src/bpf/native';
 import { BpfObject } from '../../src/bpf/object';
 import { GoBinary } from '../../src/gosym/binary';
 import { runtimeOffsets } from '../../src/gosym/runtime-offsets';
-import { goBinaryInfo, loadBias, ProcConfig, ProcFlag, UnwindInjector } from '../../src/symbols/injector';
+import { goBinaryInfo, LabelsKind, loadBias, ProcConfig, ProcFlag, SWITCH_FUNCS, UnwindInjector } from '../../src/symbols/injector';
 import { findRange } from '../../src/symbols/unwind-table';
 import { bpfTest } from '../bpf/support';
 import { buildFixture, newestToolchain } from '../support/go-toolchains';
@@ -57,9 +57,19 @@ bpfTest('a table written to unwind_pages reads back from the kernel as GoBinary.
     assert.equal(cfg.bias, 0x1000n);
     assert.equal(cfg.minpc, BigInt(bin.pcln.minPc));
     assert.equal(cfg.maxpc, BigInt(bin.pcln.maxPc));
-    assert.equal(cfg.flags, ProcFlag.R14_G | ProcFlag.TLS_G | ProcFlag.GOID);
+    assert.equal(cfg.flags, ProcFlag.R14_G | ProcFlag.TLS_G | ProcFlag.GOID | ProcFlag.SWITCH);
     assert.equal(cfg.tls_g_offset, -8);
     assert.deepEqual([cfg.g_goid, cfg.g_m, cfg.m_curg], [off.gGoid, off.gM, off.mCurg]);
+    // Labels (a slice from Go 1.24) and stack switches: offsets from DWARF, function ranges as the symbol table says.
+    assert.deepEqual([cfg.labels.g_labels, cfg.labels.kind], [off.gLabels, LabelsKind.SLICE]);
+    assert.deepEqual([cfg.sw.g_sched_sp, cfg.sw.g_sched_pc, cfg.sw.g_sched_bp, cfg.sw.m_g0], [off.gSchedSp, off.gSchedPc, off.gSchedBp, off.mG0]);
+    SWITCH_FUNCS.forEach((name, i) => {
+      // The assembly body (Go ≥ 1.17 names it NAME.abi0 in the symbol table; NAME alone may be its ABI wrapper).
+      const sym = (bin.elf.symbol(`runtime.${name}.abi0`) ?? bin.elf.symbol(`runtime.${name}`))!;
+      assert.equal(cfg.sw.start[i], BigInt(sym.value), `runtime.${name}`);
+      // The pclntab's end is the next function's entry: the symbol's size plus alignment padding.
+      assert.ok(cfg.sw.end[i]! >= BigInt(sym.value + sym.size) && cfg.sw.end[i]! < BigInt(sym.value + sym.size + 64), `runtime.${name} end`);
+    });
     assert.equal(cfg.top_start.filter((x) => x !== 0n).length, 4);
     for (let i = 0; i < 4; i++) assert.ok(cfg.top_end[i]! > cfg.top_start[i]!);
   } finally {
