@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
-import type { Page } from 'playwright-core';
+import type { Locator, Page } from 'playwright-core';
 import { decodePprof } from '../../src/profile/pprof';
 import { startAgent } from '../support/agent';
 import { browserTest, launchBrowser, screenshotPath } from '../support/browser';
@@ -37,6 +37,17 @@ async function framesLabelled(page: Page, text: string): Promise<Array<{ name: s
 
 const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
+/** Selects a process in the list; the agent lists it once it has seen it (exec events, or its scan). */
+async function pickProcess(page: Page, pid: number): Promise<Locator> {
+  const row = page.locator(`#processes tr[data-pid="${pid}"]`);
+  for (let i = 0; i < 50 && (await row.count()) === 0; i++) {
+    await page.click('#refresh-processes');
+    await page.waitForTimeout(200);
+  }
+  await row.click();
+  return row;
+}
+
 async function capture(page: Page, pid: number, kind: 'cpu' | 'offcpu', seconds: number): Promise<void> {
   await page.selectOption('#kind', kind);
   await page.fill('#seconds', String(seconds));
@@ -59,13 +70,7 @@ browserTest('the page captures a Go process, shows the hot function by name, sea
     page.on('pageerror', (e) => errors.push(e.message));
     page.on('console', (m) => void (m.type() === 'error' && errors.push(m.text())));
     await page.goto(agent.url);
-    // The agent sees the process once it has looked at it (exec events, or its scan): refresh until listed.
-    const row = page.locator(`#processes tr[data-pid="${hot.info.pid}"]`);
-    for (let i = 0; i < 50 && (await row.count()) === 0; i++) {
-      await page.click('#refresh-processes');
-      await page.waitForTimeout(200);
-    }
-    await row.click();
+    const row = await pickProcess(page, hot.info.pid);
     assert.match((await row.textContent()) ?? '', /hot.*go1\.\d+/);
 
     await capture(page, hot.info.pid, 'cpu', 3);
@@ -138,12 +143,7 @@ browserTest('the diagnosis of a capture is shown beside its flame graph', async 
   try {
     const page = await browser.context.newPage();
     await page.goto(agent.url);
-    const row = page.locator(`#processes tr[data-pid="${fx.pid}"]`);
-    for (let i = 0; i < 50 && (await row.count()) === 0; i++) {
-      await page.click('#refresh-processes');
-      await page.waitForTimeout(200);
-    }
-    await row.click();
+    await pickProcess(page, fx.pid);
     await capture(page, fx.pid, 'cpu', 3);
     const card = page.locator('#findings .finding[data-rule="scheduler-thrash"]');
     await card.waitFor({ state: 'visible' });
@@ -179,12 +179,7 @@ browserTest('behind the agent\'s token the page works for a browser that answers
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
     await page.goto(agent.url);
-    const row = page.locator(`#processes tr[data-pid="${hot.info.pid}"]`);
-    for (let i = 0; i < 50 && (await row.count()) === 0; i++) {
-      await page.click('#refresh-processes');
-      await page.waitForTimeout(200);
-    }
-    await row.click();
+    await pickProcess(page, hot.info.pid);
     await capture(page, hot.info.pid, 'cpu', 2); // POST, polling and the flame model all pass the check
     await page.locator('#flame g.frame[name="main.leafSpin"]').waitFor();
     assert.deepEqual(errors, []);
