@@ -43,13 +43,24 @@ async function main(): Promise<void> {
     return answer;
   };
 
+  // The control: the reader's CPU just as busy, with memory traffic, but not reading the target. The two CPUs of a
+  // small VM may be siblings of one core, so any work beside the worker slows it a little.
+  const memory = new Uint32Array(64 * 2 ** 20);
+  let checksum = 0;
+  const busyBeside = (): void => {
+    const end = Date.now() + 200;
+    for (let i = 0; Date.now() < end; i = (i + 4099) % memory.length) checksum += memory[i] += i;
+  };
+
   const idle: number[] = [];
+  const withControl: number[] = [];
   const withSnapshots: number[] = [];
   const withStack: number[] = [];
   const perSnapshot: Array<{ wallMs: number; cpuMs: number; goroutines: number; rssMiB: number }> = [];
   let dumps = 0;
   for (let round = 0; round < ROUNDS; round++) {
     idle.push(Number(/^rate (\d+)/.exec(await ask(`rate ${SECONDS}`))![1]));
+    withControl.push(Number(/^rate (\d+)/.exec(await ask(`rate ${SECONDS}`, busyBeside))![1]));
     withSnapshots.push(
       Number(
         /^rate (\d+)/.exec(
@@ -79,7 +90,8 @@ async function main(): Promise<void> {
   const f = (x: number): string => x.toFixed(3);
   console.log(`worker throughput, medians of ${ROUNDS} × ${SECONDS} s:`);
   console.log(`  idle                              ${base.toFixed(0)} ops/s`);
-  console.log(`  snapshots from outside, back to back  ${f(median(withSnapshots) / base)}× (${perSnapshot.length} snapshots)`);
+  console.log(`  reader's CPU busy, not reading     ${f(median(withControl) / base)}× (control, checksum ${checksum % 10})`);
+  console.log(`  snapshots from outside, back to back  ${f(median(withSnapshots) / base)}× (${perSnapshot.length} snapshots; ${f(median(withSnapshots) / median(withControl))}× of the control)`);
   console.log(`  runtime.Stack(all) in a loop      ${f(median(withStack) / base)}× (${dumps} dumps)`);
   console.log(`per snapshot (${perSnapshot[0]?.goroutines} goroutines): wall ${median(perSnapshot.map((s) => s.wallMs)).toFixed(0)} ms, ` +
     `reader CPU ${median(perSnapshot.map((s) => s.cpuMs)).toFixed(0)} ms, reader RSS peak ${Math.max(...perSnapshot.map((s) => s.rssMiB)).toFixed(0)} MiB`);
