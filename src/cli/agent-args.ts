@@ -10,6 +10,9 @@ export interface AgentArgs {
   hz: number;
   offCpuPeriodMs: number;
   maxProfileSeconds: number;
+  /** Profile captures at once, and node-wide off-CPU captures among them. */
+  maxProfiles: number;
+  maxNodeOffCpuProfiles: number;
   logLevel: string;
   /** Run-queue latency also per cgroup (quietflame_cgroup_runqueue_latency_seconds). */
   runqueuePerCgroup: boolean;
@@ -24,7 +27,7 @@ export interface AgentArgs {
 }
 
 export const AGENT_USAGE = `usage: quietflame agent [--listen HOST:PORT] [--hz N] [--offcpu-period-ms N] [--max-profile-seconds N] [--log-level LEVEL]
-                        [--runqueue-per-cgroup] [--keep-captures N] [--keep-captures-mib N] [--kubelet-log-dir DIR]
+                        [--max-profiles N] [--max-node-offcpu-profiles N] [--runqueue-per-cgroup] [--keep-captures N] [--keep-captures-mib N] [--kubelet-log-dir DIR]
                         [--tls-cert FILE --tls-key FILE] [--tls-client-ca FILE] [--token-file FILE] [--open-metrics] [--allow-unauthenticated]
                         [--labels N|off] [--label-key-bytes N] [--label-value-bytes N]
   --listen HOST:PORT        where to serve pprof, metrics and the UI (default 127.0.0.1:7070)
@@ -32,6 +35,10 @@ export const AGENT_USAGE = `usage: quietflame agent [--listen HOST:PORT] [--hz N
   --offcpu-period-ms N      off-CPU profiles: intervals this long or longer are all kept, shorter ones sampled
                             in proportion to their length (default 10; 1 to 1000)
   --max-profile-seconds N   longest profile a request may ask for (default 300)
+  --max-profiles N          profiles captured at once, of any kind and any client; more get 429 (default 8; 1 to 64)
+  --max-node-offcpu-profiles N
+                            of those, off-CPU profiles of the whole node (or a pod): each reads a stack at every
+                            context switch of the node (default 1; 0 refuses them all; up to 64)
   --log-level LEVEL         pino level: fatal, error, warn, info, debug, trace (default info)
   --runqueue-per-cgroup     also export run-queue latency per cgroup (v2), labelled cgroup and container_id
   --keep-captures N         captures started from the page that are kept for GET /api/captures (default 20; 0 to 1000)
@@ -55,7 +62,7 @@ function intFlag(name: string, raw: string | undefined, lo: number, hi: number):
 
 export function parseAgentArgs(args: readonly string[]): AgentArgs {
   const out: AgentArgs = {
-    host: '127.0.0.1', port: 7070, hz: 99, offCpuPeriodMs: 10, maxProfileSeconds: 300, logLevel: 'info', runqueuePerCgroup: false, keepCaptures: 20, keepCapturesMib: 32, kubeletLogDir: '/var/log', access: {},
+    host: '127.0.0.1', port: 7070, hz: 99, offCpuPeriodMs: 10, maxProfileSeconds: 300, maxProfiles: 8, maxNodeOffCpuProfiles: 1, logLevel: 'info', runqueuePerCgroup: false, keepCaptures: 20, keepCapturesMib: 32, kubeletLogDir: '/var/log', access: {},
     labels: { ...DEFAULT_LABEL_LIMITS },
   };
   for (let i = 0; i < args.length; i++) {
@@ -77,6 +84,12 @@ export function parseAgentArgs(args: readonly string[]): AgentArgs {
         break;
       case '--max-profile-seconds':
         out.maxProfileSeconds = intFlag(flag, value, 1, 3600);
+        break;
+      case '--max-profiles':
+        out.maxProfiles = intFlag(flag, value, 1, 64);
+        break;
+      case '--max-node-offcpu-profiles':
+        out.maxNodeOffCpuProfiles = intFlag(flag, value, 0, 64);
         break;
       case '--log-level':
         if (value === undefined || !LEVELS.includes(value)) throw new UsageError(`--log-level ${value ?? '(missing)'}: expected one of ${LEVELS.join(', ')}`);

@@ -23,6 +23,9 @@ export interface AgentOptions {
   hz: number;
   offCpuPeriodMs: number;
   maxProfileSeconds: number;
+  /** Captures at once (default 8) and node-wide off-CPU captures among them (default 1). */
+  maxProfiles?: number;
+  maxNodeOffCpuProfiles?: number;
   /** Also keep run-queue latency per cgroup (default false). */
   runqueuePerCgroup?: boolean;
   /** Page captures kept (default 20) and MiB of their pprof (default 32). */
@@ -100,6 +103,8 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
       {
         logger,
         maxSeconds: opts.maxProfileSeconds,
+        maxConcurrentProfiles: opts.maxProfiles,
+        maxNodeOffCpuProfiles: opts.maxNodeOffCpuProfiles,
         keepCaptures: opts.keepCaptures,
         keepCaptureBytes: opts.keepCapturesMib === undefined ? undefined : opts.keepCapturesMib * (1 << 20),
         access,

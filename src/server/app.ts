@@ -58,7 +58,9 @@ export interface AgentServices {
 export interface ServerOptions {
   logger: Logger;
   maxSeconds?: number;
+  /** Captures at once (default 8), and node-wide off-CPU captures among them (default 1). */
   maxConcurrentProfiles?: number;
+  maxNodeOffCpuProfiles?: number;
   /** Page captures kept: at most this many (default 20) and this many bytes of pprof (default 32 MiB). */
   keepCaptures?: number;
   keepCaptureBytes?: number;
@@ -78,7 +80,10 @@ function pprofError(reply: FastifyReply, status: number, message: string): Fasti
 
 export function buildServer(services: AgentServices, opts: ServerOptions): { app: FastifyInstance; captures: CaptureManager } {
   const maxSeconds = opts.maxSeconds ?? 300;
-  const captures = new CaptureManager(services.sampler, opts.maxConcurrentProfiles ?? 8);
+  const captures = new CaptureManager(services.sampler, {
+    total: opts.maxConcurrentProfiles ?? 8,
+    nodeWideOffCpu: opts.maxNodeOffCpuProfiles ?? 1,
+  });
   const https = opts.access?.https ? { https: opts.access.https } : {};
   // With `https` Fastify's types switch to an https.Server instance; routes and hooks are the same.
   const app = Fastify({ loggerInstance: opts.logger as FastifyBaseLogger, return503OnClosing: true, forceCloseConnections: true, ...https }) as unknown as FastifyInstance;

@@ -1,5 +1,6 @@
 // Profile captures: each request subscribes to the shared sampler for its window and ends early when the client
-// goes away or the agent shuts down. A bounded number run at once; the rest are told to come back (429).
+// goes away or the agent shuts down. A bounded number run at once, and at most a few of them node-wide off-CPU
+// (each costs every context switch on the node a stack read); the rest are told to come back (429).
 //
 // The window is kept by the kernel's clock, not by when timers fire: records are in it when their timestamp
 // (CLOCK_MONOTONIC, as bpf_ktime_get_ns) falls in [start, start + seconds]. A busy event loop then delays the
@@ -35,19 +36,28 @@ export interface CaptureWindow {
 
 export class TooManyCaptures extends Error {}
 
+export interface CaptureLimits {
+  /** Captures at once, of any kind (`--max-profiles`). */
+  total: number;
+  /** Off-CPU captures without a pid at once (`--max-node-offcpu-profiles`): pod selections are node-wide in BPF. */
+  nodeWideOffCpu: number;
+}
+
+const isNodeWideOffCpu = (f: SampleFilter): boolean => f.kind === 'offcpu' && f.pid === undefined;
+
 export interface CaptureOptions {
   /** How long after a window's end records from inside it are still taken (default 300 ms). */
   settleMs?: number;
 }
 
 export class CaptureManager {
-  private readonly running = new Set<AbortController>();
+  private readonly running = new Map<AbortController, SampleFilter>();
   private closing = false;
   private readonly settleMs: number;
 
   constructor(
     private readonly source: SampleSource,
-    readonly maxConcurrent: number,
+    readonly limits: CaptureLimits,
     options: CaptureOptions = {},
   ) {
     this.settleMs = options.settleMs ?? 300;
@@ -57,12 +67,26 @@ export class CaptureManager {
     return this.running.size;
   }
 
-  /** Collects samples for `seconds` (or until `signal` aborts). Throws TooManyCaptures past the limit. */
+  /** Why these captures could not all start now (a message for a 429), or undefined when they can. */
+  refusal(filters: readonly SampleFilter[]): string | undefined {
+    if (this.closing) return 'the agent is shutting down';
+    const { total, nodeWideOffCpu } = this.limits;
+    if (this.running.size + filters.length > total) {
+      return `${this.running.size} profiles are already being captured (the limit is ${total}${filters.length > 1 ? `; this needs ${filters.length} at once` : ''})`;
+    }
+    const nodeOff = [...this.running.values(), ...filters].filter(isNodeWideOffCpu).length;
+    if (filters.some(isNodeWideOffCpu) && nodeOff > nodeWideOffCpu) {
+      return `a node-wide off-CPU profile is already being captured (the limit is ${nodeWideOffCpu}, --max-node-offcpu-profiles): give a pid, or try again when it ends`;
+    }
+    return undefined;
+  }
+
+  /** Collects samples for `seconds` (or until `signal` aborts). Throws TooManyCaptures past the limits. */
   async capture(seconds: number, filter: SampleFilter, signal: AbortSignal, sink: SampleSink, startUnixNs: bigint): Promise<CaptureWindow> {
-    if (this.closing) throw new TooManyCaptures('the agent is shutting down');
-    if (this.running.size >= this.maxConcurrent) throw new TooManyCaptures(`${this.running.size} profiles are already being captured (the limit is ${this.maxConcurrent})`);
+    const refused = this.refusal([filter]);
+    if (refused) throw new TooManyCaptures(refused);
     const own = new AbortController();
-    this.running.add(own);
+    this.running.set(own, filter);
     const start = process.hrtime.bigint();
     let end = start + BigInt(Math.round(seconds * 1e9));
     let samples = 0;
@@ -98,6 +122,6 @@ export class CaptureManager {
   /** Ends every capture now (their requests get what was collected so far) and refuses new ones. */
   shutdown(): void {
     this.closing = true;
-    for (const c of this.running) c.abort();
+    for (const c of this.running.keys()) c.abort();
   }
 }

@@ -104,9 +104,10 @@ export function registerCaptureApi(app: FastifyInstance, deps: CaptureApiDeps): 
     const seconds = parseSeconds(asQuery(body.seconds, 'seconds'), deps.maxSeconds);
     const pid = parsePid(asQuery(body.pid, 'pid'));
     if (pid !== undefined && !deps.processExists(pid)) throw new BadRequest(`pid=${pid}: no such process (a thread ID is not a process ID)`, 404);
-    if (captures.inFlight >= captures.maxConcurrent) {
+    const refused = captures.refusal([{ pid, kind }]);
+    if (refused) {
       reply.header('Retry-After', '5');
-      throw new BadRequest(`${captures.inFlight} profiles are already being captured (the limit is ${captures.maxConcurrent})`, 429);
+      throw new BadRequest(refused, 429);
     }
     const info = store.start({ kind, seconds, pid, exe: pid === undefined ? undefined : deps.exeOf(pid) });
     run(info).catch((e: Error) => {

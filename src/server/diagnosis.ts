@@ -46,9 +46,10 @@ export function registerDiagnoseApi(app: FastifyInstance, deps: DiagnoseApiDeps)
     const pid = parsePid(req.query.pid);
     if (pid !== undefined && !deps.processExists(pid)) throw new BadRequest(`pid=${pid}: no such process (a thread ID is not a process ID)`, 404);
     const { captures } = deps;
-    if (captures.inFlight + 2 > captures.maxConcurrent) {
+    const refused = captures.refusal([{ pid, kind: 'cpu' }, { pid, kind: 'offcpu' }]);
+    if (refused) {
       reply.header('Retry-After', '5');
-      throw new BadRequest(`a diagnosis needs 2 profiles at once; ${captures.inFlight} of ${captures.maxConcurrent} are being captured`, 429);
+      throw new BadRequest(`a diagnosis needs a CPU and an off-CPU profile at once: ${refused}`, 429);
     }
     const notes: string[] = [];
     const before = await trySnapshot(deps.goroutines, pid, notes, 'start');

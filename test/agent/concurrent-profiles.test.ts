@@ -8,8 +8,8 @@ import { expectPprofError, numLabel, pprofRaw, readPprof, sampleCount, startAgen
 import { buildFixture, newestToolchain } from '../support/go-toolchains';
 import type { Profile } from '../../src/profile/pprof';
 
-/** buildServer's default (src/server/app.ts); `quietflame agent` has no flag to change it. */
-const AGENT_PROFILE_LIMIT = 8;
+/** Set with --max-profiles (default 8), below the number of requests. */
+const AGENT_PROFILE_LIMIT = 5;
 const REQUESTS = 12;
 
 /** The samples/count column `go tool pprof -raw` prints, summed: Go's own reading of the profile. */
@@ -25,7 +25,7 @@ function rawSampleCount(raw: string): number {
 }
 
 bpfTest(`${REQUESTS} simultaneous profiles: each a profile or a pprof-style 429, the limit holds, the agent stays healthy`, async () => {
-  const agent = await startAgent();
+  const agent = await startAgent(['--max-profiles', String(AGENT_PROFILE_LIMIT)]);
   const hot = await run(buildFixture({ go: newestToolchain().version, fixture: 'hot', mode: 'plain' }));
   try {
     // Half for the Go program, half node-wide, interleaved so both kinds meet the limit.
@@ -80,6 +80,36 @@ bpfTest(`${REQUESTS} simultaneous profiles: each a profile or a pprof-style 429,
       Number(new RegExp(`quietflame_profile_requests_total\\{endpoint="/debug/pprof/profile",code="${code}"\\} (\\d+)`).exec(metrics)?.[1] ?? 0);
     assert.equal(counted(429), REQUESTS - AGENT_PROFILE_LIMIT, '429s in quietflame_profile_requests_total');
     assert.equal(counted(200), 2 * AGENT_PROFILE_LIMIT, '200s in quietflame_profile_requests_total');
+    assert.equal(await agent.stop(), 0, agent.stderr());
+  } finally {
+    await hot.stop();
+    await agent.stop();
+  }
+});
+
+bpfTest('one node-wide off-CPU profile at a time (by default): a second is refused with 429, one of a single process still runs', async () => {
+  const agent = await startAgent();
+  const hot = await run(buildFixture({ go: newestToolchain().version, fixture: 'hot', mode: 'plain' }));
+  try {
+    const nodeWide = `${agent.url}/debug/pprof/offcpu?seconds=2`;
+    const first = fetch(nodeWide);
+    // The first has started once the agent counts it in flight: a second node-wide one is then refused at once.
+    let second = await fetch(nodeWide);
+    for (let tries = 1; second.status === 200 && tries < 3; tries++) {
+      await readPprof(second, 'a node-wide off-CPU profile that ran alone (it overtook the first)');
+      second = await fetch(nodeWide);
+    }
+    const why = await expectPprofError(second, 429, nodeWide);
+    assert.match(why, /node-wide off-CPU profile is already being captured \(the limit is 1, --max-node-offcpu-profiles\)/);
+    assert.ok(second.headers.get('retry-after'), '429 without Retry-After');
+    const [one, cpu] = await Promise.all([
+      fetch(`${agent.url}/debug/pprof/offcpu?seconds=1&pid=${hot.pid}`),
+      fetch(`${agent.url}/debug/pprof/profile?seconds=1`),
+    ]);
+    const { profile } = await readPprof(one, 'off-CPU of one process beside the node-wide one');
+    assert.deepEqual([...new Set(profile.sample.map((s) => numLabel(profile, s, 'pid')))], [hot.pid]);
+    assert.ok(sampleCount((await readPprof(cpu, 'node-wide CPU beside it')).profile) > 0);
+    assert.ok(sampleCount((await readPprof(await first, nodeWide)).profile) > 0, 'the first node-wide off-CPU profile');
     assert.equal(await agent.stop(), 0, agent.stderr());
   } finally {
     await hot.stop();

@@ -25,7 +25,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test('a window holds the records stamped inside it, also those delivered after its end; its duration is exact', async () => {
   const source = new ManualSource();
-  const captures = new CaptureManager(source, 4, { settleMs: 200 });
+  const captures = new CaptureManager(source, { total: 4, nodeWideOffCpu: 1 }, { settleMs: 200 });
   const got: bigint[] = [];
   const t0 = process.hrtime.bigint();
   const done = captures.capture(0.3, {}, new AbortController().signal, { add: (b) => got.push(...b.map((s) => s.timeNs)) }, 1_000n);
@@ -44,7 +44,7 @@ test('a window holds the records stamped inside it, also those delivered after i
 
 test('a client that leaves ends the window then, without waiting to settle', async () => {
   const source = new ManualSource();
-  const captures = new CaptureManager(source, 4, { settleMs: 5_000 });
+  const captures = new CaptureManager(source, { total: 4, nodeWideOffCpu: 1 }, { settleMs: 5_000 });
   const abort = new AbortController();
   const t0 = Date.now();
   const done = captures.capture(30, {}, abort.signal, { add: () => undefined }, 0n);
@@ -54,4 +54,23 @@ test('a client that leaves ends the window then, without waiting to settle', asy
   assert.equal(w.ended, 'aborted');
   assert.ok(Date.now() - t0 < 2_000, 'answered at once');
   assert.ok(w.endUnixNs < 1_000_000_000n, `window ended at the abort: ${w.endUnixNs} ns`);
+});
+
+test('limits: captures of any kind up to the total, node-wide off-CPU ones up to their own limit; the refusal says which', async () => {
+  const captures = new CaptureManager(new ManualSource(), { total: 3, nodeWideOffCpu: 1 }, { settleMs: 0 });
+  const abort = new AbortController();
+  const sink = { add: () => undefined };
+  const first = captures.capture(30, { kind: 'offcpu' }, abort.signal, sink, 0n);
+  assert.match(captures.refusal([{ kind: 'offcpu' }]) ?? '', /node-wide off-CPU profile is already being captured \(the limit is 1, --max-node-offcpu-profiles\)/);
+  await assert.rejects(captures.capture(30, { kind: 'offcpu' }, abort.signal, sink, 0n), /node-wide off-CPU/);
+  assert.equal(captures.refusal([{ kind: 'offcpu', pid: 42 }]), undefined, 'one process off-CPU is not node-wide');
+  assert.equal(captures.refusal([{ kind: 'cpu' }]), undefined, 'a node-wide CPU profile is not limited by the off-CPU limit');
+  const second = captures.capture(30, { kind: 'offcpu', pid: 42 }, abort.signal, sink, 0n);
+  assert.match(captures.refusal([{ kind: 'cpu' }, { kind: 'cpu', pid: 1 }]) ?? '', /2 profiles are already being captured \(the limit is 3; this needs 2 at once\)/);
+  const third = captures.capture(30, {}, abort.signal, sink, 0n);
+  await assert.rejects(captures.capture(30, { pid: 7 }, abort.signal, sink, 0n), /3 profiles are already being captured \(the limit is 3\)/);
+  abort.abort();
+  await Promise.all([first, second, third]);
+  assert.equal(captures.inFlight, 0);
+  assert.equal(captures.refusal([{ kind: 'offcpu' }, { kind: 'cpu' }]), undefined, 'every slot free again');
 });
