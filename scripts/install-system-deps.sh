@@ -26,6 +26,22 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
+# Node.js ≥ 20 (package.json's engines): Debian's nodejs when it is new enough (trixie: 20.x); bookworm's is 18.
+node_major() { node --version 2>/dev/null | sed -n 's/^v\([0-9]*\)\..*/\1/p'; }
+if [ "$(node_major || true)" = "" ] || [ "$(node_major)" -lt 20 ]; then
+  apt-get update -q
+  candidate=$(apt-cache policy nodejs | sed -n 's/^ *Candidate: \([0-9]*\)\..*/\1/p')
+  if [ "${candidate:-0}" -ge 20 ]; then
+    # Debian's npm is a package of its own; NodeSource's nodejs brings npm and conflicts with it.
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs
+    command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends npm
+  else
+    echo "install-system-deps.sh: quietflame needs Node.js 20 or later; found '$(node --version 2>/dev/null || echo none)'," \
+      "and this Debian's nodejs is ${candidate:-absent}: install Node.js 20+ (Debian trixie, or https://deb.nodesource.com) and run this again" >&2
+    exit 1
+  fi
+fi
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
