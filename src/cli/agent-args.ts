@@ -2,6 +2,7 @@
 
 import { DEFAULT_LABEL_LIMITS, LabelCaps, type LabelLimits } from '../sampler/records';
 import { UsageError } from './addr2line';
+import { SERVICE_ACCOUNT_DIR } from '../kube/api-watch';
 import { ACCESS_USAGE, accessFlagsProblem, type AccessFlags } from '../server/access';
 
 export interface AgentArgs {
@@ -21,6 +22,8 @@ export interface AgentArgs {
   keepCapturesMib: number;
   /** Where the kubelet's pods/ and containers/ log directories are (names of pods and containers). */
   kubeletLogDir: string;
+  /** Names of pods also from the Kubernetes API (--kube-api): where it is, as whom, and which node's pods. */
+  kubeApi?: { server: string; serviceAccountDir: string; nodeName: string };
   access: AccessFlags;
   /** The goroutines' pprof labels on CPU and off-CPU samples: how many and how long (maxLabels 0 = off). */
   labels: LabelLimits;
@@ -28,6 +31,7 @@ export interface AgentArgs {
 
 export const AGENT_USAGE = `usage: quietflame agent [--listen HOST:PORT] [--hz N] [--offcpu-period-ms N] [--max-profile-seconds N] [--log-level LEVEL]
                         [--max-profiles N] [--max-node-offcpu-profiles N] [--runqueue-per-cgroup] [--keep-captures N] [--keep-captures-mib N] [--kubelet-log-dir DIR]
+                        [--kube-api [--kube-api-server URL] [--kube-serviceaccount-dir DIR] [--node-name NAME]]
                         [--tls-cert FILE --tls-key FILE] [--tls-client-ca FILE] [--token-file FILE] [--open-metrics] [--allow-unauthenticated]
                         [--labels N|off] [--label-key-bytes N] [--label-value-bytes N]
   --listen HOST:PORT        where to serve pprof, metrics and the UI (default 127.0.0.1:7070)
@@ -48,6 +52,12 @@ export const AGENT_USAGE = `usage: quietflame agent [--listen HOST:PORT] [--hz N
   --label-value-bytes N     label values cut to N bytes (default ${DEFAULT_LABEL_LIMITS.valueBytes}; 1 to ${LabelCaps.valueBytes})
   --kubelet-log-dir DIR     the kubelet's log directory, whose pods/ and containers/ name each process's namespace, pod
                             and container (default /var/log)
+  --kube-api                also name pods from the Kubernetes API: a watch of this node's pods only, as the pod's
+                            service account (RBAC get/list/watch pods: deploy/kube-api); the logs stay the fallback
+  --kube-api-server URL     the API server (default https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT)
+  --kube-serviceaccount-dir DIR
+                            its token and ca.crt (default ${SERVICE_ACCOUNT_DIR})
+  --node-name NAME          this node (default $NODE_NAME, which the DaemonSet sets from spec.nodeName)
 access (a --listen beyond loopback needs TLS with client certificates and/or a token, or --allow-unauthenticated):
 ${ACCESS_USAGE}`;
 
@@ -60,7 +70,9 @@ function intFlag(name: string, raw: string | undefined, lo: number, hi: number):
   return Number(raw);
 }
 
-export function parseAgentArgs(args: readonly string[]): AgentArgs {
+export function parseAgentArgs(args: readonly string[], env: NodeJS.ProcessEnv = process.env): AgentArgs {
+  let kubeApi = false;
+  const kube: { server?: string; serviceAccountDir?: string; nodeName?: string } = {};
   const out: AgentArgs = {
     host: '127.0.0.1', port: 7070, hz: 99, offCpuPeriodMs: 10, maxProfileSeconds: 300, maxProfiles: 8, maxNodeOffCpuProfiles: 1, logLevel: 'info', runqueuePerCgroup: false, keepCaptures: 20, keepCapturesMib: 32, kubeletLogDir: '/var/log', access: {},
     labels: { ...DEFAULT_LABEL_LIMITS },
@@ -117,6 +129,21 @@ export function parseAgentArgs(args: readonly string[]): AgentArgs {
         if (value === undefined || !value.startsWith('/')) throw new UsageError(`--kubelet-log-dir ${value ?? '(missing)'}: expected an absolute directory\n${AGENT_USAGE}`);
         out.kubeletLogDir = value;
         break;
+      case '--kube-api':
+        kubeApi = true;
+        continue;
+      case '--kube-api-server':
+        if (value === undefined || !/^https:\/\/[^/\s]+\/?$/.test(value)) throw new UsageError(`--kube-api-server ${value ?? '(missing)'}: expected https://HOST:PORT\n${AGENT_USAGE}`);
+        kube.server = value;
+        break;
+      case '--kube-serviceaccount-dir':
+        if (value === undefined || !value.startsWith('/')) throw new UsageError(`--kube-serviceaccount-dir ${value ?? '(missing)'}: expected an absolute directory\n${AGENT_USAGE}`);
+        kube.serviceAccountDir = value;
+        break;
+      case '--node-name':
+        if (value === undefined || !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(value)) throw new UsageError(`--node-name ${value ?? '(missing)'}: expected a node name\n${AGENT_USAGE}`);
+        kube.nodeName = value;
+        break;
       case '--tls-cert':
       case '--tls-key':
       case '--tls-client-ca':
@@ -137,7 +164,19 @@ export function parseAgentArgs(args: readonly string[]): AgentArgs {
     }
     i++;
   }
+  if (kubeApi) out.kubeApi = kubeApiTarget(kube, env);
   const problem = accessFlagsProblem(out.host, out.access);
   if (problem) throw new UsageError(problem);
   return out;
+}
+
+/** Where --kube-api reaches the API server and for which node, from flags or the environment a pod has. */
+function kubeApiTarget(kube: { server?: string; serviceAccountDir?: string; nodeName?: string }, env: NodeJS.ProcessEnv): NonNullable<AgentArgs['kubeApi']> {
+  const host = env['KUBERNETES_SERVICE_HOST'];
+  const port = env['KUBERNETES_SERVICE_PORT'] ?? '443';
+  const server = kube.server ?? (host ? `https://${host.includes(':') ? `[${host}]` : host}:${port}` : undefined);
+  if (!server) throw new UsageError('--kube-api: KUBERNETES_SERVICE_HOST is not set (not in a pod?): give --kube-api-server https://HOST:PORT');
+  const nodeName = kube.nodeName ?? env['NODE_NAME'];
+  if (!nodeName) throw new UsageError("--kube-api: which node? give --node-name or set NODE_NAME (the DaemonSet sets it from spec.nodeName)");
+  return { server, serviceAccountDir: kube.serviceAccountDir ?? SERVICE_ACCOUNT_DIR, nodeName };
 }

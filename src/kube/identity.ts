@@ -32,6 +32,11 @@ export function podUidFromCgroup(text: string): string | undefined {
   return undefined;
 }
 
+/** Where names come from: the kubelet's log layout here, the Kubernetes API in api-watch.ts. */
+export interface PodNames {
+  lookup(podUid: string, containerId?: string): PodIdentity | undefined;
+}
+
 const NAME = '[a-z0-9](?:[-a-z0-9.]*[a-z0-9])?';
 const IS_NAME = new RegExp(`^${NAME}$`);
 const POD_DIR = new RegExp(`^(${NAME})_(${NAME})_([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$`);
@@ -46,7 +51,7 @@ export interface KubeletLogsOptions {
 }
 
 /** Names from the kubelet's log layout, re-read when a process's pod or container is not there yet. */
-export class KubeletLogs {
+export class KubeletLogs implements PodNames {
   private readonly podsDir: string;
   private readonly containersDir: string;
   private readonly refreshMs: number;
@@ -116,12 +121,19 @@ function listDir(dir: string): string[] {
   }
 }
 
-/** Pod identity of running processes: cgroup → pod UID and container ID, kubelet logs → names. */
+/**
+ * Pod identity of running processes: cgroup → pod UID and container ID, then names from the first source that
+ * knows the pod (the API watch when it is on, then the kubelet's logs); one that also names the container wins.
+ */
 export class PodIdentities {
+  private readonly sources: readonly PodNames[];
+
   constructor(
-    private readonly logs = new KubeletLogs(),
+    sources: PodNames | readonly PodNames[] = new KubeletLogs(),
     private readonly procRoot = '/proc',
-  ) {}
+  ) {
+    this.sources = Array.isArray(sources) ? sources : [sources as PodNames];
+  }
 
   of(pid: number): PodIdentity | undefined {
     let cgroup: string;
@@ -132,6 +144,13 @@ export class PodIdentities {
     }
     const podUid = podUidFromCgroup(cgroup);
     if (!podUid) return undefined;
-    return this.logs.lookup(podUid, containerIdFromCgroup(cgroup));
+    const containerId = containerIdFromCgroup(cgroup);
+    let found: PodIdentity | undefined;
+    for (const source of this.sources) {
+      const named = source.lookup(podUid, containerId);
+      if (named?.container) return named;
+      found ??= named;
+    }
+    return found;
   }
 }

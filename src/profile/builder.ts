@@ -10,19 +10,23 @@
 import type { RawSample, SampleKind } from '../sampler/types';
 import { Label, Location, Mapping, Profile, ProfileFunction, Sample } from './pprof';
 
+/** One frame at an address; native and kernel frames have file '' and line 0. */
 export interface ResolvedFrame {
   function: string;
   file: string;
   line: number;
 }
 
+/** A mapping as a profile shows it. */
 export interface ResolvedMapping {
-  /** Identity: equal keys are one Mapping in the profile. */
+  /** Identity: equal keys are one Mapping in the profile (same file at the same range). */
   key: string;
   start: bigint;
   limit: bigint;
   offset: bigint;
+  /** The path as the process sees it ('[kernel.kallsyms]', '[vdso]' for those). */
   file: string;
+  /** GNU build ID (hex) when the file has one, as runtime/pprof reports it; '' otherwise. */
   buildId: string;
   hasFunctions: boolean;
   hasFilenames: boolean;

@@ -14,6 +14,7 @@ import type { RawSample } from '../sampler/types';
 import { containerIdOf } from '../proc/container';
 import { buildServer } from './app';
 import { KubeletLogs, PodIdentities } from '../kube/identity';
+import { PodWatch } from '../kube/api-watch';
 import { GoroutineSnapshotter } from '../goroutines/snapshotter';
 import { loadAccessControl, type AccessFlags } from './access';
 
@@ -37,6 +38,8 @@ export interface AgentOptions {
   labels?: LabelLimits;
   /** The kubelet's log directory (default /var/log): pods/ and containers/ name pods and containers. */
   kubeletLogDir?: string;
+  /** Pod names also from the Kubernetes API (a watch of this node's pods). */
+  kubeApi?: { server: string; serviceAccountDir: string; nodeName: string };
 }
 
 export interface RunningAgent {
@@ -62,7 +65,14 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
     const goroutineReader = new GoroutineSnapshotter();
     cleanups.push(() => goroutineReader.close());
     const logDir = opts.kubeletLogDir ?? '/var/log'; // the DaemonSet mounts the kubelet's pods/ and containers/
-    const identities = new PodIdentities(new KubeletLogs({ podsDir: `${logDir}/pods`, containersDir: `${logDir}/containers` }));
+    const logs = new KubeletLogs({ podsDir: `${logDir}/pods`, containersDir: `${logDir}/containers` });
+    let podWatch: PodWatch | undefined;
+    if (opts.kubeApi) {
+      podWatch = new PodWatch({ ...opts.kubeApi, logger });
+      podWatch.start();
+      cleanups.push(() => podWatch!.stop());
+    }
+    const identities = new PodIdentities(podWatch ? [podWatch, logs] : [logs]);
     const symbolizer = new Symbolizer();
     let symbolizationNs = 0n;
     cleanups.push(() => symbolizer.close());

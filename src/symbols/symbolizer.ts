@@ -20,29 +20,11 @@ import { KernelSymbols, kernelAddress } from './kallsyms';
 import { NativeSymbols } from './native-elf';
 import { isExecutable, isFileBacked, Mapping as ProcMapping, readMaps as readProcMaps } from '../proc/maps';
 import { processIdentity } from '../proc/process';
+import type { ResolvedFrame, ResolvedMapping as ProfileMapping } from '../profile/builder';
 
-/** One frame at an address; native and kernel frames have file '' and line 0. */
-export interface SymFrame {
-  function: string;
-  file: string;
-  line: number;
-}
-
-/** A mapping as a profile shows it. Mappings with the same key are the same (same file at the same range). */
-export interface SymMapping {
-  key: string;
-  start: bigint;
-  limit: bigint;
-  offset: bigint;
-  /** The path as the process sees it ('[kernel.kallsyms]', '[vdso]' for those). */
-  file: string;
-  /** GNU build ID (hex) when the file has one, as runtime/pprof reports it; '' otherwise. */
-  buildId: string;
-  hasFunctions: boolean;
-  hasFilenames: boolean;
-  hasLineNumbers: boolean;
-  hasInlineFrames: boolean;
-}
+/** The symbolizer answers in the shapes the profile builder takes (it is the builder's StackResolver). */
+export type SymFrame = ResolvedFrame;
+export type SymMapping = ProfileMapping;
 
 /** One symbolized address. `address` is the address looked up: the sampled PC, or a return address minus 1. */
 export interface SymLocation {

@@ -3,8 +3,8 @@
 
 import { spawn, ChildProcess } from 'node:child_process';
 import * as http from 'node:http';
-import * as readline from 'node:readline';
 import assert from 'node:assert/strict';
+import { childLines } from '../support/child-lines';
 import { buildFixture, FixtureMode } from '../support/go-toolchains';
 import type { Goroutine } from '../../src/goroutines/model';
 import { isUserVisibleFrame } from '../../src/goroutines/traceback-view';
@@ -44,24 +44,7 @@ export async function startDumps(go: string, opts: { mode?: FixtureMode; copies?
   child.stderr!.setEncoding('utf8');
   child.stderr!.on('data', (s: string) => (stderr += s));
   const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-  // Line by line, keeping every byte of a line (runtime.Stack's tabs included).
-  const lines = readline.createInterface({ input: child.stdout!, crlfDelay: Infinity });
-  const queue: string[] = [];
-  let wake: (() => void) | undefined;
-  lines.on('line', (l) => {
-    queue.push(l);
-    wake?.();
-  });
-  const next = async (): Promise<string> => {
-    while (queue.length === 0) {
-      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`dumps fixture exited (${child.exitCode ?? child.signalCode}): ${stderr.slice(0, 2000)}`);
-      await new Promise<void>((r) => {
-        wake = r;
-        setTimeout(r, 200);
-      });
-    }
-    return queue.shift()!;
-  };
+  const next = childLines(child, 'dumps fixture', () => stderr.slice(0, 2000));
   const ready = await next();
   const m = /^ready pid=(\d+) http=(\S+)$/.exec(ready);
   assert.ok(m, `fixture said ${ready}`);

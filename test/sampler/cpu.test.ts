@@ -342,7 +342,10 @@ samplerTest('filters: a pid subscriber gets only its process; nobody subscribed,
     const mine = (await collect(sampler, { pid: busy.pid! }, 1500)) as SampleWithFlags[];
     const ticks1 = userSystemTicks(busy.pid!);
     stopAll();
-    assert.ok(mine.length >= 30, `${mine.length} samples of dd`);
+    // As many samples as dd had CPU time in the window by the kernel's own account (the machine may be busy).
+    const ticks = ticks1.user + ticks1.system - ticks0.user - ticks0.system;
+    const expected = (ticks / 100) * 99; // /proc counts in USER_HZ = 100 ticks a second; the sampler runs at 99 Hz
+    assert.ok(mine.length >= 10 && Math.abs(mine.length - expected) <= Math.max(8, 0.35 * expected), `${mine.length} samples of dd; its CPU time says ${expected.toFixed(0)}`);
     assert.ok(mine.every((s) => s.pid === busy.pid));
     assert.ok(new Set(all.map((s) => s.pid)).has(spin.pid!), 'the node-wide subscriber also sees the shell loop');
     assert.ok(!all.some((s) => s.pid === 0), 'no idle samples');
@@ -353,7 +356,8 @@ samplerTest('filters: a pid subscriber gets only its process; nobody subscribed,
     const systemShare = system / (system + ticks1.user - ticks0.user);
     const sampledShare = inKernel.length / mine.length;
     assert.ok(
-      inKernel.length > 0 && Math.abs(sampledShare - systemShare) < 0.2,
+      // Two estimates from samples (ours and the tick-based account): their difference shrinks with the count.
+      inKernel.length > 0 && Math.abs(sampledShare - systemShare) < 0.1 + 2.5 * Math.sqrt(0.25 / mine.length),
       `${inKernel.length} of ${mine.length} dd samples in the kernel; the kernel accounts ${(100 * systemShare).toFixed(0)}% of dd's time as system`,
     );
     assert.ok(inKernel.every((s) => s.kernelStack.every((a) => a < 0)));

@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { ChildProcess, spawn } from 'node:child_process';
-import * as readline from 'node:readline';
+import { childLines } from './child-lines';
 import { buildFixture, FixtureMode } from './go-toolchains';
 
 export interface ParkedProcess {
@@ -20,23 +20,7 @@ export interface ParkedProcess {
 export async function startParked(go: string, mode: FixtureMode, copies = 3, env: NodeJS.ProcessEnv = {}): Promise<ParkedProcess> {
   const bin = buildFixture({ go, fixture: 'parked', mode, goarch: 'amd64' });
   const child = spawn(bin, [String(copies)], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...env } });
-  const lines = readline.createInterface({ input: child.stdout! });
-  const queue: string[] = [];
-  let wake: (() => void) | undefined;
-  lines.on('line', (l) => {
-    queue.push(l);
-    wake?.();
-  });
-  const next = async (): Promise<string> => {
-    while (queue.length === 0) {
-      if (child.exitCode !== null) throw new Error(`parked fixture exited (${child.exitCode})`);
-      await new Promise<void>((r) => {
-        wake = r;
-        setTimeout(r, 200);
-      });
-    }
-    return queue.shift()!;
-  };
+  const next = childLines(child, 'parked fixture');
   const ready = await next();
   const m = /^ready pid=(\d+) fakeallgs=0x([0-9a-f]+)$/.exec(ready);
   assert.ok(m, `fixture said ${ready}`);
