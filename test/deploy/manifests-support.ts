@@ -33,20 +33,27 @@ export interface Rendered {
   secrets: string;
 }
 
-let rendered: Rendered | undefined;
+const rendered = new Map<string, Rendered>();
 
-/** `kubectl kustomize` of deploy/ with fresh secrets (once per test process). */
-export function renderDeploy(): Rendered {
-  if (rendered) return rendered;
+/**
+ * `kubectl kustomize` of deploy/ with fresh secrets (once per test process and set of components), with the
+ * optional components (e.g. 'kube-api') turned on as the operator does: listed under `components:`.
+ */
+export function renderDeploy(components: readonly string[] = []): Rendered {
+  const key = components.join(',');
+  const done = rendered.get(key);
+  if (done) return done;
   const dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'qf-deploy-')), 'deploy');
   fs.cpSync(DEPLOY, dir, { recursive: true, filter: (src) => !src.startsWith(path.join(DEPLOY, 'secrets')) });
+  if (components.length > 0) fs.appendFileSync(path.join(dir, 'kustomization.yaml'), `components:\n${components.map((c) => `  - ${c}\n`).join('')}`);
   const secrets = path.join(dir, 'secrets');
   makeSecrets(secrets);
   const r = spawnSync('kubectl', ['kustomize', dir], { encoding: 'utf8', timeout: 60_000 });
   assert.equal(r.error, undefined, `kubectl: ${r.error?.message} (scripts/install-system-deps.sh installs kubernetes-client)`);
   assert.equal(r.status, 0, `kubectl kustomize deploy/: ${r.stderr}`);
-  rendered = { objects: parseYaml(r.stdout, 'kubectl kustomize deploy/'), dir, secrets };
-  return rendered;
+  const result = { objects: parseYaml(r.stdout, 'kubectl kustomize deploy/'), dir, secrets };
+  rendered.set(key, result);
+  return result;
 }
 
 export function find(objects: readonly K8sObject[], kind: string, name = 'quietflame'): K8sObject {

@@ -130,3 +130,26 @@ test('the image runs the CLI with the node flags of its shebang (what `npx quiet
   assert.deepEqual(entrypoint, ['node', ...cliNodeFlags(), '/opt/quietflame/dist/src/cli.js']);
   assert.ok(cliNodeFlags().includes('--max-semi-space-size=1'), 'the agent\'s memory target counts on a small young generation');
 });
+
+test('the kube-api component: pods get/list/watch and nothing else, the token mounted, --kube-api, egress to the API server only', async () => {
+  const { objects } = renderDeploy(['kube-api']);
+  await validateObjects(objects);
+  const base = renderDeploy().objects.map((o) => `${o.kind}/${o.metadata.name}`);
+  assert.deepEqual(objects.map((o) => `${o.kind}/${o.metadata.name}`).sort(), [...base, 'ClusterRole/quietflame-pod-reader', 'ClusterRoleBinding/quietflame-pod-reader'].sort());
+  const role = find(objects, 'ClusterRole', 'quietflame-pod-reader');
+  assert.deepEqual(role['rules'], [{ apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] }]);
+  const binding = find(objects, 'ClusterRoleBinding', 'quietflame-pod-reader');
+  assert.deepEqual(binding['roleRef'], { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'quietflame-pod-reader' });
+  assert.deepEqual(binding['subjects'], [{ kind: 'ServiceAccount', name: 'quietflame', namespace: 'quietflame' }]);
+  const ds = find(objects, 'DaemonSet');
+  assert.equal(ds['spec']['template']['spec']['automountServiceAccountToken'], true);
+  const c = agentContainer(ds);
+  assert.ok(c['env'].some((e: any) => e.name === 'NODE_NAME' && e.valueFrom?.fieldRef?.fieldPath === 'spec.nodeName'), 'NODE_NAME from the downward API');
+  // In the pod the kubelet sets KUBERNETES_SERVICE_HOST/PORT; NODE_NAME comes from the env above.
+  const args = parseAgentArgs(c['args'].slice(1), { KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443', NODE_NAME: 'node-a' });
+  assert.deepEqual(args.kubeApi, { server: 'https://10.96.0.1:443', serviceAccountDir: '/var/run/secrets/kubernetes.io/serviceaccount', nodeName: 'node-a' });
+  assert.throws(() => parseAgentArgs(c['args'].slice(1), {}), /KUBERNETES_SERVICE_HOST is not set/);
+  const egress = find(objects, 'NetworkPolicy')['spec']['egress'];
+  assert.deepEqual(egress, [{ ports: [{ port: 443, protocol: 'TCP' }, { port: 6443, protocol: 'TCP' }] }]);
+  assert.equal(find(renderDeploy().objects, 'NetworkPolicy')['spec']['egress'].length, 0, 'without the component no egress at all');
+});
