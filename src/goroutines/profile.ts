@@ -55,6 +55,8 @@ export function buildGoroutineProfile(dump: GoroutineDump, opts: GoroutineProfil
     else samples.set(key, { locationId: locationIds, value: [1], label: labels.map(([k, v]) => t.label(k, v)) });
   }
   const valueType = { type: t.str('goroutine'), unit: t.str('count') };
+  // What the reader skipped or could not read, where `go tool pprof -comments` shows it.
+  const comment = dump.warnings.map((w) => t.str(`quietflame: ${w}`));
   return {
     sampleType: [valueType],
     sample: [...samples.values()],
@@ -68,7 +70,7 @@ export function buildGoroutineProfile(dump: GoroutineDump, opts: GoroutineProfil
     durationNanos: 0n,
     periodType: valueType,
     period: 1,
-    comment: [],
+    comment,
     defaultSampleType: 0,
     docUrl: 0,
   };

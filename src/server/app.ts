@@ -6,7 +6,8 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { countProfileRequest } from '../metrics/registry';
 import { RawSample, SampleKind, SampleSource } from '../sampler/types';
-import { BadRequest, parsePid, parsePodSelector, parseSeconds, type PodSelector, type QueryValue } from './params';
+import { describeSelector, podMatcher, type PodOf } from './pod-selector';
+import { BadRequest, parsePid, parsePodSelector, parseSeconds, type QueryValue } from './params';
 import { CaptureManager, CaptureWindow, type NewProfile, TooManyCaptures } from './capture';
 import { CaptureStore } from './capture-store';
 import { type Analyze, registerCaptureApi } from './captures-api';
@@ -31,10 +32,7 @@ export interface ProcessSummary {
   container?: string;
 }
 
-/** Where a process runs in Kubernetes (src/kube): what `pod=` and `container=` select by. */
-export interface PodOf {
-  (pid: number): { namespace: string; pod: string; container?: string } | undefined;
-}
+export type { PodOf };
 
 export interface AgentServices {
   sampler: SampleSource;
@@ -177,25 +175,14 @@ export function buildServer(services: AgentServices, opts: ServerOptions): { app
     processExists: (pid) => services.processExists(pid),
     goroutines: services.goroutines,
   });
-  if (services.goroutines) registerGoroutineEndpoint(app, { goroutines: services.goroutines, processExists: (pid) => services.processExists(pid) });
+  if (services.goroutines) {
+    registerGoroutineEndpoint(app, {
+      goroutines: services.goroutines,
+      processExists: (pid) => services.processExists(pid),
+      processes: () => services.processes(),
+      podOf: services.podOf,
+    });
+  }
 
   return { app, captures };
-}
-
-/** Whether a pid runs where the selector says, each pid looked up once per capture (a process keeps its pod). */
-function podMatcher(selector: PodSelector, podOf: PodOf | undefined): (pid: number) => boolean {
-  const seen = new Map<number, boolean>();
-  return (pid) => {
-    let hit = seen.get(pid);
-    if (hit === undefined) {
-      const id = podOf?.(pid);
-      hit = !!id && (selector.namespace === undefined || (id.namespace === selector.namespace && id.pod === selector.pod)) && (selector.container === undefined || id.container === selector.container);
-      seen.set(pid, hit);
-    }
-    return hit;
-  };
-}
-
-function describeSelector(s: PodSelector): string {
-  return [s.pod !== undefined ? `pod=${s.namespace}/${s.pod}` : '', s.container !== undefined ? `container=${s.container}` : ''].filter(Boolean).join('&');
 }
