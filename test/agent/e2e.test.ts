@@ -9,6 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { bpfTest } from '../bpf/support';
 import { CLI } from '../support/cli';
+import { repoRoot } from '../support/go-toolchains';
 import { goTool, startAgent, startHot } from '../support/agent';
 import { decodePprof } from '../../src/profile/pprof';
 
@@ -102,19 +103,21 @@ bpfTest('the agent agrees with the program\'s own runtime/pprof within a few poi
   }
 });
 
-bpfTest('SIGTERM with a profile in flight: exit 0 within 2 s, and every BPF program the agent loaded is gone', async () => {
+bpfTest("SIGTERM with a 300 s profile in flight: exit 0 inside the DaemonSet's grace period, and every BPF program the agent loaded is gone", async () => {
+  // What the kubelet allows between SIGTERM and SIGKILL: the deadline that matters, not a figure for an idle machine.
+  const grace = Number(/terminationGracePeriodSeconds: (\d+)/.exec(fs.readFileSync(path.join(repoRoot(), 'deploy', 'daemonset.yaml'), 'utf8'))![1]);
   const before = bpfProgIds();
   const agent = await startAgent();
   const loaded = [...bpfProgIds()].filter((id) => !before.has(id));
   assert.ok(loaded.length >= 2, `the agent loaded only ${loaded.length} BPF programs`);
-  const inFlight = fetch(`${agent.url}/debug/pprof/profile?seconds=30`).then((r) => r.status, () => 'connection closed');
+  const inFlight = fetch(`${agent.url}/debug/pprof/profile?seconds=300`).then((r) => r.status, () => 'connection closed');
   await new Promise((r) => setTimeout(r, 500));
   const t0 = Date.now();
   agent.proc.kill('SIGTERM');
   const code = await agent.exited;
   const elapsed = Date.now() - t0;
   assert.equal(code, 0, agent.stderr());
-  assert.ok(elapsed < 2000, `exit took ${elapsed} ms`);
+  assert.ok(elapsed < grace * 1000, `exit took ${elapsed} ms; the DaemonSet gives ${grace} s`);
   assert.ok([200, 503, 'connection closed'].includes(await inFlight));
   // The kernel frees programs after the last fd closes, through RCU: give it a moment.
   let left = loaded;
