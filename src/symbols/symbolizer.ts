@@ -26,6 +26,8 @@ export interface SymFrame {
   function: string;
   file: string;
   line: number;
+  /** A compiler-generated Go wrapper, which Go's own stacks leave out (src/gosym/wrappers.ts). */
+  wrapper?: true;
 }
 
 /** A mapping as a profile shows it. Mappings with the same key are the same (same file at the same range). */
@@ -144,7 +146,8 @@ class BinaryTables {
   frames(vaddr: number): SymFrame[] {
     if (this.go) {
       try {
-        const f = this.go.frames(vaddr);
+        const f: SymFrame[] = this.go.frames(vaddr);
+        if (f.length > 0 && this.go.isWrapper(vaddr)) f[f.length - 1] = { ...f[f.length - 1]!, wrapper: true };
         if (f.length > 0) return f;
       } catch {
         // a corrupt record for this function: try the ELF symbols
