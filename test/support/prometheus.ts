@@ -77,6 +77,10 @@ export async function startPrometheus(env: NodeJS.ProcessEnv = {}): Promise<Prom
   let stderr = '';
   proc.stderr!.on('data', (d) => (stderr += d));
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  // A test runner that gives up on the test (its timeout) exits without our finally blocks: no orphan service.
+  const orphanGuard = (): void => void proc.kill('SIGKILL');
+  process.once('exit', orphanGuard);
+  void exited.then(() => process.off('exit', orphanGuard));
   const stop = async (): Promise<void> => {
     proc.kill('SIGKILL');
     await exited;
