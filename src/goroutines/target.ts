@@ -6,6 +6,7 @@ import { ElfFile } from '../gosym/elf';
 import { locateAllgs, type AllgsLocation } from '../gosym/allgs';
 import { goroutineLayout, type GoroutineLayout } from '../gosym/goroutine-layout';
 import { readWaitReasons } from '../gosym/wait-reasons';
+import { wrapperFuncId } from '../gosym/wrappers';
 import type { Executable } from '../proc/exe';
 import { labelsEra, type LabelsEra } from './labels';
 import { GoroutineReadError } from './errors';
@@ -65,7 +66,7 @@ export function openTarget(exe: Executable): GoTarget {
       allgs,
       waitReasons: typeof reasons === 'string' ? [] : reasons,
       labelsEra: labelsEra(bin.version.major === 1 ? bin.version.minor : 99),
-      wrapperFuncId: wrapperFuncId(bin),
+      wrapperFuncId: wrapperFuncId(bin.pcln),
       frameInfo: frameInfoLookup(bin),
       caveats,
     };
@@ -73,27 +74,6 @@ export function openTarget(exe: Executable): GoTarget {
     bin.close();
     throw e;
   }
-}
-
-/**
- * The funcID of wrappers (abi.FuncIDWrapper: 22 in 1.15, 21 in 1.19–1.21, 22 in 1.22–1.24, 23 from 1.25), read off
- * the binary: method-value wrappers ("…-fm"), which every Go program's runtime has, carry it.
- */
-function wrapperFuncId(bin: GoBinary): number | undefined {
-  const votes = new Map<number, number>();
-  const pcln = bin.pcln;
-  const suffix = Buffer.from('-fm\0');
-  for (let i = 0; i < pcln.nfunc; i++) {
-    const f = pcln.funcAt(i);
-    const at = pcln.funcNameOffset(f);
-    const end = pcln.data.indexOf(0, at);
-    if (end < 3 || pcln.data.compare(suffix, 0, 4, end - 3, end + 1) !== 0) continue;
-    const id = pcln.funcId(f);
-    if (id !== 0) votes.set(id, (votes.get(id) ?? 0) + 1);
-  }
-  let best: number | undefined;
-  for (const [id, n] of votes) if (best === undefined || n > votes.get(best)!) best = id;
-  return best;
 }
 
 /** A few binaries' facts, least recently used dropped first (each holds its pclntab: MiBs). */

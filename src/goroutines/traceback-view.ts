@@ -5,6 +5,7 @@
 //   'system' — GOTRACEBACK=system and what a SIGQUIT prints (a runtime "throw"): everything.
 
 import type { Goroutine, GoroutineDump, GoroutineFrame } from './model';
+import { WRAPPER_SHOWN_CALLING } from '../gosym/wrappers';
 
 export type TracebackLevel = 'user' | 'system';
 
@@ -29,9 +30,6 @@ export function isUserVisibleFrame(name: string, innermost: boolean): boolean {
   const c = name.charCodeAt('runtime.'.length);
   return c >= 65 && c <= 90; // exported runtime function (runtime.Goexit, runtime.Gosched)
 }
-
-// A wrapper is shown only when it called one of these (runtime.elideWrapperCalling).
-const WRAPPER_SHOWN_CALLING = new Set(['runtime.gopanic', 'runtime.sigpanic', 'runtime.panicwrap']);
 
 /** frames[i] is a compiler wrapper Go leaves out of tracebacks and runtime.Callers: it called no panic. */
 export function isElidedWrapper(frames: readonly GoroutineFrame[], i: number): boolean {

@@ -7,6 +7,7 @@ import { GoVersion, parseGoVersion, readGoBuildId, readGoVersionString, versionF
 import { findModuledata, findTextStart, locatePclntab, ModuleData } from './locate';
 import { FuncInfo, Pclntab } from './pclntab';
 import { Frame, InlineExpander, inlineLayout } from './inline';
+import { wrapperFuncId } from './wrappers';
 
 export type GoArch = 'amd64' | 'arm64';
 
@@ -29,6 +30,7 @@ export class GoBinary {
   readonly baseVaddr: number;
   readonly isPie: boolean;
   private readonly expander: InlineExpander;
+  private wrapperId: number | undefined | null = null;
 
   static open(path: string): GoBinary {
     const elf = ElfFile.open(path);
@@ -100,6 +102,14 @@ export class GoBinary {
   frames(pc: number, pcs?: number[]): Frame[] {
     const f = this.pcln.find(pc);
     return f ? this.expander.frames(f, pc, pcs) : [];
+  }
+
+  /** Is the function at this link-time PC a compiler-generated wrapper (see wrappers.ts)? */
+  isWrapper(pc: number): boolean {
+    const f = this.pcln.find(pc);
+    if (!f) return false;
+    if (this.wrapperId === null) this.wrapperId = wrapperFuncId(this.pcln);
+    return this.wrapperId !== undefined && this.pcln.funcId(f) === this.wrapperId;
   }
 
   /** Bytes below the entry SP at pc (-1 unknown); with the function's flags, what the BPF unwinder needs. */

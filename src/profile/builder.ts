@@ -9,12 +9,15 @@
 
 import type { RawSample, SampleKind } from '../sampler/types';
 import { Label, Location, Mapping, Profile, ProfileFunction, Sample } from './pprof';
+import { WRAPPER_SHOWN_CALLING } from '../gosym/wrappers';
 
 /** One frame at an address; native and kernel frames have file '' and line 0. */
 export interface ResolvedFrame {
   function: string;
   file: string;
   line: number;
+  /** A compiler-generated Go wrapper: left out of stacks as Go's own profiles do (src/gosym/wrappers.ts). */
+  wrapper?: true;
 }
 
 /** A mapping as a profile shows it. */
@@ -189,23 +192,42 @@ export class ProfileBuilder {
     return f.id;
   }
 
-  private locationId(loc: ResolvedLocation): number {
-    const known = this.locationByObject.get(loc);
+  /** The location's id; `withoutOuter`: the location less its outermost frame (an elided wrapper). */
+  private locationId(loc: ResolvedLocation, withoutOuter = false): number {
+    const known = withoutOuter ? undefined : this.locationByObject.get(loc);
     if (known !== undefined) return known;
-    const key = `${loc.mapping ? loc.mapping.key : ''}\0${loc.address}`;
+    const key = `${loc.mapping ? loc.mapping.key : ''}\0${loc.address}${withoutOuter ? '\0-' : ''}`;
     let l = this.locations.get(key);
     if (!l) {
+      const frames = withoutOuter ? loc.frames.slice(0, -1) : loc.frames;
       l = {
         id: this.locations.size + 1,
         mappingId: loc.mapping ? this.mappingId(loc.mapping) : 0,
         address: loc.address,
-        line: loc.frames.map((f) => ({ functionId: this.functionId(f.function, f.file), line: f.line, column: 0 })),
+        line: frames.map((f) => ({ functionId: this.functionId(f.function, f.file), line: f.line, column: 0 })),
         isFolded: false,
       };
       this.locations.set(key, l);
     }
-    this.locationByObject.set(loc, l.id);
+    if (!withoutOuter) this.locationByObject.set(loc, l.id);
     return l.id;
+  }
+
+  /**
+   * A user stack's location ids, compiler wrappers left out as Go's traceback does (runtime/pprof's own profiles
+   * never show them): a wrapper frame goes unless it called a panic; the calls inlined into it stay.
+   */
+  private userLocationIds(pid: number, stack: readonly number[], ids: number[]): void {
+    let callee: string | undefined;
+    for (const l of this.opts.resolver.resolveUser(pid, stack)) {
+      const outer = l.frames[l.frames.length - 1];
+      if (outer?.wrapper && !(callee !== undefined && WRAPPER_SHOWN_CALLING.has(callee))) {
+        if (l.frames.length > 1) ids.push(this.locationId(l, true));
+      } else {
+        ids.push(this.locationId(l));
+      }
+      callee = outer?.function;
+    }
   }
 
   /** Resolves and aggregates a batch of samples. */
@@ -253,7 +275,7 @@ export class ProfileBuilder {
     const { resolver } = this.opts;
     const ids: number[] = [];
     if (s.kernelStack.length > 0) for (const l of resolver.resolveKernel(s.kernelStack)) ids.push(this.locationId(l));
-    if (s.userStack.length > 0) for (const l of resolver.resolveUser(s.pid, s.userStack)) ids.push(this.locationId(l));
+    if (s.userStack.length > 0) this.userLocationIds(s.pid, s.userStack, ids);
     const goid = s.goid === undefined ? '' : String(s.goid);
     const key = `${ids.join(',')}|${s.pid}|${s.tid}|${goid}|${s.comm}|${s.offCpu?.state ?? ''}|${s.labels?.id ?? ''}`;
     let acc = this.samples.get(key);

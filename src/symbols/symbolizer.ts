@@ -126,7 +126,8 @@ class BinaryTables {
   frames(vaddr: number): SymFrame[] {
     if (this.go) {
       try {
-        const f = this.go.frames(vaddr);
+        const f: SymFrame[] = this.go.frames(vaddr);
+        if (f.length > 0 && this.go.isWrapper(vaddr)) f[f.length - 1] = { ...f[f.length - 1]!, wrapper: true };
         if (f.length > 0) return f;
       } catch {
         // a corrupt record for this function: try the ELF symbols

@@ -12,43 +12,9 @@ import { CLI } from '../support/cli';
 import { repoRoot } from '../support/go-toolchains';
 import { goTool, startAgent, startHot } from '../support/agent';
 import { decodePprof } from '../../src/profile/pprof';
+import { topPercent as top, userFlatPercent as userFlatOf, withoutArtifacts } from '../support/own-profile';
 
-/**
- * flat% per function by the innermost USER frame of each sample. runtime/pprof cannot see kernel time (SIGPROF
- * charges it to the user PC), while the agent's samples may end in kernel frames (an interrupt returning to the
- * program, on a busy machine up to 15%): comparing user leaves compares like with like.
- */
-function userFlatPercent(file: string): Map<string, number> {
-  const p = decodePprof(fs.readFileSync(file));
-  const kernel = new Set(p.mapping.filter((m) => p.stringTable[m.filename] === '[kernel.kallsyms]').map((m) => m.id));
-  const locations = new Map(p.location.map((l) => [l.id, l]));
-  const names = new Map(p.function.map((f) => [f.id, p.stringTable[f.name]!]));
-  const counts = new Map<string, number>();
-  let total = 0;
-  for (const s of p.sample) {
-    const leaf = s.locationId.map((id) => locations.get(id)!).find((l) => !kernel.has(l.mappingId));
-    const name = leaf?.line[0] ? names.get(leaf.line[0].functionId)! : '(kernel only)';
-    counts.set(name, (counts.get(name) ?? 0) + s.value[0]!);
-    total += s.value[0]!;
-  }
-  return new Map([...counts].map(([fn, n]) => [fn, (100 * n) / total]));
-}
-
-/**
- * A runtime/pprof artifact: a SIGPROF that is pending while the runtime async-preempts the goroutine (SIGURG) is
- * delivered at the sigreturn into the injected runtime.asyncPreempt, so runtime/pprof charges it there (seen at
- * 11% on a loaded machine) instead of to the function that was running. Perf events sample where the CPU really
- * is. That frame is taken out of both profiles and the rest renormalized to 100%.
- */
-function withoutArtifacts(pct: Map<string, number>): Map<string, number> {
-  const artifacts = ['runtime.asyncPreempt'];
-  const rest = 100 - artifacts.reduce((sum, fn) => sum + (pct.get(fn) ?? 0), 0);
-  return new Map([...pct].filter(([fn]) => !artifacts.includes(fn)).map(([fn, p]) => [fn, (p * 100) / rest]));
-}
-
-function top(pct: Map<string, number>): string {
-  return [...pct].filter(([, p]) => p >= 1).map(([fn, p]) => `${fn} ${p.toFixed(1)}%`).join(', ');
-}
+const userFlatPercent = (file: string): Map<string, number> => userFlatOf(decodePprof(fs.readFileSync(file)));
 
 function bpfProgIds(): Set<number> {
   const r = spawnSync('bpftool', ['prog', 'show', '--json'], { encoding: 'utf8' });

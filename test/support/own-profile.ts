@@ -130,3 +130,50 @@ export async function profileWithOwn<T extends { pid: number }>(opts: {
     throw e;
   }
 }
+
+/**
+ * flat% per function by the innermost USER frame of each sample. runtime/pprof cannot see kernel time (SIGPROF
+ * charges it to the user PC), while the agent's samples may end in kernel frames (an interrupt returning to the
+ * program, on a busy machine up to 15%): comparing user leaves compares like with like. A frame named in
+ * `notLeaves` passes its samples to its caller (see ASYNC_PREEMPT).
+ */
+export function userFlatPercent(p: Profile, notLeaves: ReadonlySet<string> = new Set()): Map<string, number> {
+  const kernel = new Set(p.mapping.filter((m) => p.stringTable[m.filename] === '[kernel.kallsyms]').map((m) => m.id));
+  const locations = new Map(p.location.map((l) => [l.id, l]));
+  const names = new Map(p.function.map((f) => [f.id, p.stringTable[f.name]!]));
+  const counts = new Map<string, number>();
+  let total = 0;
+  for (const s of p.sample) {
+    const user = s.locationId.map((id) => locations.get(id)!).filter((l) => !kernel.has(l.mappingId));
+    const frames = user.flatMap((l) => l.line.map((line) => names.get(line.functionId)!));
+    const name = frames.find((fn) => !notLeaves.has(fn)) ?? frames[0] ?? '(kernel only)';
+    counts.set(name, (counts.get(name) ?? 0) + s.value[0]!);
+    total += s.value[0]!;
+  }
+  return new Map([...counts].map(([fn, n]) => [fn, (100 * n) / total]));
+}
+
+/**
+ * A runtime/pprof artifact, for userFlatPercent's notLeaves: a SIGPROF that is pending while the runtime
+ * async-preempts a goroutine (SIGURG) is delivered at the sigreturn into the injected runtime.asyncPreempt; the CPU
+ * time was the interrupted function's, which is asyncPreempt's caller in the stack (15% of a busy service's own
+ * samples end there, mostly from the long loops preemption is for: dropping them would skew the rest).
+ */
+export const ASYNC_PREEMPT: ReadonlySet<string> = new Set(['runtime.asyncPreempt']);
+
+/**
+ * The same artifact, handled by dropping: a SIGPROF that is pending while the runtime async-preempts the goroutine (SIGURG) is
+ * delivered at the sigreturn into the injected runtime.asyncPreempt, so runtime/pprof charges it there (seen at
+ * 11% on a loaded machine) instead of to the function that was running. Perf events sample where the CPU really
+ * is. That frame is taken out of both profiles and the rest renormalized to 100%.
+ */
+export function withoutArtifacts(pct: Map<string, number>): Map<string, number> {
+  const artifacts = ['runtime.asyncPreempt'];
+  const rest = 100 - artifacts.reduce((sum, fn) => sum + (pct.get(fn) ?? 0), 0);
+  return new Map([...pct].filter(([fn]) => !artifacts.includes(fn)).map(([fn, p]) => [fn, (p * 100) / rest]));
+}
+
+/** "fn 12.3%, …" for the functions at 1% or more: for assertion messages. */
+export function topPercent(pct: Map<string, number>): string {
+  return [...pct].sort((a, b) => b[1] - a[1]).filter(([, p]) => p >= 1).map(([fn, p]) => `${fn} ${p.toFixed(1)}%`).join(', ');
+}
