@@ -1,6 +1,7 @@
 // A lazy ELF64 reader: headers up front, section contents, notes and symbols only when asked for.
 
 import { ByteSource, FileSource, FormatError, readCString } from './bytes';
+import { checkTableSize } from './limits';
 
 export const ET_EXEC = 2;
 export const ET_DYN = 3;
@@ -172,7 +173,7 @@ export class ElfFile {
   }
 
   private inflate(data: Buffer, size: number, name: string): Buffer {
-    if (size > 1 << 30) throw new FormatError(`${name}: implausible uncompressed size ${size}`);
+    checkTableSize(size, `${name} (uncompressed)`);
     try {
       // Loaded on first use: few binaries have a compressed section we read, and loading zlib costs a
       // short-lived `quietflame addr2line` 1.5 ms.

@@ -20,7 +20,7 @@ import { BpfObject, type BpfLink, type BpfMap } from '../bpf/object';
 import type { RingBufferReader } from '../bpf/ringbuf';
 import { GoBinary } from '../gosym/binary';
 import { ElfFile } from '../gosym/elf';
-import { resolveExecutable, type Executable } from '../proc/exe';
+import { openExecutable, resolveExecutable, type Executable } from '../proc/exe';
 import { mappingsOfFile, readMaps, type Mapping } from '../proc/maps';
 import { listPids, PF_KTHREAD, readStat } from '../proc/process';
 import { goBinaryInfo, loadBias, loadSegments, ProcConfig, UnwindInjector, type GoBinaryInfo } from '../symbols/injector';
@@ -589,7 +589,7 @@ export class Sampler implements SampleSource {
   ): { kind: 'go'; info: GoBinaryInfo; bias: number } | { kind: 'other'; why: string } | { kind: 'retry' } {
     let elf: ElfFile;
     try {
-      elf = ElfFile.open(exe.openPath);
+      elf = openExecutable(exe, this.procRoot);
     } catch (err) {
       return { kind: 'other', why: `not readable as ELF: ${(err as Error).message}` };
     }
