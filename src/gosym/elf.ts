@@ -183,6 +183,7 @@ export class ElfFile {
       return out;
     } catch (e) {
       if (e instanceof FormatError) throw e;
+      if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw new FormatError(`${name}: inflates to more than the ${size} bytes its header says (a zip bomb?)`);
       throw new FormatError(`${name}: corrupt compressed data (${(e as Error).message})`);
     }
   }

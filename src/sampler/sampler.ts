@@ -598,7 +598,9 @@ export class Sampler implements SampleSource {
       const bin = new GoBinary(elf);
       const bias = loadBias({ segments: loadSegments(elf), minpc: bin.pcln.minPc }, fileMaps);
       if (bias === undefined) return { kind: 'retry' };
-      return { kind: 'go', info: goBinaryInfo(bin, exe.key), bias };
+      const info = goBinaryInfo(bin, exe.key);
+      if (info.problem !== undefined) this.warn(`${exe.path} (pid ${exe.pid}): ${info.problem}; runtime.g layout from the release table`);
+      return { kind: 'go', info, bias };
     } catch (err) {
       const why = `not a usable Go binary: ${(err as Error).message}`;
       this.warn(`${exe.path} (pid ${exe.pid}): ${why}`);

@@ -585,9 +585,8 @@ export class Symbolizer {
     if (looksLikeGo(elf)) {
       try {
         go = new GoBinary(elf);
-      } catch (e) {
-        go = undefined; // Go, but its table is gone or corrupt: the ELF symbols may still help
-        this.warnOnce(key, `pid ${pid ?? '?'}: ${elf.path}: unreadable Go symbol table: ${(e as Error).message}`);
+      } catch {
+        go = undefined; // Go, but its table is gone or corrupt (the sampler logs why): the ELF symbols may still help
       }
     }
     try {
