@@ -274,7 +274,7 @@ export class ElfFile {
         const nameStart = p + 12;
         const descStart = nameStart + align4(namesz);
         const end = descStart + align4(descsz);
-        if (descStart + descsz > buf.length) break;
+        if (descStart > buf.length || descStart + descsz > buf.length) break; // sizes are u32s a file can set to anything
         const name = buf.toString('latin1', nameStart, nameStart + namesz).replace(/\0+$/, '');
         out.push({ name, type, desc: buf.subarray(descStart, descStart + descsz) });
         p = end;
@@ -290,8 +290,9 @@ export class ElfFile {
   }
 }
 
+/** Up to a multiple of 4, without 32-bit bit operations (namesz/descsz may be near 2^32). */
 function align4(n: number): number {
-  return (n + 3) & ~3;
+  return Math.ceil(n / 4) * 4;
 }
 
 const R_X86_64_RELATIVE = 8;
