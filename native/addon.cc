@@ -10,6 +10,7 @@
 
 #include "bpf_object.h"
 #include "errors.h"
+#include "open_in_root.h"
 #include "process_memory.h"
 #include "util.h"
 
@@ -81,6 +82,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("enableRunTimeStats", Napi::Function::New<EnableRunTimeStats>(env, "enableRunTimeStats"));
   exports.Set("possibleCpus", Napi::Function::New<PossibleCpus>(env, "possibleCpus"));
   exports.Set("readProcessMemory", Napi::Function::New<ReadProcessMemory>(env, "readProcessMemory"));
+  exports.Set("openInRoot", Napi::Function::New<OpenInRoot>(env, "openInRoot"));
   exports.Set("onlineCpus", Napi::Function::New<OnlineCpuList>(env, "onlineCpus"));
   exports.Set("libbpfVersion",
               Napi::String::New(env, std::to_string(libbpf_major_version()) + "." + std::to_string(libbpf_minor_version())));

@@ -130,6 +130,8 @@ export interface NativeAddon {
    * holds the bytes read per request (less than asked where the remote range runs into unmapped memory).
    */
   readProcessMemory(pid: number, requests: Float64Array, out: Buffer): Int32Array;
+  /** openat2(open(root), path, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS), O_RDONLY | O_NONBLOCK | O_CLOEXEC: a raw fd. */
+  openInRoot(root: string, path: string): number;
   libbpfVersion: string;
 }
 

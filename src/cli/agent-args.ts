@@ -27,13 +27,15 @@ export interface AgentArgs {
   access: AccessFlags;
   /** The goroutines' pprof labels on CPU and off-CPU samples: how many and how long (maxLabels 0 = off). */
   labels: LabelLimits;
+  /** The largest table one binary may make the agent read or inflate (--max-binary-table-mib). */
+  maxBinaryTableMib: number;
 }
 
 export const AGENT_USAGE = `usage: quietflame agent [--listen HOST:PORT] [--hz N] [--offcpu-period-ms N] [--max-profile-seconds N] [--log-level LEVEL]
                         [--max-profiles N] [--max-node-offcpu-profiles N] [--runqueue-per-cgroup] [--keep-captures N] [--keep-captures-mib N] [--kubelet-log-dir DIR]
                         [--kube-api [--kube-api-server URL] [--kube-serviceaccount-dir DIR] [--node-name NAME]]
                         [--tls-cert FILE --tls-key FILE] [--tls-client-ca FILE] [--token-file FILE] [--open-metrics] [--allow-unauthenticated]
-                        [--labels N|off] [--label-key-bytes N] [--label-value-bytes N]
+                        [--labels N|off] [--label-key-bytes N] [--label-value-bytes N] [--max-binary-table-mib N]
   --listen HOST:PORT        where to serve pprof, metrics and the UI (default 127.0.0.1:7070)
   --hz N                    CPU samples per second per CPU (default 99; 1 to 1000)
   --offcpu-period-ms N      off-CPU profiles: intervals this long or longer are all kept, shorter ones sampled
@@ -50,6 +52,8 @@ export const AGENT_USAGE = `usage: quietflame agent [--listen HOST:PORT] [--hz N
   --labels N|off            the goroutine's pprof labels on each sample: at most N of them (default ${DEFAULT_LABEL_LIMITS.maxLabels}; up to ${LabelCaps.labels})
   --label-key-bytes N       label keys cut to N bytes (default ${DEFAULT_LABEL_LIMITS.keyBytes}; 1 to ${LabelCaps.keyBytes})
   --label-value-bytes N     label values cut to N bytes (default ${DEFAULT_LABEL_LIMITS.valueBytes}; 1 to ${LabelCaps.valueBytes})
+  --max-binary-table-mib N  the most one table of a profiled binary (a pclntab, a symbol table, a section once
+                            inflated) may take; a binary that asks for more is not symbolized (default 64; 1 to 1024)
   --kubelet-log-dir DIR     the kubelet's log directory, whose pods/ and containers/ name each process's namespace, pod
                             and container (default /var/log)
   --kube-api                also name pods from the Kubernetes API: a watch of this node's pods only, as the pod's
@@ -75,7 +79,7 @@ export function parseAgentArgs(args: readonly string[], env: NodeJS.ProcessEnv =
   const kube: { server?: string; serviceAccountDir?: string; nodeName?: string } = {};
   const out: AgentArgs = {
     host: '127.0.0.1', port: 7070, hz: 99, offCpuPeriodMs: 10, maxProfileSeconds: 300, maxProfiles: 8, maxNodeOffCpuProfiles: 1, logLevel: 'info', runqueuePerCgroup: false, keepCaptures: 20, keepCapturesMib: 32, kubeletLogDir: '/var/log', access: {},
-    labels: { ...DEFAULT_LABEL_LIMITS },
+    labels: { ...DEFAULT_LABEL_LIMITS }, maxBinaryTableMib: 64,
   };
   for (let i = 0; i < args.length; i++) {
     const flag = args[i]!;
@@ -121,6 +125,9 @@ export function parseAgentArgs(args: readonly string[], env: NodeJS.ProcessEnv =
         break;
       case '--label-value-bytes':
         out.labels.valueBytes = intFlag(flag, value, 1, LabelCaps.valueBytes);
+        break;
+      case '--max-binary-table-mib':
+        out.maxBinaryTableMib = intFlag(flag, value, 1, 1024);
         break;
       case '--runqueue-per-cgroup':
         out.runqueuePerCgroup = true;

@@ -7,7 +7,7 @@ import { locateAllgs, type AllgsLocation } from '../gosym/allgs';
 import { goroutineLayout, type GoroutineLayout } from '../gosym/goroutine-layout';
 import { readWaitReasons } from '../gosym/wait-reasons';
 import { wrapperFuncId } from '../gosym/wrappers';
-import type { Executable } from '../proc/exe';
+import { openExecutable, type Executable } from '../proc/exe';
 import { labelsEra, type LabelsEra } from './labels';
 import { GoroutineReadError } from './errors';
 import { FrameInfo, frameInfoLookup } from './unwind';
@@ -34,7 +34,7 @@ const GO_SECTIONS = ['.gopclntab', '.data.rel.ro.gopclntab', '.go.buildinfo', '.
 export function openTarget(exe: Executable): GoTarget {
   let elf: ElfFile;
   try {
-    elf = ElfFile.open(exe.openPath);
+    elf = openExecutable(exe);
   } catch (e) {
     throw new GoroutineReadError('not-go', `pid ${exe.pid} (${exe.path}) is not a Go program: ${(e as Error).message}`);
   }

@@ -3,6 +3,8 @@
 
 import * as fs from 'node:fs';
 
+import { checkTableSize } from './limits';
+
 /** Something that goes wrong with the input, not with the code: callers turn it into a one-line message. */
 export class FormatError extends Error {
   override name = 'FormatError';
@@ -41,8 +43,9 @@ export class FileSource implements ByteSource {
   readonly size: number;
   readonly identity: string;
 
-  constructor(readonly path: string) {
-    this.fd = fs.openSync(path, 'r');
+  /** Opens `path`, or takes over `fd` (closed by close(), or at once when it is not a regular file). */
+  constructor(readonly path: string, fd?: number) {
+    this.fd = fd ?? fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY);
     try {
       const st = fs.fstatSync(this.fd);
       if (st.isDirectory()) throw new FormatError('is a directory, not a binary');
@@ -58,6 +61,7 @@ export class FileSource implements ByteSource {
   read(offset: number, length: number): Buffer {
     if (this.fd === undefined) throw new Error(`${this.path}: read after close`);
     checkRange(this.size, offset, length, 'read');
+    checkTableSize(length, 'read');
     const out = Buffer.allocUnsafe(length);
     let done = 0;
     while (done < length) {

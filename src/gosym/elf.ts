@@ -1,6 +1,7 @@
 // A lazy ELF64 reader: headers up front, section contents, notes and symbols only when asked for.
 
 import { ByteSource, FileSource, FormatError, readCString } from './bytes';
+import { checkTableSize } from './limits';
 
 export const ET_EXEC = 2;
 export const ET_DYN = 3;
@@ -172,7 +173,7 @@ export class ElfFile {
   }
 
   private inflate(data: Buffer, size: number, name: string): Buffer {
-    if (size > 1 << 30) throw new FormatError(`${name}: implausible uncompressed size ${size}`);
+    checkTableSize(size, `${name} (uncompressed)`);
     try {
       // Loaded on first use: few binaries have a compressed section we read, and loading zlib costs a
       // short-lived `quietflame addr2line` 1.5 ms.
@@ -182,6 +183,7 @@ export class ElfFile {
       return out;
     } catch (e) {
       if (e instanceof FormatError) throw e;
+      if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw new FormatError(`${name}: inflates to more than the ${size} bytes its header says (a zip bomb?)`);
       throw new FormatError(`${name}: corrupt compressed data (${(e as Error).message})`);
     }
   }
@@ -272,7 +274,7 @@ export class ElfFile {
         const nameStart = p + 12;
         const descStart = nameStart + align4(namesz);
         const end = descStart + align4(descsz);
-        if (descStart + descsz > buf.length) break;
+        if (descStart > buf.length || descStart + descsz > buf.length) break; // sizes are u32s a file can set to anything
         const name = buf.toString('latin1', nameStart, nameStart + namesz).replace(/\0+$/, '');
         out.push({ name, type, desc: buf.subarray(descStart, descStart + descsz) });
         p = end;
@@ -288,8 +290,9 @@ export class ElfFile {
   }
 }
 
+/** Up to a multiple of 4, without 32-bit bit operations (namesz/descsz may be near 2^32). */
 function align4(n: number): number {
-  return (n + 3) & ~3;
+  return Math.ceil(n / 4) * 4;
 }
 
 const R_X86_64_RELATIVE = 8;

@@ -1,17 +1,13 @@
-// A process's executable: the path it has in the process's own mount namespace, a path the agent can open, and
-// the file's identity (device + inode + size + mtime) to share one parsed binary between processes.
-//
-// Where the bytes are read from, best first:
-//   root       /proc/PID/root/<path>: the same file through the process's root, so it works for a process in
-//              another mount namespace (a container) — used when that path still holds the very inode mapped;
-//   exe        /proc/PID/exe: the kernel's link to the mapped file itself; works when the file was deleted or
-//              replaced since the process started (the path then names another file, or none);
-//   map_files  /proc/PID/map_files/<range> of an executable mapping of that inode (needs CAP_SYS_ADMIN or
-//              CAP_CHECKPOINT_RESTORE), when /proc/PID/exe cannot be opened.
+// A process's executable: the path it has in the process's own mount namespace and the file's identity (device +
+// inode + size + mtime, from the kernel's link /proc/PID/exe) to share one parsed binary between processes.
+// openExecutable() opens it for reading through open-mapped.ts, which checks the descriptor against
+// /proc/PID/maps: nothing here is opened by a path the process's container could change.
 
 import * as fs from 'node:fs';
 
-import { isExecutable, mapFilesPath, readMaps } from './maps';
+import { ElfFile } from '../gosym/elf';
+import { devString, isExecutable, mapFilesPath, readMaps } from './maps';
+import { fileKey, openMappedFile, RefusedFileError } from './open-mapped';
 
 export interface Executable {
   pid: number;
@@ -21,19 +17,12 @@ export interface Executable {
   deleted: boolean;
   /** The process lives in another mount namespace than the agent. */
   otherMountNamespace: boolean;
-  /** A path that opens the mapped file from the agent. */
-  openPath: string;
-  how: 'root' | 'exe' | 'map_files';
   dev: number;
   inode: number;
   size: number;
   mtimeMs: number;
   /** dev:inode:size:mtime — the same key means the same bytes. */
   key: string;
-}
-
-function fileKey(st: fs.Stats): string {
-  return `${st.dev}:${st.ino}:${st.size}:${Math.round(st.mtimeMs)}`;
 }
 
 function statOrUndefined(path: string): fs.Stats | undefined {
@@ -74,31 +63,37 @@ export function resolveExecutable(pid: number, procRoot = '/proc'): Executable |
   const mapped = statOrUndefined(`${procRoot}/${pid}/exe`); // follows the kernel's link to the mapped inode
   const base = { pid, path, deleted, otherMountNamespace };
   if (mapped !== undefined) {
-    if (!deleted && path.startsWith('/')) {
-      const viaRoot = `${procRoot}/${pid}/root${path}`;
-      const st = statOrUndefined(viaRoot);
-      if (st !== undefined && st.dev === mapped.dev && st.ino === mapped.ino) {
-        return { ...base, openPath: viaRoot, how: 'root', dev: st.dev, inode: st.ino, size: st.size, mtimeMs: st.mtimeMs, key: fileKey(st) };
-      }
-    }
-    return {
-      ...base,
-      deleted: deleted || mapped.nlink === 0,
-      openPath: `${procRoot}/${pid}/exe`,
-      how: 'exe',
-      dev: mapped.dev,
-      inode: mapped.ino,
-      size: mapped.size,
-      mtimeMs: mapped.mtimeMs,
-      key: fileKey(mapped),
-    };
+    return { ...base, deleted: deleted || mapped.nlink === 0, dev: mapped.dev, inode: mapped.ino, size: mapped.size, mtimeMs: mapped.mtimeMs, key: fileKey(mapped) };
   }
   // /proc/PID/exe could be read as a link but not opened: try an executable mapping of the same path.
   const maps = readMaps(pid, procRoot);
   const m = maps?.find((x) => isExecutable(x) && x.path === path && x.inode !== 0);
   if (m === undefined) return undefined;
-  const viaMap = mapFilesPath(pid, m, procRoot);
-  const st = statOrUndefined(viaMap);
+  const st = statOrUndefined(mapFilesPath(pid, m, procRoot));
   if (st === undefined) return undefined;
-  return { ...base, openPath: viaMap, how: 'map_files', dev: st.dev, inode: st.ino, size: st.size, mtimeMs: st.mtimeMs, key: fileKey(st) };
+  return { ...base, dev: st.dev, inode: st.ino, size: st.size, mtimeMs: st.mtimeMs, key: fileKey(st) };
+}
+
+/**
+ * Opens a process's executable as ELF: the descriptor must be the very file resolveExecutable saw (same key) and
+ * one the process has mapped. Throws RefusedFileError (a one-line reason naming the pid) or the ELF reader's error.
+ */
+export function openExecutable(exe: Executable, procRoot = '/proc'): ElfFile {
+  const maps = readMaps(exe.pid, procRoot);
+  if (maps === undefined) throw new RefusedFileError(`pid ${exe.pid}: gone before its executable was opened`);
+  const dev = devString(exe.dev);
+  const m = maps.find((x) => isExecutable(x) && x.inode === exe.inode && x.dev === dev) ?? maps.find((x) => isExecutable(x) && x.inode === exe.inode && x.path === exe.path);
+  if (m === undefined) throw new RefusedFileError(`pid ${exe.pid}: ${exe.path} is not mapped executable (exiting, or not started yet)`);
+  const opened = openMappedFile(exe.pid, m, { procRoot, isExe: true });
+  if (opened === undefined) throw new RefusedFileError(`pid ${exe.pid}: ${exe.path} could not be opened`);
+  if (opened.key !== exe.key) {
+    opened.source.close();
+    throw new RefusedFileError(`pid ${exe.pid}: ${exe.path} changed while it was opened; not read`);
+  }
+  try {
+    return new ElfFile(opened.source, exe.path);
+  } catch (e) {
+    opened.source.close();
+    throw e;
+  }
 }

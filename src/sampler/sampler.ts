@@ -20,7 +20,7 @@ import { BpfObject, type BpfLink, type BpfMap } from '../bpf/object';
 import type { RingBufferReader } from '../bpf/ringbuf';
 import { GoBinary } from '../gosym/binary';
 import { ElfFile } from '../gosym/elf';
-import { resolveExecutable, type Executable } from '../proc/exe';
+import { openExecutable, resolveExecutable, type Executable } from '../proc/exe';
 import { mappingsOfFile, readMaps, type Mapping } from '../proc/maps';
 import { listPids, PF_KTHREAD, readStat } from '../proc/process';
 import { goBinaryInfo, loadBias, loadSegments, ProcConfig, UnwindInjector, type GoBinaryInfo } from '../symbols/injector';
@@ -589,7 +589,7 @@ export class Sampler implements SampleSource {
   ): { kind: 'go'; info: GoBinaryInfo; bias: number } | { kind: 'other'; why: string } | { kind: 'retry' } {
     let elf: ElfFile;
     try {
-      elf = ElfFile.open(exe.openPath);
+      elf = openExecutable(exe, this.procRoot);
     } catch (err) {
       return { kind: 'other', why: `not readable as ELF: ${(err as Error).message}` };
     }
@@ -598,7 +598,9 @@ export class Sampler implements SampleSource {
       const bin = new GoBinary(elf);
       const bias = loadBias({ segments: loadSegments(elf), minpc: bin.pcln.minPc }, fileMaps);
       if (bias === undefined) return { kind: 'retry' };
-      return { kind: 'go', info: goBinaryInfo(bin, exe.key), bias };
+      const info = goBinaryInfo(bin, exe.key);
+      if (info.problem !== undefined) this.warn(`${exe.path} (pid ${exe.pid}): ${info.problem}; runtime.g layout from the release table`);
+      return { kind: 'go', info, bias };
     } catch (err) {
       const why = `not a usable Go binary: ${(err as Error).message}`;
       this.warn(`${exe.path} (pid ${exe.pid}): ${why}`);

@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import type { Logger } from 'pino';
 import { Sampler, type LabelLimits, type SamplerStats } from '../sampler/sampler';
 import { Symbolizer } from '../symbols/symbolizer';
+import { setMaxTableBytes } from '../gosym/limits';
 import { ProfileBuilder } from '../profile/builder';
 import { encodePprof, type Profile } from '../profile/pprof';
 import { RunqueueLatency } from '../metrics/runqlat';
@@ -36,6 +37,8 @@ export interface AgentOptions {
   access?: AccessFlags;
   /** The goroutines' pprof labels on samples (default: the sampler's). */
   labels?: LabelLimits;
+  /** Cap on one table read from a profiled binary (MiB; default 64). */
+  maxBinaryTableMib?: number;
   /** The kubelet's log directory (default /var/log): pods/ and containers/ name pods and containers. */
   kubeletLogDir?: string;
   /** Pod names also from the Kubernetes API (a watch of this node's pods). */
@@ -50,6 +53,7 @@ export interface RunningAgent {
 
 export async function startAgent(opts: AgentOptions, logger: Logger): Promise<RunningAgent> {
   const access = loadAccessControl(opts.access ?? {}); // bad files end the start before any BPF is loaded
+  setMaxTableBytes((opts.maxBinaryTableMib ?? 64) << 20);
   if (ensureTracefs()) logger.info('mounted tracefs at /sys/kernel/tracing');
   const sampler = Sampler.start({
     hz: opts.hz,
@@ -73,7 +77,7 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
       cleanups.push(() => podWatch!.stop());
     }
     const identities = new PodIdentities(podWatch ? [podWatch, logs] : [logs]);
-    const symbolizer = new Symbolizer();
+    const symbolizer = new Symbolizer({ onWarning: (message) => logger.warn(message) });
     let symbolizationNs = 0n;
     cleanups.push(() => symbolizer.close());
     for (const name of ['unwind_pages', 'proc_configs', 'target_pids'] as const) {

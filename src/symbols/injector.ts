@@ -123,6 +123,8 @@ export interface GoBinaryInfo {
   sw: StackSwitchValue;
   /** Loadable segments (link-time), to turn a process's mappings into a load bias. */
   segments: ReadonlyArray<{ vaddr: number; offset: number; filesz: number; memsz: number; flags: number }>;
+  /** Something in the file was corrupt or over a cap and was worked around (for the log), e.g. unreadable DWARF. */
+  problem?: string;
 }
 
 /** Reads what the BPF side needs from a Go binary (its table, runtime.g offsets, g's TLS slot). */
@@ -134,7 +136,9 @@ export function goBinaryInfo(bin: GoBinary, key: string): GoBinaryInfo {
   if (off.gSyscallSp >= 0 && off.gSyscallPc >= 0 && off.mG0 >= 0) flags |= ProcFlag.SWITCH;
   if (bin.arch === 'amd64' && (bin.version.major > 1 || bin.version.minor >= 17)) flags |= ProcFlag.R14_G;
   if (tls !== undefined) flags |= ProcFlag.TLS_G;
+  const problem = off.detail?.startsWith('unreadable DWARF') ? off.detail.slice(0, off.detail.indexOf(';')) : undefined;
   return {
+    ...(problem === undefined ? {} : { problem }),
     key,
     goVersion: bin.version.text,
     buildId: bin.buildId,

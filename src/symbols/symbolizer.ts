@@ -12,7 +12,7 @@
 
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import { BufferSource } from '../gosym/bytes';
+import { BufferSource, FormatError } from '../gosym/bytes';
 import { ElfFile, PF_X, PT_LOAD } from '../gosym/elf';
 import { GoBinary } from '../gosym/binary';
 import { readGoBuildId } from '../gosym/buildinfo';
@@ -21,6 +21,7 @@ import { NativeSymbols } from './native-elf';
 import { isExecutable, isFileBacked, Mapping as ProcMapping, readMaps as readProcMaps } from '../proc/maps';
 import { processIdentity } from '../proc/process';
 import type { ResolvedFrame, ResolvedMapping as ProfileMapping } from '../profile/builder';
+import { MappedFileSource, openInProcessRoot, openMappedFile } from '../proc/open-mapped';
 
 /** The symbolizer answers in the shapes the profile builder takes (it is the builder's StackResolver). */
 export type SymFrame = ResolvedFrame;
@@ -53,9 +54,11 @@ export interface SymbolizerOptions {
   kallsymsMaxAgeMs?: number;
   /**
    * Open binaries through /proc/PID/map_files first (default true). Opening those needs CAP_SYS_ADMIN; without it
-   * the symbolizer uses /proc/PID/root/<path> and, for the main executable, /proc/PID/exe.
+   * the symbolizer uses /proc/PID/exe for the main executable and the path resolved inside the process's root.
    */
   mapFiles?: boolean;
+  /** Told (one line naming the pid) when a process's file is refused or unreadable; once per file and problem. */
+  onWarning?: (message: string) => void;
 }
 
 export interface SymbolizerStats {
@@ -218,6 +221,8 @@ export class Symbolizer {
   private readonly idleProcessMs: number;
   private readonly kallsymsMaxAgeMs: number;
   private readonly mapFiles: boolean;
+  private readonly onWarning: ((message: string) => void) | undefined;
+  private readonly warned = new Set<string>();
   private readonly processes = new Map<number, ProcessState>();
   private readonly binaries = new Map<string, BinaryTables>();
   /** Keys of files that could not be read as ELF, so they are not retried for every process. */
@@ -238,6 +243,7 @@ export class Symbolizer {
     this.idleProcessMs = opts.idleProcessMs ?? 5 * 60_000;
     this.kallsymsMaxAgeMs = opts.kallsymsMaxAgeMs ?? 5 * 60_000;
     this.mapFiles = opts.mapFiles ?? true;
+    this.onWarning = opts.onWarning;
     this.kernel = new KernelSymbols(opts.kallsymsPath ?? `${this.procRoot}/kallsyms`);
   }
 
@@ -484,55 +490,70 @@ export class Symbolizer {
     return rm.info;
   }
 
-  /** Candidate paths for a file mapping's bytes, most direct first. */
-  private candidatePaths(pid: number, m: ProcMapping): string[] {
-    const p = `${this.procRoot}/${pid}`;
-    const out: string[] = [];
-    if (this.mapFiles) out.push(`${p}/map_files/${hex(m.start)}-${hex(m.end)}`);
-    if (!m.deleted) out.push(`${p}/root${m.path}`);
-    out.push(`${p}/exe`);
-    return out;
+  private fileBinary(pid: number, m: ProcMapping): BinaryTables | undefined {
+    let opened: MappedFileSource | undefined;
+    try {
+      opened = openMappedFile(pid, m, { procRoot: this.procRoot, mapFiles: this.mapFiles, isExe: m.path === this.exePath(pid) });
+    } catch (e) {
+      this.warnOnce(`${pid}:${m.dev}:${m.inode}`, (e as Error).message);
+      return undefined;
+    }
+    if (opened === undefined) return undefined;
+    const { key } = opened;
+    const known = this.binaries.get(key);
+    if (known !== undefined || this.unreadable.has(key)) {
+      opened.source.close();
+      return known;
+    }
+    let elf: ElfFile;
+    try {
+      elf = new ElfFile(opened.source, m.path);
+    } catch (e) {
+      opened.source.close();
+      this.unreadable.add(key);
+      if (e instanceof FormatError) this.warnOnce(key, `pid ${pid}: ${m.path}: ${e.message}; its samples are not symbolized`);
+      return undefined;
+    }
+    const b = this.tables(key, elf, pid);
+    if (!b) this.unreadable.add(key);
+    return b;
   }
 
-  private fileBinary(pid: number, m: ProcMapping): BinaryTables | undefined {
-    for (const path of this.candidatePaths(pid, m)) {
-      let st: fs.Stats;
-      try {
-        st = fs.statSync(path);
-      } catch {
-        continue;
-      }
-      if (!st.isFile() || st.ino !== m.inode) continue; // a different file now sits at that path
-      const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
-      const known = this.binaries.get(key);
-      if (known) return known;
-      if (this.unreadable.has(key)) return undefined;
-      let elf: ElfFile;
-      try {
-        elf = ElfFile.open(path);
-      } catch {
-        continue; // vanished between stat and open, or not ELF: try the next path
-      }
-      const b = this.tables(key, elf, pid);
-      if (!b) this.unreadable.add(key);
-      return b;
+  private exePath(pid: number): string | undefined {
+    try {
+      return fs.readlinkSync(`${this.procRoot}/${pid}/exe`).replace(/ \(deleted\)$/, '');
+    } catch {
+      return undefined;
     }
-    return undefined;
+  }
+
+  /** One log line per problem and file (a hostile binary in many processes is reported once). */
+  private warnOnce(key: string, message: string): void {
+    if (this.warned.has(key)) return;
+    if (this.warned.size >= 4096) this.warned.clear();
+    this.warned.add(key);
+    this.onWarning?.(message);
   }
 
   /**
    * The separate debug file for a build ID (/usr/lib/debug/.build-id/ab/cdef….debug), looked for in the process's
-   * root and then in ours; only accepted when its build ID matches.
+   * root (never leaving it) and then in ours; only accepted when its build ID matches.
    */
   private debugFile(buildId: string, pid: number | undefined): ElfFile | undefined {
     if (!/^[0-9a-f]{4,}$/.test(buildId)) return undefined;
     const rel = `/usr/lib/debug/.build-id/${buildId.slice(0, 2)}/${buildId.slice(2)}.debug`;
-    const roots = pid === undefined ? [''] : [`${this.procRoot}/${pid}/root`, ''];
-    for (const root of roots) {
+    const opens: Array<() => ElfFile | undefined> = [() => ElfFile.open(rel)];
+    if (pid !== undefined) {
+      opens.unshift(() => {
+        const src = openInProcessRoot(pid, rel, this.procRoot);
+        return src && new ElfFile(src, rel);
+      });
+    }
+    for (const open of opens) {
       let elf: ElfFile | undefined;
       try {
-        elf = ElfFile.open(root + rel);
-        if (elf.gnuBuildId() === buildId) return elf;
+        elf = open();
+        if (elf?.gnuBuildId() === buildId) return elf;
       } catch {
         // not there
       }
@@ -548,7 +569,7 @@ export class Symbolizer {
       try {
         go = new GoBinary(elf);
       } catch {
-        go = undefined; // Go, but its table is gone or corrupt: the ELF symbols may still help
+        go = undefined; // Go, but its table is gone or corrupt (the sampler logs why): the ELF symbols may still help
       }
     }
     try {

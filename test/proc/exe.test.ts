@@ -5,17 +5,19 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 
 import { GoBinary } from '../../src/gosym/binary';
-import { resolveExecutable } from '../../src/proc/exe';
+import { openExecutable, resolveExecutable } from '../../src/proc/exe';
 import { buildFixture, newestToolchain } from '../support/go-toolchains';
 import { firstLine, kill, rootTest, start } from './support';
 
-test('this process: the path it has, opened through /proc/PID/root, keyed by the file', () => {
+test('this process: the path it has, opened through the kernel\'s link, keyed by the file', () => {
   const exe = resolveExecutable(process.pid);
   assert.ok(exe);
   const real = fs.realpathSync(process.execPath);
   assert.equal(exe.path, real);
-  assert.equal(exe.how, 'root');
-  assert.equal(exe.openPath, `/proc/${process.pid}/root${real}`);
+  const elf = openExecutable(exe);
+  const fd = (elf.source as unknown as { fd: number }).fd;
+  assert.equal(fs.readlinkSync(`/proc/self/fd/${fd}`), real, 'the descriptor is the executable');
+  elf.close();
   assert.equal(exe.deleted, false);
   assert.equal(exe.otherMountNamespace, false);
   const st = fs.statSync(real);
@@ -41,16 +43,14 @@ rootTest('a deleted binary is read through /proc/PID/exe, and is still the same 
     await firstLine(child);
     const before = resolveExecutable(child.pid!);
     assert.ok(before);
-    assert.deepEqual([before.how, before.deleted, before.path], ['root', false, file]);
+    assert.deepEqual([before.deleted, before.path], [false, file]);
     fs.unlinkSync(file);
     const after = resolveExecutable(child.pid!);
     assert.ok(after);
     assert.equal(after.path, file);
     assert.equal(after.deleted, true);
-    assert.equal(after.how, 'exe');
-    assert.equal(after.openPath, `/proc/${child.pid}/exe`);
     assert.equal(after.inode, before.inode, 'the same file');
-    const bin = GoBinary.open(after.openPath);
+    const bin = new GoBinary(openExecutable(after));
     try {
       assert.equal(bin.buildId, original.buildId);
       assert.equal(bin.pcln.nfunc, original.pcln.nfunc);
@@ -76,11 +76,10 @@ rootTest('a binary replaced under its path is not confused with the new file', a
     fs.renameSync(file + '.new', file); // what a package upgrade does
     const after = resolveExecutable(child.pid!);
     assert.ok(after);
-    assert.equal(after.how, 'exe', 'the path now names another inode');
     assert.equal(after.deleted, true);
     assert.equal(after.inode, before.inode);
     assert.equal(after.key, before.key);
-    const [a, b] = [GoBinary.open(after.openPath), GoBinary.open(fixture)];
+    const [a, b] = [new GoBinary(openExecutable(after)), GoBinary.open(fixture)];
     try {
       assert.equal(a.buildId, b.buildId);
     } finally {
@@ -109,9 +108,7 @@ rootTest('a process in another mount namespace: its path does not exist here, /p
     assert.ok(exe);
     assert.equal(exe.path, path.join(inner, 'hot'));
     assert.equal(exe.otherMountNamespace, true);
-    assert.equal(exe.how, 'root');
-    assert.equal(exe.openPath, `/proc/${child.pid}/root${inner}/hot`);
-    const [bin, orig] = [GoBinary.open(exe.openPath), GoBinary.open(fixture)];
+    const [bin, orig] = [new GoBinary(openExecutable(exe)), GoBinary.open(fixture)];
     try {
       assert.equal(bin.buildId, orig.buildId);
     } finally {

@@ -1,0 +1,10 @@
+#pragma once
+
+#include <napi.h>
+
+namespace qf {
+
+// openInRoot(root: string, path: string) -> fd (see open_in_root.cc).
+Napi::Value OpenInRoot(const Napi::CallbackInfo& info);
+
+}  // namespace qf
