@@ -14,6 +14,7 @@ import type { Metric } from 'prom-client';
 import { type CodecValue, array, struct, u32, u64 } from '../bpf/codec';
 import { bpfObjectPath } from '../bpf/native';
 import { BpfLink, BpfMap, BpfObject } from '../bpf/object';
+import { testAttachTargets } from '../bpf/features';
 import { containerIdFromPath } from '../proc/container';
 import type { CgroupPaths } from './cgroup-paths';
 
@@ -87,6 +88,7 @@ export class RunqueueLatency {
     const obj = BpfObject.open(options.objectPath ?? bpfObjectPath('runqlat'), {
       globals: { per_cgroup: perCgroup ? 1 : 0 },
       maxEntries: { cgroup_hists: options.maxCgroups ?? RUNQ_MAX_CGROUPS },
+      attachTargets: testAttachTargets(['on_switch']),
     });
     const links: BpfLink[] = [];
     try {

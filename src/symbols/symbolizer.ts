@@ -319,10 +319,14 @@ export class Symbolizer {
     this.process(pid, Date.now());
   }
 
-  /** Drops what is known about a process (it exited, or exec'd a new image). */
-  forgetProcess(pid: number): void {
+  /**
+   * Drops what is known about a process (it exited, or exec'd a new image). With startTime (/proc/PID/stat's),
+   * only if what is known is of that process (or of one already gone), not of a later one with the same PID.
+   */
+  forgetProcess(pid: number, startTime?: bigint): void {
     const st = this.processes.get(pid);
     if (!st) return;
+    if (startTime !== undefined && st.startTime !== undefined && st.startTime !== startTime.toString()) return;
     this.processes.delete(pid);
     this.release(st, Date.now());
   }
