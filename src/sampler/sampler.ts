@@ -91,6 +91,8 @@ export interface SamplerOptions {
    * startTime: /proc/PID/stat's.
    */
   onExit?: (pid: number, startTime: bigint) => void;
+  /** A process exec'd a new image (with exec events): every sample of its old image came before. */
+  onExecImage?: (pid: number) => void;
   /** Where the features the kernel refused are noted (default: a fresh list, see features). */
   features?: Features;
 }
@@ -424,8 +426,15 @@ export class Sampler implements SampleSource {
       const size = recordSize(r);
       if (kind === RecordKind.SAMPLE && r.length === size) cpu.push(decodeSample(r));
       else if (kind === RecordKind.OFFCPU && r.length === size) offCpu.push(decodeOffCpu(r));
-      else if (kind === RecordKind.EXEC && r.length === size) this.onExec(r.readUInt32LE(ExecRecord.offsets.tgid));
-      else if (kind === RecordKind.EXIT && r.length === size) {
+      else if (kind === RecordKind.EXEC && r.length === size) {
+        // Samples before it are of the old image, those after of the new one: hand them over first.
+        this.dispatch(cpu, offCpu);
+        cpu = [];
+        offCpu = [];
+        const pid = r.readUInt32LE(ExecRecord.offsets.tgid);
+        this.notify(() => this.opts.onExecImage?.(pid));
+        this.onExec(pid);
+      } else if (kind === RecordKind.EXIT && r.length === size) {
         // The process's samples so far are all of it: hand them over before it is forgotten.
         this.dispatch(cpu, offCpu);
         cpu = [];
@@ -563,11 +572,15 @@ export class Sampler implements SampleSource {
     const t = this.tracked.get(pid);
     // A different start time: the PID's new process, already looked at by a scan that ran before this record.
     if (t !== undefined && t.startTime === startTime) this.forget(pid, 'exited');
+    this.notify(() => this.opts.onExit?.(pid, startTime));
+  }
+
+  private notify(fn: () => void): void {
     if (this.closed) return;
     try {
-      this.opts.onExit?.(pid, startTime);
+      fn();
     } catch (err) {
-      this.warn(`an exit listener threw: ${(err as Error).message}`);
+      this.warn(`a process listener threw: ${(err as Error).message}`);
     }
   }
 

@@ -66,6 +66,7 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
         if (event.type === 'added' && sampler?.subscribed) symbolizer.observeProcess(event.process.pid);
       },
       onExit: (pid, startTime) => symbolizer.forgetProcess(pid, startTime),
+      onExecImage: (pid) => symbolizer.forgetProcess(pid),
     });
   } catch (e) {
     const why = tooOld ? ` (kernel ${os.release()} is older than ${MIN_KERNEL.join('.')})` : '';
@@ -89,6 +90,17 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
     const logDir = opts.kubeletLogDir ?? '/var/log'; // the DaemonSet mounts the kubelet's pods/ and containers/
     const identities = new PodIdentities(new KubeletLogs({ podsDir: `${logDir}/pods`, containersDir: `${logDir}/containers` }));
     let symbolizationNs = 0n;
+    // A run-queue program that loaded on a kernel lacking its fields measures nothing: it is off too.
+    let missingLogged = false;
+    const currentFeatures = (): ReturnType<Features['all']> => {
+      const missing = runqueue?.missingFields() ?? [];
+      if (missing.length > 0) {
+        features.set('runqueue_latency', false, `this kernel lacks ${missing.join(', ')}`);
+        if (!missingLogged) logger.warn({ missing }, 'feature runqueue_latency is off: the kernel lacks fields it reads');
+        missingLogged = true;
+      }
+      return features.all();
+    };
     for (const name of ['unwind_pages', 'proc_configs', 'target_pids'] as const) {
       cleanups.push(registerMapStats(name, () => started.stats().maps[name]));
     }
@@ -124,9 +136,9 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
         metrics: createMetricsRegistry({
           runqueueLatency: () => runqueue,
           health: () => agentHealth(started.stats(), symbolizationNs),
-          features: () => features.all(),
+          features: () => currentFeatures(),
         }),
-        features: () => features.all(),
+        features: () => currentFeatures(),
       },
       {
         logger,

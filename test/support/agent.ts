@@ -23,6 +23,8 @@ export interface AgentProcess {
   exited: Promise<number | null>;
   /** Everything the agent wrote on stderr so far. */
   stderr(): string;
+  /** Everything the agent wrote on stdout (its JSON log lines) so far. */
+  stdout(): string;
   /** SIGTERM (once) and the exit code. */
   stop(): Promise<number | null>;
 }
@@ -50,11 +52,13 @@ export function firstJsonLine<T>(proc: ChildProcess, match: (o: Record<string, u
   });
 }
 
-/** Starts `quietflame agent --listen 127.0.0.1:0 …args` and waits until it listens. */
-export async function startAgent(args: string[] = []): Promise<AgentProcess> {
-  const proc = spawn(process.execPath, [CLI, 'agent', '--listen', '127.0.0.1:0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** Starts `quietflame agent --listen 127.0.0.1:0 …args` (with env added to this process's) and waits until it listens. */
+export async function startAgent(args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<AgentProcess> {
+  const proc = spawn(process.execPath, [CLI, 'agent', '--listen', '127.0.0.1:0', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let stderr = '';
+  let stdout = '';
   proc.stderr!.on('data', (d) => (stderr += d));
+  proc.stdout!.on('data', (d) => (stdout += d));
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
   let line: { url: string };
   try {
@@ -70,6 +74,7 @@ export async function startAgent(args: string[] = []): Promise<AgentProcess> {
     url: line.url,
     exited,
     stderr: () => stderr,
+    stdout: () => stdout,
     stop: () => {
       if (!stopping) {
         if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
