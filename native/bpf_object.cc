@@ -532,7 +532,7 @@ Napi::Value BpfObject::SetAttachTarget(const Napi::CallbackInfo& info) {
   if (info.Length() < 2 || !info[1].IsString()) ThrowUsage(env, "the attach target must be a string", true);
   std::string target = info[1].As<Napi::String>().Utf8Value();
   int err = bpf_program__set_attach_target(p, 0, target.c_str());
-  if (err != 0) ThrowErrno(env, err, Where("bpf_program__set_attach_target", bpf_program__name(p)));
+  if (err != 0) ThrowErrno(env, err, Where("bpf_program__set_attach_target", std::string(bpf_program__name(p)) + " to " + target + ", not in the kernel's BTF"));
   return env.Undefined();
 }
 

@@ -46,7 +46,12 @@ export function loadWithOptional(
 ): { obj: BpfObject; disabled: Map<string, string> } {
   const only = (on: ReadonlySet<string>): Record<string, boolean> => Object.fromEntries(optional.map((p) => [p, on.has(p)]));
   const tryLoad = (on: ReadonlySet<string>): BpfObject | Error => {
-    const obj = open(only(on));
+    let obj: BpfObject;
+    try {
+      obj = open(only(on)); // libbpf may refuse a program's attach target already here
+    } catch (err) {
+      return err as Error;
+    }
     try {
       return obj.load();
     } catch (err) {
@@ -76,13 +81,14 @@ export function loadWithOptional(
 
 /**
  * Test-only: QUIETFLAME_TEST_ATTACH_TARGETS="prog=target,…" gives programs of these names another attach target
- * (a tracepoint that does not exist makes the kernel refuse that program for real). Only names in `programs`.
+ * (a tracepoint that does not exist makes the kernel refuse that program for real). Only names in `programs`, and
+ * not those `autoload` leaves out.
  */
-export function testAttachTargets(programs: readonly string[]): Record<string, string> {
+export function testAttachTargets(programs: readonly string[], autoload: Record<string, boolean> = {}): Record<string, string> {
   const out: Record<string, string> = {};
   for (const pair of (process.env['QUIETFLAME_TEST_ATTACH_TARGETS'] ?? '').split(',')) {
     const [prog, target] = pair.split('=');
-    if (prog && target && programs.includes(prog)) out[prog] = target;
+    if (prog && target && programs.includes(prog) && autoload[prog] !== false) out[prog] = target;
   }
   return out;
 }

@@ -273,7 +273,7 @@ export class Sampler implements SampleSource {
         events: options.ringBufferBytes ?? defaultRingBytes(cpus.length),
       },
       autoload: { ...wantOptional, ...autoload },
-      attachTargets: testAttachTargets(Object.keys(OPTIONAL_PROGRAMS)),
+      attachTargets: testAttachTargets(Object.keys(OPTIONAL_PROGRAMS), { ...wantOptional, ...autoload }),
     });
     const { obj, disabled } = loadWithOptional(open, optional);
     let sampler: Sampler | undefined;
