@@ -66,7 +66,11 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
         if (event.type === 'added' && sampler?.subscribed) symbolizer.observeProcess(event.process.pid);
       },
       onExit: (pid, startTime) => symbolizer.forgetProcess(pid, startTime),
-      onExecImage: (pid) => symbolizer.forgetProcess(pid),
+      onExecImage: (pid) => {
+        // The old image's samples are all in; the new image's mappings are read now, while it surely runs.
+        symbolizer.forgetProcess(pid);
+        if (sampler?.subscribed) symbolizer.observeProcess(pid);
+      },
     });
   } catch (e) {
     const why = tooOld ? ` (kernel ${os.release()} is older than ${MIN_KERNEL.join('.')})` : '';

@@ -78,9 +78,13 @@ bpfTest('churn: short-lived Go processes leave the BPF maps within a second of e
   const SECONDS = 5;
   const LIVE_MS = 150; // each lives 150 ms and burns 10 ms of CPU
   try {
+    // Steady state first: a node-wide profile has the agent read the binaries of everything already running on the
+    // node (a first read of a big binary holds up the agent; that is not what this test measures).
+    await readPprof(await fetch(`${agent.url}/debug/pprof/profile?seconds=3`), 'warm-up profile');
     const configsBefore = configs(agentPid).size;
     const profile = fetch(`${agent.url}/debug/pprof/profile?seconds=${SECONDS + 2}`);
-    await sleep(500);
+    await sleep(100);
+    await fetch(`${agent.url}/healthz`); // answered after the profile request was taken: its window has begun
     const pids = new Set<number>();
     const exits: Array<Promise<number>> = [];
     let churnTable: number | undefined;
@@ -97,13 +101,20 @@ bpfTest('churn: short-lived Go processes leave the BPF maps within a second of e
       }
     }
     const lastExit = Math.max(...(await Promise.all(exits)));
+    // The control: how long the agent's event loop takes to answer now (a busy machine delays the agent's part of
+    // the clean-up, unwind_pages, by as much; proc_configs is the kernel's own doing).
+    const h0 = Date.now();
+    await fetch(`${agent.url}/healthz`);
+    const lag = Date.now() - h0;
     assert.ok(churnTable !== undefined && churnTable > 0, `no proc_configs entry with a table of the ${pids.size} churned processes was seen while they ran`);
     let cleanAt: number | undefined;
+    let configsAt: number | undefined;
     let left: number[] = [];
     let table = true;
     while (Date.now() - lastExit < 3000) {
       left = [...configs(agentPid).keys()].filter((pid) => pids.has(pid));
       table = hasTable(agentPid, churnTable);
+      if (left.length === 0) configsAt ??= Date.now();
       if (left.length === 0 && !table) {
         cleanAt = Date.now();
         break;
@@ -111,18 +122,22 @@ bpfTest('churn: short-lived Go processes leave the BPF maps within a second of e
       await sleep(20);
     }
     assert.ok(cleanAt !== undefined, `3 s after the last exit: ${left.length} configs of churned processes, table ${churnTable} ${table ? 'still' : 'not'} in unwind_pages`);
-    t.diagnostic(`${pids.size} processes in ${SECONDS} s; maps back to baseline ${cleanAt - lastExit} ms after the last exit (configs now ${configs(agentPid).size}, before ${configsBefore})`);
-    assert.ok(cleanAt - lastExit <= 1000, `maps back to baseline ${cleanAt - lastExit} ms after the last exit (at most 1000)`);
+    t.diagnostic(`${pids.size} processes in ${SECONDS} s; proc_configs clean ${configsAt! - lastExit} ms and unwind_pages ${cleanAt - lastExit} ms after the last exit (agent answered /healthz in ${lag} ms then; configs now ${configs(agentPid).size}, before ${configsBefore})`);
+    assert.ok(configsAt! - lastExit <= 1000, `proc_configs back to baseline ${configsAt! - lastExit} ms after the last exit (at most 1000)`);
+    assert.ok(cleanAt - lastExit <= 1000 + lag, `unwind_pages back to baseline ${cleanAt - lastExit} ms after the last exit (at most 1000 + the agent's ${lag} ms lag)`);
 
     const { profile: p } = await readPprof(await profile, 'node-wide profile');
-    const mine = samples(p).filter((s) => pids.has(s.pid));
-    const withUser = mine.filter((s) => s.frames.some((f) => f.file === bin.file));
-    const unsymbolized = withUser.filter((s) => s.frames.some((f) => f.file === bin.file && f.functions.every((n) => n === '')));
-    const burn = withUser.filter((s) => s.frames.some((f) => f.functions.includes('main.burn')));
+    // Samples after the exec (comm is the binary's name): every user frame must be symbolized, in the binary or
+    // in the vDSO. (Before the exec the child is a copy of node, not what this test is about.)
+    const mine = samples(p).filter((s) => pids.has(s.pid) && s.comm === 'qf-churnling');
+    const user = (s: SampleView): SampleView['frames'] => s.frames.filter((f) => f.file !== '[kernel.kallsyms]');
+    const withUser = mine.filter((s) => user(s).length > 0);
+    const unsymbolized = withUser.filter((s) => user(s).some((f) => f.functions.every((n) => n === '')));
+    const burn = withUser.filter((s) => s.frames.some((f) => f.file === bin.file && f.functions.includes('main.burn')));
     const total = (xs: SampleView[]): number => xs.reduce((n, s) => n + s.count, 0);
-    t.diagnostic(`${total(mine)} samples of ${new Set(mine.map((s) => s.pid)).size} churned processes; ${total(withUser)} in their binary, ${total(unsymbolized)} of them with an unsymbolized frame, ${total(burn)} in main.burn`);
-    assert.ok(total(burn) >= 50, `samples in main.burn: ${total(burn)}`);
-    assert.equal(total(unsymbolized), 0, 'every frame of a churned process in its binary has a function');
+    t.diagnostic(`${total(mine)} samples of ${new Set(mine.map((s) => s.pid)).size} churned processes after their exec; ${total(withUser)} with a user stack, ${total(unsymbolized)} of them with an unsymbolized user frame, ${total(burn)} in main.burn`);
+    assert.ok(total(burn) >= 50, `samples in main.burn: ${total(burn)}; some unsymbolized: ${JSON.stringify(unsymbolized.slice(0, 2))}`);
+    assert.equal(total(unsymbolized), 0, 'every user frame of a churned process is symbolized');
   } finally {
     await agent.stop();
     bin.remove();
@@ -135,8 +150,10 @@ bpfTest('PID reuse: another Go binary under a killed process PID is never symbol
   const agent = await startAgent(['--hz', '499']);
   const children: ChildProcess[] = [];
   try {
+    await readPprof(await fetch(`${agent.url}/debug/pprof/profile?seconds=3`), 'warm-up profile'); // as in the churn test
     const profile = fetch(`${agent.url}/debug/pprof/profile?seconds=4`);
-    await sleep(300);
+    await sleep(100);
+    await fetch(`${agent.url}/healthz`); // answered after the profile request was taken: its window has begun
     const old = spawn(oldBin.file, ['-live', '0'], { stdio: 'ignore' });
     children.push(old);
     await sleep(1200);
