@@ -37,10 +37,11 @@ _Static_assert(sizeof(struct unwind_key) == 8, "struct unwind_key: see src/symbo
 _Static_assert(sizeof(struct unwind_chunk) == 508, "struct unwind_chunk: see src/symbols/unwind-table.ts");
 _Static_assert(sizeof(struct labels_layout) == 32, "struct labels_layout: see src/symbols/injector.ts");
 _Static_assert(sizeof(struct stack_switch) == 104, "struct stack_switch: see src/symbols/injector.ts");
-_Static_assert(sizeof(struct proc_config) == 248, "struct proc_config: see src/symbols/injector.ts");
+_Static_assert(sizeof(struct proc_config) == 256, "struct proc_config: see src/symbols/injector.ts");
 _Static_assert(sizeof(struct sample_record) == 2088, "struct sample_record: see src/sampler/records.ts");
 _Static_assert(__builtin_offsetof(struct sample_record, user_stack) == 56, "struct sample_record: see src/sampler/records.ts");
 _Static_assert(sizeof(struct exec_record) == 16, "struct exec_record: see src/sampler/records.ts");
+_Static_assert(sizeof(struct exit_record) == 16, "struct exit_record: see src/sampler/records.ts");
 _Static_assert(sizeof(struct offcpu_record) == 2112, "struct offcpu_record: see src/sampler/records.ts");
 #define USER_ADDR_END (1ULL << 56) /* above any user address (also with 5-level page tables) */
 #define USER_ADDR_MIN 0x10000ULL  /* below vm.mmap_min_addr's default: no code there, so not a return address */
@@ -225,6 +226,23 @@ static __always_inline __u16 leaf_step(struct pt_regs *regs, const struct proc_c
 #else
 	return 1;
 #endif
+}
+
+/* The process's start time in /proc/PID/stat's clock ticks (proc_config.start_ticks). */
+static __always_inline __u64 start_ticks(struct task_struct *task)
+{
+	return task->group_leader->start_boottime / NSEC_PER_USER_TICK;
+}
+
+/* The config of the current process, if it was written for this process and not for an earlier one whose PID it
+ * has now (the agent read that one's start time and wrote its config after it had exited). */
+static __always_inline const struct proc_config *config_of(struct task_struct *task, __u32 tgid)
+{
+	const struct proc_config *cfg = bpf_map_lookup_elem(&proc_configs, &tgid);
+
+	if (cfg && cfg->start_ticks != start_ticks(task))
+		return NULL;
+	return cfg;
 }
 
 /* The goroutine context of a sample, read before the frame-pointer walk. */
@@ -462,7 +480,7 @@ static __always_inline __u16 capture_user(__u32 tgid, __u64 *stack, __u32 *flags
 	}
 	/* The user-mode registers, also when the task is in the kernel (a syscall, a fault, a switch). */
 	regs = (struct pt_regs *)bpf_task_pt_regs(task);
-	cfg = bpf_map_lookup_elem(&proc_configs, &tgid);
+	cfg = config_of(task, tgid);
 	if (cfg)
 		*flags |= SAMPLE_F_CONFIG;
 	n = leaf_step(regs, cfg, stack, flags, &leaf, &done);
@@ -752,6 +770,33 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	e->kind = RECORD_EXEC;
 	e->tgid = p->tgid;
 	e->time_ns = bpf_ktime_get_ns();
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/* The last thread of a process exits: its config goes now, not at the agent's next /proc scan, and the agent
+ * hears of it in stream order (struct exit_record). A thread that is not the last one leaves signal->live above 0
+ * (do_exit decrements it before this tracepoint). */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_exit, struct task_struct *p)
+{
+	__u32 tgid = p->tgid;
+	struct exit_record *e;
+	bool known;
+
+	if (p->signal->live.counter > 0)
+		return 0;
+	known = bpf_map_delete_elem(&proc_configs, &tgid) == 0;
+	if (!known && !wanted(tgid, filter_mode, TARGET_CPU) && !wanted(tgid, offcpu_filter_mode, TARGET_OFFCPU))
+		return 0;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(COUNTER_EXEC_DROPS);
+		return 0;
+	}
+	e->kind = RECORD_EXIT;
+	e->tgid = tgid;
+	e->start_ticks = start_ticks(p);
 	bpf_ringbuf_submit(e, 0);
 	return 0;
 }

@@ -133,7 +133,14 @@ struct proc_config {
 	__u64 top_end[PROC_TOP_FRAMES];
 	struct labels_layout labels;
 	struct stack_switch sw;
-};                       /* 248 bytes */
+	/* The process's start time as /proc/PID/stat has it (field 22, clock ticks since boot): a config is used only
+	 * for the process it was written for, never for a later one that got the same PID. */
+	__u64 start_ticks;
+};                       /* 256 bytes */
+
+/* /proc/PID/stat's start time from task_struct.start_boottime: nsec_to_clock_t with USER_HZ = 100 (every
+ * architecture the agent runs on). */
+#define NSEC_PER_USER_TICK 10000000ULL
 
 /* ---- sampling filter ------------------------------------------------------------------------------------ */
 
@@ -150,6 +157,7 @@ struct proc_config {
 #define RECORD_SAMPLE 1
 #define RECORD_EXEC 2
 #define RECORD_OFFCPU 3
+#define RECORD_EXIT 4
 
 #define MAX_USER_STACK 127
 #define MAX_KERNEL_STACK 127
@@ -229,6 +237,15 @@ struct exec_record {
 	__u64 time_ns;
 };
 
+/* The last thread of a process exited: sent for processes with a proc_config (removed by then) and for those a
+ * profile wants. In the ring buffer it comes after every sample of the process, before any of a later process
+ * with the same PID. */
+struct exit_record {
+	__u32 kind; /* RECORD_EXIT */
+	__u32 tgid;
+	__u64 start_ticks; /* as proc_config.start_ticks */
+};
+
 /* ---- per-CPU counters (counters[COUNTER_*]) ------------------------------------------------------------ */
 
 #define COUNTER_SAMPLES 0        /* perf events for tasks that passed the filter */
@@ -238,7 +255,7 @@ struct exec_record {
 #define COUNTER_TABLE_MISSES 4   /* leaf PC in Go text, binary has a table, but no range for it */
 #define COUNTER_LEAF_FIXUPS 5    /* caller recovered from [SP + spdelta] */
 #define COUNTER_GOIDS 6          /* samples with a goroutine ID */
-#define COUNTER_EXEC_DROPS 7     /* exec records lost */
+#define COUNTER_EXEC_DROPS 7     /* exec and exit records lost */
 #define COUNTER_OFFCPU_ENDS 8    /* off-CPU intervals of wanted threads that ended */
 #define COUNTER_OFFCPU_SENT 9    /* off-CPU records submitted */
 #define COUNTER_OFFCPU_DROPS 10  /* off-CPU records lost: ring buffer full */

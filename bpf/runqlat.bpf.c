@@ -26,6 +26,8 @@
 #include "sched.h"
 
 const volatile bool per_cgroup = false;
+/* MISSING_* bits (runqlat.h). */
+__u32 missing_fields = 0;
 
 struct task_times {
 	__u64 arrived_ns;       /* rq clock when it last went on a CPU; 0 = not seen yet */
@@ -140,15 +142,27 @@ int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_stru
 	/* This CPU's rq clock (the clock of sched_info; __schedule updated it before the pick). Every task's
 	 * se.cfs_rq is on its CPU, and next's CPU is this one. (runqueues itself, a per-CPU variable, is not in
 	 * kallsyms without CONFIG_KALLSYMS_ALL.) */
-	__u64 now = next->se.cfs_rq->rq->clock;
-	__u64 queued = next->sched_info.last_queued, delay = next->sched_info.run_delay;
-	__u64 pending = queued && now > queued ? now - queued : 0; /* the wait ending now, not yet in run_delay */
-	__u64 wait = pending, left;
+	__u64 now, queued, delay, pending, wait, left;
 	bool user = !(next->flags & PF_KTHREAD);
 	struct task_times *tt;
 
+	/* Fields that depend on the kernel's configuration: without them the program still loads (the reads below
+	 * are dead code then) and says what is missing. */
+	if (!bpf_core_field_exists(next->se.cfs_rq)) {
+		missing_fields |= MISSING_RQ_CLOCK;
+		return 0;
+	}
+	if (!bpf_core_field_exists(next->sched_info.last_queued) || !bpf_core_field_exists(next->sched_info.run_delay)) {
+		missing_fields |= MISSING_SCHED_INFO;
+		return 0;
+	}
 	if (!next->pid) /* the idle task */
 		return 0;
+	now = next->se.cfs_rq->rq->clock;
+	queued = next->sched_info.last_queued;
+	delay = next->sched_info.run_delay;
+	pending = queued && now > queued ? now - queued : 0; /* the wait ending now, not yet in run_delay */
+	wait = pending;
 	tt = bpf_task_storage_get(&start, next, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!tt) {
 		drop(RUNQ_DROP_START);

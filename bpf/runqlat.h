@@ -24,6 +24,11 @@ enum offcpu_state {
 	OFFCPU_NS_KINDS = 2,
 };
 
+/* Bits of the `missing_fields` global: a field this kernel lacks (CO-RE), so no latency can be measured. Set by
+ * the first switch that needed it; user space then reports the feature off. */
+#define MISSING_RQ_CLOCK 0x1   /* task_struct.se.cfs_rq (CONFIG_FAIR_GROUP_SCHED): the rq clock */
+#define MISSING_SCHED_INFO 0x2 /* task_struct.sched_info.last_queued (CONFIG_SCHED_INFO) */
+
 /* Index into the per-CPU `drops` array: why a latency was not recorded. */
 enum runq_drop {
 	RUNQ_DROP_START = 0,  /* task storage unavailable (-ENOMEM, or busy on recursion): the latency is recorded without

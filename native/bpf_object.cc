@@ -122,6 +122,7 @@ Napi::Function BpfObject::Init(Napi::Env env) {
           InstanceMethod<&BpfObject::SetGlobal>("setGlobal"),
           InstanceMethod<&BpfObject::GetGlobal>("getGlobal"),
           InstanceMethod<&BpfObject::SetAutoload>("setAutoload"),
+          InstanceMethod<&BpfObject::SetAttachTarget>("setAttachTarget"),
           InstanceMethod<&BpfObject::SetMaxEntries>("setMaxEntries"),
           InstanceMethod<&BpfObject::Attach>("attach"),
           InstanceMethod<&BpfObject::AttachTracepoint>("attachTracepoint"),
@@ -520,6 +521,18 @@ Napi::Value BpfObject::SetAutoload(const Napi::CallbackInfo& info) {
   if (info.Length() < 2 || !info[1].IsBoolean()) ThrowUsage(env, "autoload must be a boolean", true);
   int err = bpf_program__set_autoload(p, info[1].As<Napi::Boolean>().Value());
   if (err != 0) ThrowErrno(env, err, Where("bpf_program__set_autoload", bpf_program__name(p)));
+  return env.Undefined();
+}
+
+// The kernel function or BTF tracepoint a tp_btf/fentry program attaches to, instead of its section's.
+Napi::Value BpfObject::SetAttachTarget(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  struct bpf_program* p = ProgramAt(info, 0);
+  RequireNotLoaded(env, "setAttachTarget()");
+  if (info.Length() < 2 || !info[1].IsString()) ThrowUsage(env, "the attach target must be a string", true);
+  std::string target = info[1].As<Napi::String>().Utf8Value();
+  int err = bpf_program__set_attach_target(p, 0, target.c_str());
+  if (err != 0) ThrowErrno(env, err, Where("bpf_program__set_attach_target", std::string(bpf_program__name(p)) + " to " + target + ", not in the kernel's BTF"));
   return env.Undefined();
 }
 

@@ -50,6 +50,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   Napi::Value SetGlobal(const Napi::CallbackInfo& info);
   Napi::Value GetGlobal(const Napi::CallbackInfo& info);
   Napi::Value SetAutoload(const Napi::CallbackInfo& info);
+  Napi::Value SetAttachTarget(const Napi::CallbackInfo& info);
   Napi::Value SetMaxEntries(const Napi::CallbackInfo& info);
   // attach
   Napi::Value Attach(const Napi::CallbackInfo& info);

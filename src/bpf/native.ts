@@ -95,6 +95,7 @@ export interface NativeBpfObject {
   setGlobal(name: string, value: Buffer): void;
   getGlobal(name: string): Buffer;
   setAutoload(prog: number, autoload: boolean): void;
+  setAttachTarget(prog: number, target: string): void;
   setMaxEntries(map: number, maxEntries: number): void;
   attach(prog: number): number;
   attachTracepoint(prog: number, category: string, name: string): number;

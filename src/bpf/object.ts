@@ -41,6 +41,8 @@ export interface OpenOptions {
   autoload?: Record<string, boolean>;
   /** max_entries overrides, by map name. */
   maxEntries?: Record<string, number>;
+  /** Attach targets instead of the section's (tp_btf: the BTF tracepoint name), by program name. */
+  attachTargets?: Record<string, string>;
 }
 
 export interface PerfEventAttachOptions {
@@ -84,6 +86,7 @@ export class BpfObject {
       for (const [name, value] of Object.entries(options.globals ?? {})) obj.setGlobal(name, value);
       for (const [name, on] of Object.entries(options.autoload ?? {})) obj.nat.setAutoload(obj.programIndex(name), on);
       for (const [name, n] of Object.entries(options.maxEntries ?? {})) obj.nat.setMaxEntries(obj.mapIndex(name), n);
+      for (const [name, t] of Object.entries(options.attachTargets ?? {})) obj.nat.setAttachTarget(obj.programIndex(name), t);
       obj.refresh();
     } catch (err) {
       obj.close();

@@ -47,6 +47,8 @@ export interface MetricsRegistryOptions {
   /** Where the cgroup v2 tree is read, to name the per-cgroup histograms of a perCgroup source (default:
    * cgroup2Mount(), the host's tree when PID 1 is the host's). */
   cgroupRoot?: string;
+  /** The features the kernel gave (quietflame_feature_enabled{feature}); absent = no such series. */
+  features?: () => Record<string, { enabled: boolean }>;
   /** prom-client's default process and Node.js metrics (default true). */
   defaultMetrics?: boolean;
 }
@@ -155,6 +157,14 @@ export function createMetricsRegistry(options: MetricsRegistryOptions = {}): Reg
   registry.registerMetric(profileRequests);
   registry.registerMetric(diagnosisFindings);
   if (options.health !== undefined) for (const m of healthMetrics(options.health)) registry.registerMetric(m);
+  const features = options.features;
+  if (features !== undefined) {
+    registry.registerMetric(
+      customMetric('quietflame_feature_enabled', 'Whether a feature is on (1) or off because the kernel refused its BPF program (0); why: /healthz.', 'gauge', () =>
+        Object.entries(features()).map(([feature, f]) => ({ labels: { feature }, value: f.enabled ? 1 : 0 })),
+      ),
+    );
+  }
   return registry;
 }
 

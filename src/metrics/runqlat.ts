@@ -14,6 +14,7 @@ import type { Metric } from 'prom-client';
 import { type CodecValue, array, struct, u32, u64 } from '../bpf/codec';
 import { bpfObjectPath } from '../bpf/native';
 import { BpfLink, BpfMap, BpfObject } from '../bpf/object';
+import { testAttachTargets } from '../bpf/features';
 import { containerIdFromPath } from '../proc/container';
 import type { CgroupPaths } from './cgroup-paths';
 
@@ -59,6 +60,10 @@ export interface RunqueueLatencyOptions {
 }
 
 
+/** missing_fields bits (runqlat.h MISSING_*) */
+const MISSING_RQ_CLOCK = 0x1;
+const MISSING_SCHED_INFO = 0x2;
+
 export class RunqueueLatency {
   readonly perCgroup: boolean;
   private readonly hist: BpfMap<number, HistValue[]>;
@@ -87,6 +92,7 @@ export class RunqueueLatency {
     const obj = BpfObject.open(options.objectPath ?? bpfObjectPath('runqlat'), {
       globals: { per_cgroup: perCgroup ? 1 : 0 },
       maxEntries: { cgroup_hists: options.maxCgroups ?? RUNQ_MAX_CGROUPS },
+      attachTargets: testAttachTargets(['on_switch']),
     });
     const links: BpfLink[] = [];
     try {
@@ -106,6 +112,19 @@ export class RunqueueLatency {
 
   get closed(): boolean {
     return this.obj.closed;
+  }
+
+  /**
+   * Fields this kernel lacks (CO-RE), which leave the program loaded but measuring nothing: named after the
+   * kernel option that provides them. Known once a task was switched in (at once on a live system).
+   */
+  missingFields(): string[] {
+    if (this.obj.closed) return [];
+    const bits = this.obj.getGlobal('missing_fields', u32) as number;
+    const out: string[] = [];
+    if (bits & MISSING_RQ_CLOCK) out.push('task_struct.se.cfs_rq (CONFIG_FAIR_GROUP_SCHED)');
+    if (bits & MISSING_SCHED_INFO) out.push('task_struct.sched_info.last_queued (CONFIG_SCHED_INFO)');
+    return out;
   }
 
   /** The node-wide histogram (all CPUs summed) and the drop counters; cumulative since start(). */

@@ -63,14 +63,17 @@ export interface ResolvedLocation {
 
 /** What turns raw stacks into locations: src/symbols/Symbolizer. */
 export interface StackResolver {
-  /** stack[0] is the sampled PC, later entries return addresses. */
-  resolveUser(pid: number, stack: readonly number[]): ResolvedLocation[];
+  /**
+   * stack[0] is the sampled PC, later entries return addresses. timeNs (CLOCK_MONOTONIC), when given, is when the
+   * stack was taken: a process that started later under the same PID must not answer for it.
+   */
+  resolveUser(pid: number, stack: readonly number[], timeNs?: bigint): ResolvedLocation[];
   resolveKernel(stack: ReadonlyArray<number | bigint>): ResolvedLocation[];
   /**
    * Optional: a number that changes whenever resolveUser(pid, …) may answer differently. While it stays the same,
    * a stack seen before is not resolved again (most samples repeat a stack).
    */
-  userEpoch?(pid: number): number;
+  userEpoch?(pid: number, timeNs?: bigint): number;
   /** Optional: the same for resolveKernel. */
   kernelEpoch?(): number;
 }
@@ -217,9 +220,9 @@ export class ProfileBuilder {
    * A user stack's location ids, compiler wrappers left out as Go's traceback does (runtime/pprof's own profiles
    * never show them): a wrapper frame goes unless it called a panic; the calls inlined into it stay.
    */
-  private userLocationIds(pid: number, stack: readonly number[], ids: number[]): void {
+  private userLocationIds(pid: number, stack: readonly number[], ids: number[], timeNs: bigint): void {
     let callee: string | undefined;
-    for (const l of this.opts.resolver.resolveUser(pid, stack)) {
+    for (const l of this.opts.resolver.resolveUser(pid, stack, timeNs)) {
       const outer = l.frames[l.frames.length - 1];
       if (outer?.wrapper && !(callee !== undefined && WRAPPER_SHOWN_CALLING.has(callee))) {
         if (l.frames.length > 1) ids.push(this.locationId(l, true));
@@ -248,7 +251,7 @@ export class ProfileBuilder {
    */
   private accOfSeen(s: RawSample): SampleAcc {
     const { resolver } = this.opts;
-    const userEpoch = s.userStack.length > 0 ? resolver.userEpoch!(s.pid) : 0;
+    const userEpoch = s.userStack.length > 0 ? resolver.userEpoch!(s.pid, s.timeNs) : 0;
     const kernelEpoch = s.kernelStack.length > 0 ? resolver.kernelEpoch!() : 0;
     const state = s.offCpu?.state;
     const h = rawHash(s);
@@ -275,7 +278,7 @@ export class ProfileBuilder {
     const { resolver } = this.opts;
     const ids: number[] = [];
     if (s.kernelStack.length > 0) for (const l of resolver.resolveKernel(s.kernelStack)) ids.push(this.locationId(l));
-    if (s.userStack.length > 0) this.userLocationIds(s.pid, s.userStack, ids);
+    if (s.userStack.length > 0) this.userLocationIds(s.pid, s.userStack, ids, s.timeNs);
     const goid = s.goid === undefined ? '' : String(s.goid);
     const key = `${ids.join(',')}|${s.pid}|${s.tid}|${goid}|${s.comm}|${s.offCpu?.state ?? ''}|${s.labels?.id ?? ''}`;
     let acc = this.samples.get(key);

@@ -8,7 +8,7 @@ import type { OffCpuState, PprofLabels, RawSample, SampleKind } from './types';
 export const MAX_USER_STACK = 127;
 export const MAX_KERNEL_STACK = 127;
 
-export const RecordKind = { SAMPLE: 1, EXEC: 2, OFFCPU: 3 } as const;
+export const RecordKind = { SAMPLE: 1, EXEC: 2, OFFCPU: 3, EXIT: 4 } as const;
 
 /** sample_record.flags */
 export const SampleFlag = {
@@ -88,6 +88,8 @@ export const SampleRecord = struct({
 export const OffCpuRecord = struct({ sample: SampleRecord, start_ns: u64, weight_ns: u64, state: u32, pad: u32 });
 /** struct exec_record */
 export const ExecRecord = struct({ kind: u32, tgid: u32, time_ns: u64 });
+/** struct exit_record: start_ticks as /proc/PID/stat's start time */
+export const ExitRecord = struct({ kind: u32, tgid: u32, start_ticks: u64 });
 
 const O = SampleRecord.offsets;
 const comm16 = cstring(16);
@@ -102,6 +104,7 @@ export function recordSize(b: Buffer): number | undefined {
   if (b.length < 4) return undefined;
   const kind = b.readUInt32LE(0);
   if (kind === RecordKind.EXEC) return ExecRecord.size;
+  if (kind === RecordKind.EXIT) return ExitRecord.size;
   const fixed = kind === RecordKind.SAMPLE ? SampleRecord.size : kind === RecordKind.OFFCPU ? OffCpuRecord.size : undefined;
   return fixed === undefined || b.length < fixed ? undefined : fixed + b.readUInt16LE(O.labels_len);
 }

@@ -17,6 +17,7 @@ import { u32, u64, u8 } from '../bpf/codec';
 import { onlineCpus } from '../bpf/index';
 import { bpfObjectPath } from '../bpf/native';
 import { BpfObject, type BpfLink, type BpfMap } from '../bpf/object';
+import { FeatureUnavailable, Features, loadWithOptional, testAttachTargets } from '../bpf/features';
 import type { RingBufferReader } from '../bpf/ringbuf';
 import { GoBinary } from '../gosym/binary';
 import { ElfFile } from '../gosym/elf';
@@ -31,6 +32,7 @@ import {
   decodeOffCpu,
   decodeSample,
   ExecRecord,
+  ExitRecord,
   FilterMode,
   DEFAULT_LABEL_LIMITS,
   LabelCaps,
@@ -42,6 +44,7 @@ import {
 import type { RawSample, SampleFilter, SampleKind, SampleSource } from './types';
 
 export { DEFAULT_LABEL_LIMITS, type LabelLimits } from './records';
+
 
 export interface SamplerOptions {
   /** Samples per second per CPU (default 99). */
@@ -56,6 +59,11 @@ export interface SamplerOptions {
   scanIntervalMs?: number;
   /** Watch exec() with a sched_process_exec tracepoint to configure new processes at once (default true). */
   execEvents?: boolean;
+  /**
+   * Watch process exits (sched_process_exit): a process's config leaves the BPF maps at once and onExit is told,
+   * in stream order, after the process's last sample (default true).
+   */
+  exitEvents?: boolean;
   /**
    * The goroutines' pprof labels sent with each sample: at most this many labels (default 16; 0 = none), keys and
    * values cut to these many bytes (default 64 and 128). At most LabelCaps.
@@ -78,7 +86,20 @@ export interface SamplerOptions {
   onWarning?: (message: string) => void;
   /** Called after a Go process was configured or forgotten (for tests and logs). */
   onProcess?: (event: ProcessEvent) => void;
+  /**
+   * A process (a Go one the agent configured, or one a profile wants) exited; every sample of it came before.
+   * startTime: /proc/PID/stat's.
+   */
+  onExit?: (pid: number, startTime: bigint) => void;
+  /** A process exec'd a new image (with exec events): every sample of its old image came before. */
+  onExecImage?: (pid: number) => void;
+  /** Where the features the kernel refused are noted (default: a fresh list, see features). */
+  features?: Features;
 }
+
+/** Optional programs of profile.bpf.o and the feature each one gives. */
+const OPTIONAL_PROGRAMS = { on_exec: 'exec_events', on_exit: 'exit_events', offcpu_switch: 'offcpu' } as const;
+type OptionalProgram = keyof typeof OPTIONAL_PROGRAMS;
 
 function checkLabelLimits(l: LabelLimits): void {
   const within = (v: number, hi: number): boolean => Number.isInteger(v) && v >= 0 && v <= hi;
@@ -203,10 +224,16 @@ export class Sampler implements SampleSource {
   private lastExecDrops: number | undefined;
   /** PIDs of Go programs whose text was not mapped yet when looked at, and how often that happened. */
   private readonly pending = new Map<number, { startTime: bigint; attempts: number }>();
+  /** What the kernel gave: cpu_profile and the optional programs' features. */
+  readonly features: Features;
+  /** Optional programs the kernel refused (at load or attach), with the reason. */
+  private readonly disabled: Map<string, string>;
 
-  private constructor(obj: BpfObject, opts: SamplerOptions) {
+  private constructor(obj: BpfObject, opts: SamplerOptions, disabled: Map<string, string>) {
     this.obj = obj;
     this.opts = opts;
+    this.disabled = disabled;
+    this.features = opts.features ?? new Features();
     this.hz = opts.hz ?? 99;
     this.offCpuPeriodNs = Math.round((opts.offCpuPeriodMs ?? 10) * 1e6);
     this.procRoot = opts.procRoot ?? '/proc';
@@ -226,7 +253,13 @@ export class Sampler implements SampleSource {
     const cpus = options.cpus ?? onlineCpus();
     const labels = options.labels ?? DEFAULT_LABEL_LIMITS;
     checkLabelLimits(labels);
-    const obj = BpfObject.open(options.objectPath ?? bpfObjectPath('profile'), {
+    const wantOptional: Record<OptionalProgram, boolean> = {
+      on_exec: options.execEvents ?? true,
+      on_exit: options.exitEvents ?? true,
+      offcpu_switch: true,
+    };
+    const optional = (Object.keys(wantOptional) as OptionalProgram[]).filter((p) => wantOptional[p]);
+    const open = (autoload: Record<string, boolean>): BpfObject => BpfObject.open(options.objectPath ?? bpfObjectPath('profile'), {
       globals: {
         ...(options.targetPid !== undefined ? { target_tgid: options.targetPid } : {}),
         labels_max: labels.maxLabels,
@@ -239,20 +272,20 @@ export class Sampler implements SampleSource {
         target_pids: options.maxTargetPids ?? 1024,
         events: options.ringBufferBytes ?? defaultRingBytes(cpus.length),
       },
-      autoload: { on_exec: options.execEvents ?? true },
+      autoload: { ...wantOptional, ...autoload },
+      attachTargets: testAttachTargets(Object.keys(OPTIONAL_PROGRAMS), { ...wantOptional, ...autoload }),
     });
+    const { obj, disabled } = loadWithOptional(open, optional);
     let sampler: Sampler | undefined;
     try {
-      obj.load();
-      sampler = new Sampler(obj, options);
+      sampler = new Sampler(obj, options, disabled);
+      sampler.noteFeatures(wantOptional);
       checkLayouts(obj);
       obj.setGlobal('offcpu_period_ns', BigInt(sampler.offCpuPeriodNs));
       sampler.applyFilter();
       sampler.reader = obj.ringBuffer('events', { onBatch: (records) => sampler!.onRecords(records) });
-      if (options.execEvents ?? true) {
-        sampler.execLink = obj.attach('on_exec');
-        sampler.links.push(sampler.execLink);
-      }
+      sampler.execLink = sampler.attachOptional('on_exec');
+      sampler.attachOptional('on_exit');
       sampler.scan();
       sampler.links.push(...obj.attachPerfEvent('do_sample', { freq: hz, cpus }));
       const s = sampler;
@@ -264,6 +297,11 @@ export class Sampler implements SampleSource {
       throw err;
     }
     return sampler;
+  }
+
+  /** Is any profile subscribed now? */
+  get subscribed(): boolean {
+    return this.subscribers.size > 0;
   }
 
   get attached(): boolean {
@@ -381,19 +419,37 @@ export class Sampler implements SampleSource {
   // ---- samples
 
   private onRecords(records: Buffer[]): void {
-    const cpu: RawSample[] = [];
-    const offCpu: RawSample[] = [];
+    let cpu: RawSample[] = [];
+    let offCpu: RawSample[] = [];
     for (const r of records) {
       const kind = r.length >= 4 ? r.readUInt32LE(0) : 0;
       const size = recordSize(r);
       if (kind === RecordKind.SAMPLE && r.length === size) cpu.push(decodeSample(r));
       else if (kind === RecordKind.OFFCPU && r.length === size) offCpu.push(decodeOffCpu(r));
-      else if (kind === RecordKind.EXEC && r.length === size) this.onExec(r.readUInt32LE(ExecRecord.offsets.tgid));
-      else if (this.malformed++ === 0) this.warn(`ring buffer record of kind ${kind} and ${r.length} bytes: is profile.bpf.o out of date?`);
+      else if (kind === RecordKind.EXEC && r.length === size) {
+        // Samples before it are of the old image, those after of the new one: hand them over first.
+        this.dispatch(cpu, offCpu);
+        cpu = [];
+        offCpu = [];
+        const pid = r.readUInt32LE(ExecRecord.offsets.tgid);
+        this.notify(() => this.opts.onExecImage?.(pid));
+        this.onExec(pid);
+      } else if (kind === RecordKind.EXIT && r.length === size) {
+        // The process's samples so far are all of it: hand them over before it is forgotten.
+        this.dispatch(cpu, offCpu);
+        cpu = [];
+        offCpu = [];
+        const e = ExitRecord.decode(r);
+        this.onExitRecord(e.tgid, e.start_ticks);
+      } else if (this.malformed++ === 0) this.warn(`ring buffer record of kind ${kind} and ${r.length} bytes: is profile.bpf.o out of date?`);
     }
+    this.dispatch(cpu, offCpu);
+  }
+
+  private dispatch(cpu: RawSample[], offCpu: RawSample[]): void {
     this.received.cpu += cpu.length;
     this.received.offcpu += offCpu.length;
-    if (this.closed) return;
+    if (this.closed || cpu.length + offCpu.length === 0) return;
     for (const sub of [...this.subscribers.values()]) {
       const all = sub.kind === 'cpu' ? cpu : offCpu;
       if (all.length === 0) continue;
@@ -452,8 +508,36 @@ export class Sampler implements SampleSource {
 
   private attachOffCpu(): void {
     if (this.offCpuLinks.length > 0) return;
+    const off = this.disabled.get('offcpu_switch');
+    if (off !== undefined) throw new FeatureUnavailable(`off-CPU profiles are not available on this kernel: ${off}`);
     this.obj.setGlobal('offcpu_since_ns', process.hrtime.bigint());
     this.offCpuLinks = [this.obj.attach('offcpu_switch')];
+  }
+
+  /** Notes which optional programs' features the kernel gave (and logs those it refused). */
+  private noteFeatures(want: Record<OptionalProgram, boolean>): void {
+    this.features.set('cpu_profile', true);
+    for (const p of Object.keys(OPTIONAL_PROGRAMS) as OptionalProgram[]) {
+      const why = want[p] ? this.disabled.get(p) : 'turned off';
+      this.features.set(OPTIONAL_PROGRAMS[p], why === undefined, why);
+      if (want[p] && why !== undefined) this.warn(`feature ${OPTIONAL_PROGRAMS[p]} is off: the kernel refused program ${p}: ${why}`);
+    }
+  }
+
+  /** Attaches an optional program that loaded; a refusal now turns its feature off (logged). */
+  private attachOptional(p: OptionalProgram): BpfLink | undefined {
+    if (this.features.get(OPTIONAL_PROGRAMS[p])?.enabled !== true) return undefined;
+    try {
+      const link = this.obj.attach(p);
+      this.links.push(link);
+      return link;
+    } catch (err) {
+      const why = (err as Error).message;
+      this.disabled.set(p, why);
+      this.features.set(OPTIONAL_PROGRAMS[p], false, why);
+      this.warn(`feature ${OPTIONAL_PROGRAMS[p]} is off: attaching program ${p} failed: ${why}`);
+      return undefined;
+    }
   }
 
   private detachOffCpu(): void {
@@ -480,6 +564,24 @@ export class Sampler implements SampleSource {
         });
       }
     });
+  }
+
+  /** A process exited (its last sample came before): forget it now rather than at the next scan. */
+  private onExitRecord(pid: number, startTime: bigint): void {
+    this.pending.delete(pid);
+    const t = this.tracked.get(pid);
+    // A different start time: the PID's new process, already looked at by a scan that ran before this record.
+    if (t !== undefined && t.startTime === startTime) this.forget(pid, 'exited');
+    this.notify(() => this.opts.onExit?.(pid, startTime));
+  }
+
+  private notify(fn: () => void): void {
+    if (this.closed) return;
+    try {
+      fn();
+    } catch (err) {
+      this.warn(`a process listener threw: ${(err as Error).message}`);
+    }
   }
 
   private scanSafely(): void {
@@ -557,7 +659,7 @@ export class Sampler implements SampleSource {
       if (read.kind === 'go') ({ info, bias } = read);
     }
     if (info === undefined || bias === undefined) return 'retry';
-    const r = this.injector.addProcess(pid, info, bias);
+    const r = this.injector.addProcess(pid, info, bias, startTime);
     if (r === undefined) {
       this.warn(`proc_configs is full (${this.injector.stats().configCapacity}): pid ${pid} is sampled without Go unwinding`);
       return null;

@@ -2,6 +2,8 @@
 // together and stopped together (server first, so in-flight profiles answer; then every BPF program and link).
 
 import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { Features, kernelTooOld, MIN_KERNEL } from '../bpf/features';
 import type { Logger } from 'pino';
 import { Sampler, type LabelLimits, type SamplerStats } from '../sampler/sampler';
 import { Symbolizer } from '../symbols/symbolizer';
@@ -55,17 +57,48 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
   const access = loadAccessControl(opts.access ?? {}); // bad files end the start before any BPF is loaded
   setMaxTableBytes((opts.maxBinaryTableMib ?? 64) << 20);
   if (ensureTracefs()) logger.info('mounted tracefs at /sys/kernel/tracing');
-  const sampler = Sampler.start({
-    hz: opts.hz,
-    offCpuPeriodMs: opts.offCpuPeriodMs,
-    ...(opts.labels ? { labels: opts.labels } : {}),
-    onWarning: (message) => logger.warn(message),
-    onProcess: (event) => logger.debug({ event }, 'go process'),
-  });
-  const cleanups: Array<() => unknown> = [() => sampler.close()];
+  const tooOld = kernelTooOld();
+  if (tooOld) logger.warn({ kernel: os.release(), minimum: MIN_KERNEL.join('.') }, 'this kernel is older than quietflame needs (bpf_loop): the CPU profiler will likely not load');
+  const features = new Features();
+  // The symbolizer reads a new Go process's mappings while a profile runs (a short-lived one is gone by the time
+  // its samples would be looked at), and forgets a process when its exit comes through the ring buffer.
+  const symbolizer = new Symbolizer({ onWarning: (message) => logger.warn(message) });
+  let sampler: Sampler | undefined;
   try {
-    const runqueue = RunqueueLatency.start({ perCgroup: opts.runqueuePerCgroup ?? false });
-    cleanups.push(() => runqueue.close());
+    sampler = Sampler.start({
+      hz: opts.hz,
+      offCpuPeriodMs: opts.offCpuPeriodMs,
+      ...(opts.labels ? { labels: opts.labels } : {}),
+      features,
+      onWarning: (message) => logger.warn(message),
+      onProcess: (event) => {
+        logger.debug({ event }, 'go process');
+        if (event.type === 'added' && sampler?.subscribed) symbolizer.observeProcess(event.process.pid);
+      },
+      onExit: (pid, startTime) => symbolizer.forgetProcess(pid, startTime),
+      onExecImage: (pid) => {
+        // The old image's samples are all in; the new image's mappings are read now, while it surely runs.
+        symbolizer.forgetProcess(pid);
+        if (sampler?.subscribed) symbolizer.observeProcess(pid);
+      },
+    });
+  } catch (e) {
+    const why = tooOld ? ` (kernel ${os.release()} is older than ${MIN_KERNEL.join('.')})` : '';
+    throw new Error(`the CPU profiler (profile.bpf.o) did not load${why}: ${(e as Error).message}`);
+  }
+  const started = sampler;
+  const cleanups: Array<() => unknown> = [() => started.close(), () => symbolizer.close()];
+  try {
+    // Run-queue latency is a feature of its own: a kernel that refuses runqlat.bpf.o loses only these metrics.
+    let runqueue: RunqueueLatency | undefined;
+    try {
+      runqueue = RunqueueLatency.start({ perCgroup: opts.runqueuePerCgroup ?? false });
+      features.set('runqueue_latency', true);
+      cleanups.push(() => runqueue?.close());
+    } catch (e) {
+      features.set('runqueue_latency', false, (e as Error).message);
+      logger.warn({ err: (e as Error).message }, 'feature runqueue_latency is off: runqlat.bpf.o did not load');
+    }
     const goroutineReader = new GoroutineSnapshotter();
     cleanups.push(() => goroutineReader.close());
     const logDir = opts.kubeletLogDir ?? '/var/log'; // the DaemonSet mounts the kubelet's pods/ and containers/
@@ -77,21 +110,30 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
       cleanups.push(() => podWatch!.stop());
     }
     const identities = new PodIdentities(podWatch ? [podWatch, logs] : [logs]);
-    const symbolizer = new Symbolizer({ onWarning: (message) => logger.warn(message) });
     let symbolizationNs = 0n;
-    cleanups.push(() => symbolizer.close());
+    // A run-queue program that loaded on a kernel lacking its fields measures nothing: it is off too.
+    let missingLogged = false;
+    const currentFeatures = (): ReturnType<Features['all']> => {
+      const missing = runqueue?.missingFields() ?? [];
+      if (missing.length > 0) {
+        features.set('runqueue_latency', false, `this kernel lacks ${missing.join(', ')}`);
+        if (!missingLogged) logger.warn({ missing }, 'feature runqueue_latency is off: the kernel lacks fields it reads');
+        missingLogged = true;
+      }
+      return features.all();
+    };
     for (const name of ['unwind_pages', 'proc_configs', 'target_pids'] as const) {
-      cleanups.push(registerMapStats(name, () => sampler.stats().maps[name]));
+      cleanups.push(registerMapStats(name, () => started.stats().maps[name]));
     }
     const { app } = buildServer(
       {
-        sampler,
+        sampler: started,
         newProfile: (kind, startUnixNs) => {
           const builder = new ProfileBuilder({
             resolver: symbolizer,
             kind,
-            hz: sampler.hz,
-            offCpuPeriodNs: sampler.offCpuPeriodNs,
+            hz: started.hz,
+            offCpuPeriodNs: started.offCpuPeriodNs,
             startTimeNs: startUnixNs,
             processLabels: processLabels(identities),
           });
@@ -104,7 +146,7 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
           return { add, finish: (w) => encodePprof((built = builder.build(w.endUnixNs))), built: () => built };
         },
         processes: () =>
-          sampler.goProcesses().map((p) => {
+          started.goProcesses().map((p) => {
             const id = identities.of(p.pid);
             const where = id ? { namespace: id.namespace, pod: `${id.namespace}/${id.pod}`, ...(id.container ? { container: id.container } : {}) } : {};
             return { pid: p.pid, exe: p.exe, goVersion: p.goVersion, buildId: p.buildId, containerId: containerIdOf(p.pid), ...where };
@@ -112,7 +154,12 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
         podOf: (pid) => identities.of(pid),
         processExists: (pid) => isProcess(pid),
         goroutines: (pid, o) => goroutineReader.snapshot(pid, o?.locations ? symbolizer : undefined),
-        metrics: createMetricsRegistry({ runqueueLatency: runqueue, health: () => agentHealth(sampler.stats(), symbolizationNs) }),
+        metrics: createMetricsRegistry({
+          runqueueLatency: () => runqueue,
+          health: () => agentHealth(started.stats(), symbolizationNs),
+          features: () => currentFeatures(),
+        }),
+        features: () => currentFeatures(),
       },
       {
         logger,

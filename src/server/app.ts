@@ -9,6 +9,7 @@ import { RawSample, SampleKind, SampleSource } from '../sampler/types';
 import { describeSelector, podMatcher, type PodOf } from './pod-selector';
 import { BadRequest, parsePid, parsePodSelector, parseSeconds, type QueryValue } from './params';
 import { CaptureManager, CaptureWindow, type NewProfile, TooManyCaptures } from './capture';
+import { FeatureUnavailable, type FeatureState } from '../bpf/features';
 import { CaptureStore } from './capture-store';
 import { type Analyze, registerCaptureApi } from './captures-api';
 import { registerUi } from './ui';
@@ -51,6 +52,8 @@ export interface AgentServices {
   analyzeCapture?: Analyze;
   /** Pod identity of a process (none: `pod=` and `container=` select nothing). */
   podOf?: PodOf;
+  /** The features the kernel gave and why one is off (shown by /healthz). */
+  features?: () => Record<string, FeatureState>;
 }
 
 export interface ServerOptions {
@@ -107,8 +110,10 @@ export function buildServer(services: AgentServices, opts: ServerOptions): { app
   app.get('/metrics', async (_req, reply) => reply.type(services.metrics.contentType).send(await services.metrics.metrics()));
 
   app.get('/healthz', async (_req, reply) => {
-    if (services.sampler.attached) return reply.type('text/plain; charset=utf-8').send('ok\n');
-    return reply.code(503).type('text/plain; charset=utf-8').send('BPF programs are not attached\n');
+    // 200 while the CPU sampler is attached (a feature the kernel refused does not fail the probe: it is listed).
+    const features = services.features?.() ?? {};
+    if (services.sampler.attached) return reply.send({ status: 'ok', features });
+    return reply.code(503).send({ status: 'BPF programs are not attached', features });
   });
 
   app.get('/api/processes', async () => ({ processes: services.processes() }));
@@ -139,6 +144,7 @@ export function buildServer(services: AgentServices, opts: ServerOptions): { app
         window = await captures.capture(seconds, { pid, kind }, req.signal, profile, startUnixNs);
       } catch (e) {
         if (e instanceof TooManyCaptures) return pprofError(reply.header('Retry-After', '5'), 429, e.message);
+        if (e instanceof FeatureUnavailable) return pprofError(reply, 503, e.message);
         throw e;
       }
       if (window.ended === 'aborted') return reply; // the client left: nobody to answer

@@ -90,13 +90,19 @@ export class CaptureManager {
     const start = process.hrtime.bigint();
     let end = start + BigInt(Math.round(seconds * 1e9));
     let samples = 0;
-    const unsubscribe = this.source.subscribe(filter, (batch) => {
-      let inWindow = batch;
-      if (batch.some((s) => s.timeNs < start || s.timeNs > end)) inWindow = batch.filter((s) => s.timeNs >= start && s.timeNs <= end);
-      if (inWindow.length === 0) return;
-      samples += inWindow.length;
-      sink.add(inWindow);
-    });
+    let unsubscribe: () => void;
+    try {
+      unsubscribe = this.source.subscribe(filter, (batch) => {
+        let inWindow = batch;
+        if (batch.some((s) => s.timeNs < start || s.timeNs > end)) inWindow = batch.filter((s) => s.timeNs >= start && s.timeNs <= end);
+        if (inWindow.length === 0) return;
+        samples += inWindow.length;
+        sink.add(inWindow);
+      });
+    } catch (e) {
+      this.running.delete(own); // e.g. a profile kind the kernel refused
+      throw e;
+    }
     let ended: CaptureWindow['ended'] = 'elapsed';
     try {
       await new Promise<void>((resolve) => {

@@ -81,7 +81,7 @@ export const LabelsLayout = struct({
 });
 export type LabelsLayoutValue = CodecValue<typeof LabelsLayout>;
 
-/** struct proc_config (248 bytes) */
+/** struct proc_config (256 bytes) */
 export const ProcConfig = struct({
   binary_id: u32,
   flags: u32,
@@ -96,6 +96,7 @@ export const ProcConfig = struct({
   top_end: array(u64, PROC_TOP_FRAMES),
   labels: LabelsLayout,
   sw: StackSwitchConfig,
+  start_ticks: u64,
 });
 export type ProcConfigValue = CodecValue<typeof ProcConfig>;
 
@@ -299,8 +300,10 @@ export class UnwindInjector {
   /**
    * Configures a process (replacing an earlier config of the same PID). The table is written first, so the BPF
    * side never sees a config that names a missing table. Returns undefined when proc_configs is full.
+   * startTicks: the process's start time (/proc/PID/stat field 22); the BPF side uses the config only for the
+   * process that started then.
    */
-  addProcess(pid: number, info: GoBinaryInfo, bias: number): InjectResult | undefined {
+  addProcess(pid: number, info: GoBinaryInfo, bias: number, startTicks = 0n): InjectResult | undefined {
     if (this.processes.has(pid)) this.removeProcess(pid);
     if (this.processes.size >= this.configs.maxEntries) {
       this.refusedProcesses++;
@@ -318,7 +321,7 @@ export class UnwindInjector {
     b.users.add(pid);
     this.processes.set(pid, b);
     try {
-      this.configs.update(pid, this.encodeConfig(b, bias));
+      this.configs.update(pid, this.encodeConfig(b, bias, startTicks));
     } catch (err) {
       this.detach(pid, b);
       throw err;
@@ -326,7 +329,10 @@ export class UnwindInjector {
     return noTable === undefined ? { binaryId: b.id } : { binaryId: 0, noTable };
   }
 
-  /** Removes a process's config, and its binary's table when it was the last user. false when unknown. */
+  /**
+   * Removes a process's config (which the BPF side may have removed already, at the process's exit), and its
+   * binary's table when it was the last user. false when unknown.
+   */
   removeProcess(pid: number): boolean {
     const b = this.processes.get(pid);
     if (b === undefined) return false;
@@ -400,7 +406,7 @@ export class UnwindInjector {
     return undefined;
   }
 
-  private encodeConfig(b: BinaryEntry, bias: number): Buffer {
+  private encodeConfig(b: BinaryEntry, bias: number, startTicks: bigint): Buffer {
     const info = b.info;
     const top_start: bigint[] = [];
     const top_end: bigint[] = [];
@@ -423,6 +429,7 @@ export class UnwindInjector {
       top_end,
       labels: info.labels,
       sw: info.sw,
+      start_ticks: startTicks,
     });
   }
 }

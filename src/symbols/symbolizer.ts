@@ -233,6 +233,8 @@ export class Symbolizer {
   private kernelLoadedAt = 0;
   private kernelEpochs = 0;
   private lastPrune = Date.now();
+  /** Answers for stacks of a process that is gone and whose PID another process has now. */
+  private unknownProcess: ProcessState | undefined;
   private epochs = 0;
 
   constructor(opts: SymbolizerOptions = {}) {
@@ -251,10 +253,10 @@ export class Symbolizer {
    * A user stack of process pid (runtime addresses, innermost first): stack[0] is looked up as is, every later
    * entry (a return address) at address − 1.
    */
-  resolveUser(pid: number, stack: readonly number[]): SymLocation[] {
+  resolveUser(pid: number, stack: readonly number[], timeNs?: bigint): SymLocation[] {
     const now = Date.now();
     this.maybePrune(now);
-    const state = this.process(pid, now);
+    const state = this.processAt(pid, now, timeNs);
     const out = new Array<SymLocation>(stack.length);
     for (let i = 0; i < stack.length; i++) {
       const pc = stack[i]!;
@@ -268,10 +270,10 @@ export class Symbolizer {
    * mappings read again): within one epoch the same stack gives the same locations, so callers may reuse them.
    * Does the upkeep a resolveUser call would (revalidation, pruning).
    */
-  userEpoch(pid: number): number {
+  userEpoch(pid: number, timeNs?: bigint): number {
     const now = Date.now();
     this.maybePrune(now);
-    return this.process(pid, now).epoch;
+    return this.processAt(pid, now, timeNs).epoch;
   }
 
   /** The same for resolveKernel: changes when the kernel symbols are read again. */
@@ -308,10 +310,14 @@ export class Symbolizer {
     this.process(pid, Date.now());
   }
 
-  /** Drops what is known about a process (it exited, or exec'd a new image). */
-  forgetProcess(pid: number): void {
+  /**
+   * Drops what is known about a process (it exited, or exec'd a new image). With startTime (/proc/PID/stat's),
+   * only if what is known is of that process (or of one already gone), not of a later one with the same PID.
+   */
+  forgetProcess(pid: number, startTime?: bigint): void {
     const st = this.processes.get(pid);
     if (!st) return;
+    if (startTime !== undefined && st.startTime !== undefined && st.startTime !== startTime.toString()) return;
     this.processes.delete(pid);
     this.release(st, Date.now());
   }
@@ -370,6 +376,20 @@ export class Symbolizer {
     const start = readProcStartTime(st.pid, this.procRoot);
     if (start === undefined) return false;
     return start === st.startTime && this.exeId(st.pid) === st.exeId;
+  }
+
+  /**
+   * The process a stack taken at timeNs (CLOCK_MONOTONIC) belongs to: not the one now under that PID if it started
+   * after the stack was taken (the stack's process exited and the PID was reused before its samples were looked at).
+   * Then an empty state answers: no symbols rather than another binary's.
+   */
+  private processAt(pid: number, now: number, timeNs: bigint | undefined): ProcessState {
+    const st = this.process(pid, now);
+    if (timeNs === undefined || st.startTime === undefined) return st;
+    // /proc/PID/stat counts 10 ms ticks of CLOCK_BOOTTIME, and bootOffsetNs() is as coarse: 30 ms of slack.
+    const startNs = BigInt(st.startTime) * 10_000_000n - bootOffsetNs();
+    if (timeNs + 30_000_000n >= startNs) return st;
+    return (this.unknownProcess ??= { pid: 0, startTime: undefined, exeId: undefined, mappings: [], mapsReadAt: now, checkedAt: now, lastUsed: now, gone: true, cache: new Map(), epoch: ++this.epochs });
   }
 
   private process(pid: number, now: number): ProcessState {
@@ -682,6 +702,19 @@ export class Symbolizer {
 }
 
 /** The process's start time as a string (clock ticks since boot; with the PID it survives PID reuse), or undefined once gone. */
+let bootOffset: bigint | undefined;
+
+/** CLOCK_BOOTTIME − CLOCK_MONOTONIC (time spent suspended), from /proc/uptime at first use (10 ms resolution). */
+function bootOffsetNs(): bigint {
+  if (bootOffset === undefined) {
+    const mono = process.hrtime.bigint();
+    const up = /^(\d+)\.(\d+)/.exec(fs.readFileSync('/proc/uptime', 'utf8'));
+    const boot = up ? BigInt(up[1]!) * 1_000_000_000n + BigInt(up[2]!.padEnd(9, '0').slice(0, 9)) : mono;
+    bootOffset = boot > mono ? boot - mono : 0n;
+  }
+  return bootOffset;
+}
+
 function readProcStartTime(pid: number, procRoot: string): string | undefined {
   return processIdentity(pid, procRoot)?.startTime.toString();
 }

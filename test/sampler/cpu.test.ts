@@ -254,8 +254,8 @@ samplerTest('PID reuse: a new process under a known PID is told apart by its sta
   const proc = isolatedProc();
   const copy = privateCopy(buildFixture({ go: NEWEST, fixture: 'hot', mode: 'plain' }));
   const events: ProcessEvent[] = [];
-  // No exec events and no timer: only the explicit scans below look at /proc.
-  const sampler = Sampler.start({ procRoot: proc.root, scanIntervalMs: 3_600_000, execEvents: false, onProcess: (e) => events.push(e) });
+  // No exec or exit events and no timer: only the explicit scans below look at /proc.
+  const sampler = Sampler.start({ procRoot: proc.root, scanIntervalMs: 3_600_000, execEvents: false, exitEvents: false, onProcess: (e) => events.push(e) });
   try {
     const first = await run(copy.file, ['-sleeper', '0']);
     proc.add(first.pid);
@@ -379,7 +379,7 @@ samplerTest('record and config layouts match bpf/profile.h', () => {
   assert.deepEqual([SampleRecord.offsets.comm, SampleRecord.offsets.user_stack, SampleRecord.offsets.kernel_stack], [40, 56, 56 + 127 * 8]);
   assert.deepEqual([SampleRecord.offsets.flags, SampleRecord.offsets.labels_len], [32, 34]);
   assert.equal(OffCpuRecord.size, 2112);
-  assert.equal(ProcConfig.size, 248);
+  assert.equal(ProcConfig.size, 256);
   assert.equal(ProcConfig.offsets.labels, 112);
 });
 

@@ -23,7 +23,7 @@ export interface AgentProcess {
   exited: Promise<number | null>;
   /** Everything the agent wrote on stderr so far. */
   stderr(): string;
-  /** Its log so far (pino's JSON lines on stdout). */
+  /** Everything the agent wrote on stdout (its JSON log lines) so far. */
   stdout(): string;
   /** SIGTERM (once) and the exit code. */
   stop(): Promise<number | null>;
@@ -52,9 +52,9 @@ export function firstJsonLine<T>(proc: ChildProcess, match: (o: Record<string, u
   });
 }
 
-/** Starts `quietflame agent --listen 127.0.0.1:0 …args` and waits until it listens. */
-export async function startAgent(args: string[] = []): Promise<AgentProcess> {
-  const proc = spawn(process.execPath, [CLI, 'agent', '--listen', '127.0.0.1:0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** Starts `quietflame agent --listen 127.0.0.1:0 …args` (with env added to this process's) and waits until it listens. */
+export async function startAgent(args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<AgentProcess> {
+  const proc = spawn(process.execPath, [CLI, 'agent', '--listen', '127.0.0.1:0', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let stderr = '';
   let stdout = '';
   proc.stderr!.on('data', (d) => (stderr += d));
