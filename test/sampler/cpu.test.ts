@@ -377,7 +377,10 @@ samplerTest('filters: a pid subscriber gets only its process; nobody subscribed,
     const mine = (await collect(sampler, { pid: busy.pid! }, 1500)) as SampleWithFlags[];
     const ticks1 = userSystemTicks(busy.pid!);
     stopAll();
-    assert.ok(mine.length >= 30, `${mine.length} samples of dd`);
+    // As many as dd's CPU time over the window predicts at 99 Hz (the kernel's account; on a loaded node dd gets
+    // less than a CPU), within sampling noise.
+    const ddSeconds = (ticks1.user + ticks1.system - ticks0.user - ticks0.system) / 100;
+    assert.ok(mine.length >= 10 && mine.length >= 0.6 * ddSeconds * 99, `${mine.length} samples of dd for ${ddSeconds.toFixed(2)} s of its CPU time`);
     assert.ok(mine.every((s) => s.pid === busy.pid));
     assert.ok(new Set(all.map((s) => s.pid)).has(spin.pid!), 'the node-wide subscriber also sees the shell loop');
     assert.ok(!all.some((s) => s.pid === 0), 'no idle samples');
