@@ -19,6 +19,10 @@ export interface AgentStartOptions {
    * before), e.g. to read their run time. Assumes no other program is loaded meanwhile (benches hold a lock).
    */
   programIds?: boolean;
+  /** Another build's CLI (e.g. a baseline's dist/src/cli.js), run with its own shebang flags. */
+  cli?: string;
+  /** More node flags (e.g. --cpu-prof for diagnosis). */
+  nodeFlags?: string[];
 }
 
 /** Every BPF program loaded on the node: id → name and run time (counted while kernel.bpf_stats_enabled=1). */
@@ -33,7 +37,8 @@ export function bpfPrograms(): Map<number, { name: string; runTimeNs: number }> 
 
 export async function startAgentProcess(extraArgs: string[] = [], opts: AgentStartOptions = {}): Promise<AgentProcess> {
   const before = opts.programIds ? bpfPrograms() : undefined;
-  const proc = spawn(process.execPath, [...cliNodeFlags(), CLI, 'agent', '--listen', '127.0.0.1:0', ...extraArgs], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const cli = opts.cli ?? CLI;
+  const proc = spawn(process.execPath, [...cliNodeFlags(cli), ...(opts.nodeFlags ?? []), cli, 'agent', '--listen', '127.0.0.1:0', ...extraArgs], { stdio: ['ignore', 'pipe', 'inherit'] });
   const url = await new Promise<string>((resolve, reject) => {
     readline.createInterface({ input: proc.stdout! }).on('line', (l) => {
       try {

@@ -55,6 +55,8 @@ export interface SamplerOptions {
   targetPid?: number;
   /** Write unwind tables (default true). false: frame pointers only (for comparisons and diagnosis). */
   unwindTables?: boolean;
+  /** Go binaries kept ready (unwind table in the map) after their last process exits (default 8). */
+  idleBinaries?: number;
   /** Interval of the /proc scan for new and exited processes (default 1000 ms). */
   scanIntervalMs?: number;
   /** Watch exec() with a sched_process_exec tracepoint to configure new processes at once (default true). */
@@ -239,6 +241,7 @@ export class Sampler implements SampleSource {
     this.procRoot = opts.procRoot ?? '/proc';
     this.injector = new UnwindInjector(obj.map('unwind_pages'), obj.map('proc_configs', u32), {
       tables: opts.unwindTables ?? true,
+      ...(opts.idleBinaries !== undefined ? { idleBinaries: opts.idleBinaries } : {}),
     });
     this.targetPids = obj.map('target_pids', u32, u8);
     this.counters = obj.perCpuMap('counters', u32, u64);

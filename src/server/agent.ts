@@ -122,6 +122,10 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
       }
       return features.all();
     };
+    // Kernel symbols are read at start and kept fresh from a timer, so that no profile waits for /proc/kallsyms.
+    symbolizer.refreshKernel();
+    const kallsymsTimer = setInterval(() => symbolizer.refreshKernel(), 60_000).unref();
+    cleanups.push(() => clearInterval(kallsymsTimer));
     for (const name of ['unwind_pages', 'proc_configs', 'target_pids'] as const) {
       cleanups.push(registerMapStats(name, () => started.stats().maps[name]));
     }

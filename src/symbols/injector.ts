@@ -240,7 +240,10 @@ export interface InjectResult {
 }
 
 export interface InjectorStats {
+  /** Binaries whose info (and table, if written) is held: those of live processes and the idle ones. */
   binaries: number;
+  /** Binaries with no process left, kept for the next process of the same file. */
+  idleBinaries: number;
   processes: number;
   unwindEntries: number;
   unwindCapacity: number;
@@ -263,6 +266,12 @@ interface BinaryEntry {
 export interface InjectorOptions {
   /** Write unwind tables (default true). false: configs only, so the BPF side unwinds by frame pointer alone. */
   tables?: boolean;
+  /**
+   * Binaries kept (info and table in unwind_pages) after their last process exited, so that the next process of
+   * the same file costs one config write, not a table build and thousands of map writes (default 8; the least
+   * recently used go first, and any of them when a new table needs the room).
+   */
+  idleBinaries?: number;
 }
 
 export class UnwindInjector {
@@ -273,6 +282,9 @@ export class UnwindInjector {
   private refusedTables = 0;
   private refusedProcesses = 0;
   private readonly tables: boolean;
+  private readonly keepIdle: number;
+  /** Binaries without processes, least recently used first. */
+  private readonly idle = new Map<string, BinaryEntry>();
 
   constructor(
     private readonly pages: BpfMap<Buffer, Buffer>,
@@ -280,9 +292,10 @@ export class UnwindInjector {
     options: InjectorOptions = {},
   ) {
     this.tables = options.tables ?? true;
+    this.keepIdle = options.idleBinaries ?? 8;
   }
 
-  /** The info of a binary that has a configured process (to configure another process of the same file). */
+  /** The info of a binary held (with processes or idle), to configure another process of the same file. */
   binaryInfo(key: string): GoBinaryInfo | undefined {
     return this.binaries.get(key)?.info;
   }
@@ -311,6 +324,7 @@ export class UnwindInjector {
     }
     let b = this.binaries.get(info.key);
     let noTable: string | undefined;
+    if (b !== undefined) this.idle.delete(info.key);
     if (b === undefined) {
       b = { id: this.nextId++, info, users: new Set(), entries: 0 };
       noTable = this.writeTable(b);
@@ -344,11 +358,13 @@ export class UnwindInjector {
   /** Removes everything this injector wrote. */
   clear(): void {
     for (const pid of [...this.processes.keys()]) this.removeProcess(pid);
+    while (this.evictIdle());
   }
 
   stats(): InjectorStats {
     return {
       binaries: this.binaries.size,
+      idleBinaries: this.idle.size,
       processes: this.processes.size,
       unwindEntries: this.usedEntries,
       unwindCapacity: this.pages.maxEntries,
@@ -363,6 +379,23 @@ export class UnwindInjector {
     this.processes.delete(pid);
     b.users.delete(pid);
     if (b.users.size > 0) return;
+    // A table that did not fit is not kept: the next process gets another chance at it.
+    if (this.tables && b.entries === 0) return this.drop(b);
+    this.idle.set(b.info.key, b);
+    while (this.idle.size > this.keepIdle) this.evictIdle();
+  }
+
+  /** Forgets the least recently used idle binary; false when none. */
+  private evictIdle(): boolean {
+    const first = this.idle.values().next();
+    if (first.done === true) return false;
+    this.drop(first.value);
+    return true;
+  }
+
+  /** Forgets a binary without processes and takes its table out of unwind_pages. */
+  private drop(b: BinaryEntry): void {
+    this.idle.delete(b.info.key);
     this.binaries.delete(b.info.key);
     if (b.entries > 0) {
       for (const key of unwindKeys(b.id, b.info.chunkCounts, true)) this.pages.delete(key);
@@ -381,6 +414,7 @@ export class UnwindInjector {
     if (!this.tables) return 'unwind tables disabled';
     if (table === undefined) return 'unwind table unavailable';
     const need = table.stats.entries;
+    while (this.usedEntries + need > this.pages.maxEntries && this.evictIdle());
     if (this.usedEntries + need > this.pages.maxEntries) {
       this.refusedTables++;
       return `unwind table did not fit (${need} entries needed, ${this.pages.maxEntries - this.usedEntries} of ${this.pages.maxEntries} free)`;

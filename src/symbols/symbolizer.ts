@@ -676,6 +676,17 @@ export class Symbolizer {
 
   // ---- kernel
 
+  /**
+   * Reads /proc/kallsyms again when it is older than half its maximum age (or was never read), so that a caller
+   * that runs this at start and on a timer keeps symbolization from ever waiting for it.
+   */
+  refreshKernel(): void {
+    if (this.kernelMappingInfo !== undefined && Date.now() - this.kernelLoadedAt <= this.kallsymsMaxAgeMs / 2) return;
+    this.kernel.load();
+    this.kernelMappingInfo = undefined;
+    this.kernelMapping();
+  }
+
   private kernelMapping(): SymMapping {
     const now = Date.now();
     if (this.kernelMappingInfo === undefined || now - this.kernelLoadedAt > this.kallsymsMaxAgeMs) {

@@ -206,11 +206,11 @@ samplerTest('a deleted binary and a process in another mount namespace are unwou
   }
 });
 
-samplerTest('process exit: the binary\'s table and the process config leave the maps; counts return to before', async (t) => {
+samplerTest('process exit (no idle binaries kept): the binary\'s table and the process config leave the maps; counts return to before', async (t) => {
   const proc = isolatedProc();
   const copy = privateCopy(buildFixture({ go: NEWEST, fixture: 'hot', mode: 'plain' }));
   const events: ProcessEvent[] = [];
-  const sampler = Sampler.start({ procRoot: proc.root, scanIntervalMs: 200, execEvents: false, onProcess: (e) => events.push(e) });
+  const sampler = Sampler.start({ procRoot: proc.root, scanIntervalMs: 200, execEvents: false, idleBinaries: 0, onProcess: (e) => events.push(e) });
   try {
     const before = { pages: sampler.countEntries('unwind_pages'), configs: sampler.countEntries('proc_configs') };
     assert.deepEqual(before, { pages: 0, configs: 0 });
@@ -243,6 +243,41 @@ samplerTest('process exit: the binary\'s table and the process config leave the 
     assert.ok(await waitFor(() => sampler.goProcesses().length === 0, 2000));
     assert.deepEqual({ pages: sampler.countEntries('unwind_pages'), configs: sampler.countEntries('proc_configs') }, before);
     assert.deepEqual(sampler.stats().maps.unwind_pages, { entries: 0, capacity: 65536 });
+  } finally {
+    await sampler.close();
+    proc.remove();
+    copy.remove();
+  }
+});
+
+samplerTest('a new process of a binary whose processes all exited reuses its table: no read, no table write', async () => {
+  const proc = isolatedProc();
+  const copy = privateCopy(buildFixture({ go: NEWEST, fixture: 'hot', mode: 'stripped-pie' }));
+  const sampler = Sampler.start({ procRoot: proc.root, scanIntervalMs: 200, execEvents: false });
+  try {
+    const a = await run(copy.file, ['-sleeper', '0']);
+    proc.add(a.pid);
+    assert.ok(await waitFor(() => sampler.goProcesses().length === 1, 2000));
+    const first = sampler.goProcesses()[0]!;
+    const entries = sampler.countEntries('unwind_pages');
+    assert.ok(entries > 0);
+    await a.stop();
+    assert.ok(await waitFor(() => sampler.goProcesses().length === 0, 2000));
+    assert.deepEqual([sampler.countEntries('unwind_pages'), sampler.countEntries('proc_configs')], [entries, 0], 'the table waits for the next process');
+    assert.deepEqual([sampler.stats().goBinaries, sampler.stats().maps.unwind_pages.entries], [1, entries]);
+
+    const b = await run(copy.file, ['-sleeper', '0']);
+    try {
+      proc.add(b.pid);
+      assert.ok(await waitFor(() => sampler.goProcesses().length === 1, 2000));
+      const second = sampler.goProcesses()[0]!;
+      assert.equal(second.pid, b.pid);
+      assert.equal(second.binaryId, first.binaryId, 'the same table');
+      assert.equal(second.noTable, undefined);
+      assert.deepEqual([sampler.countEntries('unwind_pages'), sampler.countEntries('proc_configs')], [entries, 1]);
+    } finally {
+      await b.stop();
+    }
   } finally {
     await sampler.close();
     proc.remove();

@@ -7,10 +7,10 @@ import * as path from 'node:path';
 export const CLI = path.resolve(__dirname, '../../src/cli.js');
 
 /** The node flags in the CLI's shebang (`#!/usr/bin/env -S node FLAGS`), which `npx quietflame` runs with. */
-export function cliNodeFlags(): string[] {
-  const first = fs.readFileSync(CLI, 'utf8').split('\n', 1)[0]!;
+export function cliNodeFlags(cli = CLI): string[] {
+  const first = fs.readFileSync(cli, 'utf8').split('\n', 1)[0]!;
   const m = /^#!\/usr\/bin\/env (?:-S )?node((?: \S+)*)$/.exec(first);
-  if (!m) throw new Error(`${CLI}: unexpected first line ${first}`);
+  if (!m) throw new Error(`${cli}: unexpected first line ${first}`);
   return m[1]!.split(' ').filter((f) => f !== '');
 }
 

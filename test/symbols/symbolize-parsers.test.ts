@@ -11,6 +11,7 @@ import { ElfFile } from '../../src/gosym/elf';
 import { KernelSymbols, kernelAddress } from '../../src/symbols/kallsyms';
 import { NativeSymbols } from '../../src/symbols/native-elf';
 import { sortedOrder } from '../../src/symbols/sorted';
+import { Symbolizer } from '../../src/symbols/symbolizer';
 
 test('kallsyms: text symbols only, modules, sorted lookups; zeroed addresses give an empty table', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qf-kallsyms-'));
@@ -71,6 +72,30 @@ test('kallsyms: a file of many chunks, out of order, with an overlong line and n
       assert.deepEqual(k.lookup(addr + 0x3fn), { ...w, start: addr }, `0x${addr.toString(16)}`);
     }
   } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('Symbolizer.refreshKernel: reads kallsyms before any lookup, and again only once half its maximum age has passed', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qf-kallsyms-'));
+  const file = path.join(dir, 'kallsyms');
+  const sym = new Symbolizer({ kallsymsPath: file, kallsymsMaxAgeMs: 400 });
+  try {
+    fs.writeFileSync(file, 'ffffffff81000000 T first\n');
+    sym.refreshKernel();
+    assert.equal(sym.stats().kernelSymbols, 1, 'read at once, before any stack asked for it');
+    const epoch = sym.kernelEpoch();
+    fs.writeFileSync(file, 'ffffffff81000000 T first\nffffffff81001000 T second\n');
+    sym.refreshKernel();
+    assert.deepEqual([sym.stats().kernelSymbols, sym.kernelEpoch()], [1, epoch], 'fresh: not read again');
+    const until = Date.now() + 250;
+    while (Date.now() < until); // past half the maximum age
+    sym.refreshKernel();
+    assert.equal(sym.stats().kernelSymbols, 2);
+    assert.notEqual(sym.kernelEpoch(), epoch, 'cached kernel locations are dropped with the old table');
+    assert.equal(sym.resolveKernel([0xffffffff81001010n])[0]!.frames[0]!.function, 'second');
+  } finally {
+    sym.close();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -78,11 +78,11 @@ bpfTest('a table written to unwind_pages reads back from the kernel as GoBinary.
   }
 });
 
-bpfTest('processes of one binary share its table; it goes with the last of them', () => {
+bpfTest('processes of one binary share its table; it goes with the last of them (no idle binaries kept)', () => {
   const obj = open();
   const bin = GoBinary.open(hot());
   try {
-    const inj = new UnwindInjector(obj.map('unwind_pages'), obj.map('proc_configs', u32));
+    const inj = new UnwindInjector(obj.map('unwind_pages'), obj.map('proc_configs', u32), { idleBinaries: 0 });
     const info = goBinaryInfo(bin, 'k');
     const n = info.tableStats.entries;
     inj.addProcess(11, info, 0);
@@ -100,7 +100,7 @@ bpfTest('processes of one binary share its table; it goes with the last of them'
     assert.equal(count(obj, 'proc_configs'), 0);
     assert.equal(inj.binaryInfo('k'), undefined);
     assert.deepEqual({ ...inj.stats(), unwindCapacity: 0, configCapacity: 0 }, {
-      binaries: 0, processes: 0, unwindEntries: 0, unwindCapacity: 0, configEntries: 0, configCapacity: 0, tablesRefused: 0, processesRefused: 0,
+      binaries: 0, idleBinaries: 0, processes: 0, unwindEntries: 0, unwindCapacity: 0, configEntries: 0, configCapacity: 0, tablesRefused: 0, processesRefused: 0,
     });
     // A new process of the file afterwards gets a fresh table under a new id.
     const again = goBinaryInfo(bin, 'k');
@@ -108,6 +108,49 @@ bpfTest('processes of one binary share its table; it goes with the last of them'
     assert.equal(count(obj, 'unwind_pages'), n);
     inj.clear();
     assert.equal(count(obj, 'unwind_pages'), 0);
+  } finally {
+    bin.close();
+    obj.close();
+  }
+});
+
+bpfTest('idle binaries: the table stays for the next process of the file; the least recently used go past the limit or for room', () => {
+  const bin = GoBinary.open(hot());
+  let obj = open();
+  try {
+    let inj = new UnwindInjector(obj.map('unwind_pages'), obj.map('proc_configs', u32), { idleBinaries: 1 });
+    const a = goBinaryInfo(bin, 'a');
+    const n = a.tableStats.entries;
+    assert.deepEqual(inj.addProcess(41, a, 0), { binaryId: 1 });
+    inj.removeProcess(41);
+    assert.deepEqual([count(obj, 'unwind_pages'), count(obj, 'proc_configs')], [n, 0], 'the table stays, the config goes');
+    assert.deepEqual([inj.stats().binaries, inj.stats().idleBinaries, inj.stats().unwindEntries], [1, 1, n]);
+    assert.equal(inj.binaryInfo('a'), a, 'the next process of the file needs no read of it');
+    assert.equal(a.table, undefined, 'the table itself was let go when written: a second write could not happen');
+    assert.deepEqual(inj.addProcess(42, inj.binaryInfo('a')!, 0x1000), { binaryId: 1 }, 'the same table');
+    assert.equal(ProcConfig.decode(obj.map('proc_configs', u32).lookup(42)!).binary_id, 1);
+    assert.deepEqual([count(obj, 'unwind_pages'), inj.stats().idleBinaries], [n, 0]);
+    inj.removeProcess(42);
+    // A second idle binary is one too many: the least recently used one goes, with its table.
+    assert.deepEqual(inj.addProcess(43, goBinaryInfo(bin, 'b'), 0), { binaryId: 2 });
+    assert.equal(count(obj, 'unwind_pages'), 2 * n);
+    inj.removeProcess(43);
+    assert.deepEqual([count(obj, 'unwind_pages'), inj.binaryInfo('a'), inj.binaryInfo('b') !== undefined], [n, undefined, true]);
+    inj.clear();
+    assert.deepEqual([count(obj, 'unwind_pages'), inj.stats().binaries, inj.stats().unwindEntries], [0, 0, 0], 'clear takes idle tables too');
+    obj.close();
+
+    // Room for one table only: an idle binary's table makes room for a new binary's.
+    obj = open({ unwind_pages: n + (n >> 1) });
+    inj = new UnwindInjector(obj.map('unwind_pages'), obj.map('proc_configs', u32), { idleBinaries: 4 });
+    inj.addProcess(51, goBinaryInfo(bin, 'a'), 0);
+    inj.removeProcess(51);
+    assert.deepEqual(inj.addProcess(52, goBinaryInfo(bin, 'b'), 0), { binaryId: 2 });
+    assert.deepEqual([count(obj, 'unwind_pages'), inj.binaryInfo('a'), inj.stats().tablesRefused], [n, undefined, 0]);
+    // A live binary's table is never taken: a third binary does not fit while b runs.
+    assert.match(inj.addProcess(53, goBinaryInfo(bin, 'c'), 0)?.noTable ?? '', /did not fit/);
+    inj.removeProcess(53);
+    assert.equal(inj.binaryInfo('c'), undefined, 'a binary without its table is not kept idle');
   } finally {
     bin.close();
     obj.close();

@@ -1,0 +1,124 @@
+// What the first profiles cost: the agent up and idle for IDLE s, then node-wide WINDOW s profiles at 99 Hz, each
+// with a new process of the same CPU-bound Go binary started with it (the first is the one users mostly see:
+// the agent sits idle, then someone runs `go tool pprof`). Share = (agent user+sys over the request, all threads, +
+// its BPF programs' run time from kernel.bpf_stats_enabled) / (window × CPUs).
+//   npm run build && node dist/bench/first-profile.bench.js [ROUNDS] [WINDOW] [IDLE]
+// BASE_CLI=/path/to/other/dist/src/cli.js: alternate that build (base) with this one (new), ROUNDS agents each;
+// medians and new/base ratios. CPU_PROF_DIR=dir: V8 CPU profiles of the agents into dir (support/cpu-profile-preload.ts; for diagnosis).
+// Prints numbers; asserts nothing.
+
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { bpfPrograms, median, startAgentProcess } from './support/agent';
+import { buildFixture, newestToolchain } from '../test/support/go-toolchains';
+
+const ROUNDS = Number(process.argv[2] ?? 3);
+const WINDOW = Number(process.argv[3] ?? 10);
+const IDLE = Number(process.argv[4] ?? 10);
+const PROFILES = 3;
+const TICK = 100; // USER_HZ
+
+function cpuSeconds(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / TICK; // utime, stime of the whole thread group
+}
+
+function bpfSeconds(ids: number[]): number {
+  const now = bpfPrograms();
+  return ids.reduce((sum, id) => sum + (now.get(id)?.runTimeNs ?? 0), 0) / 1e9;
+}
+
+function peakRssMiB(pid: number): number {
+  const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmHWM:\s+(\d+)/.exec(s)![1]) / 1024;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+interface Run {
+  /** Per profile: share of the window's CPU, user+sys s, BPF s. */
+  profiles: Array<{ share: number; userSys: number; bpf: number }>;
+  peakMiB: number;
+}
+
+async function oneAgent(cli: string | undefined, binary: string, args: string[]): Promise<Run> {
+  const cpus = os.cpus().length;
+  const profDir = process.env.CPU_PROF_DIR;
+  const agent = await startAgentProcess(['--log-level', 'info'], {
+    programIds: true,
+    ...(cli !== undefined ? { cli } : {}),
+    ...(profDir !== undefined ? { nodeFlags: ['-r', path.join(__dirname, 'support', 'cpu-profile-preload.js')] } : {}),
+  });
+  const pid = agent.proc.pid!;
+  const run: Run = { profiles: [], peakMiB: 0 };
+  try {
+    await sleep(IDLE * 1000);
+    for (let i = 0; i < PROFILES; i++) {
+      const cpu0 = cpuSeconds(pid);
+      const bpf0 = bpfSeconds(agent.programIds);
+      const go = spawn(binary, args, { stdio: 'ignore' });
+      try {
+        const r = await fetch(`${agent.url}/debug/pprof/profile?seconds=${WINDOW}`);
+        if (r.status !== 200) throw new Error(`profile: HTTP ${r.status} ${await r.text()}`);
+        await r.arrayBuffer();
+        const userSys = cpuSeconds(pid) - cpu0;
+        const bpf = bpfSeconds(agent.programIds) - bpf0;
+        run.profiles.push({ share: (userSys + bpf) / (WINDOW * cpus), userSys, bpf });
+      } finally {
+        go.kill('SIGKILL');
+      }
+      await sleep(1000);
+    }
+    run.peakMiB = peakRssMiB(pid);
+  } finally {
+    await agent.stop();
+  }
+  return run;
+}
+
+function pct(x: number): string {
+  return `${(x * 100).toFixed(2)}%`;
+}
+
+async function main(): Promise<void> {
+  const go = newestToolchain().version;
+  const cpus = os.cpus().length;
+  const binary = buildFixture({ go, fixture: 'hot', mode: 'plain' });
+  const args = ['-leaf', String(Math.ceil(cpus / 2)), '-framed', String(Math.floor(cpus / 2)), '-sleeper', '0'];
+  const statsWas = fs.readFileSync('/proc/sys/kernel/bpf_stats_enabled', 'utf8').trim();
+  fs.writeFileSync('/proc/sys/kernel/bpf_stats_enabled', '1');
+  const base = process.env.BASE_CLI;
+  const variants: Array<[string, string | undefined]> = base !== undefined ? [['base', base], ['new', undefined]] : [['this build', undefined]];
+  const runs = new Map<string, Run[]>(variants.map(([name]) => [name, []]));
+  console.log(`${cpus} CPUs, agent idle ${IDLE} s, then ${PROFILES} node-wide ${WINDOW} s profiles at 99 Hz, each with a new process of a CPU-bound Go binary filling every core; ${ROUNDS} agents per build`);
+  try {
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [name, cli] of round % 2 === 0 ? variants : [...variants].reverse()) {
+        const r = await oneAgent(cli, binary, args);
+        runs.get(name)!.push(r);
+        console.log(`  ${name} round ${round + 1}: ${r.profiles.map((p, i) => `#${i + 1} ${pct(p.share)} (user+sys ${p.userSys.toFixed(2)} s, BPF ${p.bpf.toFixed(3)} s)`).join(', ')}; peak RSS ${r.peakMiB.toFixed(0)} MiB`);
+      }
+    }
+  } finally {
+    fs.writeFileSync('/proc/sys/kernel/bpf_stats_enabled', statsWas);
+  }
+  const medians = new Map<string, number[]>();
+  for (const [name, rs] of runs) {
+    const m = [...Array(PROFILES).keys()].map((i) => median(rs.map((r) => r.profiles[i]!.share)));
+    medians.set(name, m);
+    console.log(`${name}: median share of the window's CPU ${m.map((x, i) => `#${i + 1} ${pct(x)}`).join(', ')} (goals: first ≤ 1%, third ≤ 0.3%); median peak RSS ${median(rs.map((r) => r.peakMiB)).toFixed(0)} MiB`);
+  }
+  if (base !== undefined) {
+    const b = medians.get('base')!;
+    const n = medians.get('new')!;
+    console.log(`new/base: ${n.map((x, i) => `#${i + 1} ${(x / b[i]!).toFixed(2)}×`).join(', ')}`);
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exitCode = 1;
+});
