@@ -14,6 +14,8 @@ export interface AgentArgs {
   /** Profile captures at once, and node-wide off-CPU captures among them. */
   maxProfiles: number;
   maxNodeOffCpuProfiles: number;
+  /** Go binaries whose tables stay in the BPF maps after their last process exits. */
+  keepIdleBinaries: number;
   logLevel: string;
   /** Run-queue latency also per cgroup (quietflame_cgroup_runqueue_latency_seconds). */
   runqueuePerCgroup: boolean;
@@ -32,7 +34,7 @@ export interface AgentArgs {
 }
 
 export const AGENT_USAGE = `usage: quietflame agent [--listen HOST:PORT] [--hz N] [--offcpu-period-ms N] [--max-profile-seconds N] [--log-level LEVEL]
-                        [--max-profiles N] [--max-node-offcpu-profiles N] [--runqueue-per-cgroup] [--keep-captures N] [--keep-captures-mib N] [--kubelet-log-dir DIR]
+                        [--max-profiles N] [--max-node-offcpu-profiles N] [--keep-idle-binaries N] [--runqueue-per-cgroup] [--keep-captures N] [--keep-captures-mib N] [--kubelet-log-dir DIR]
                         [--kube-api [--kube-api-server URL] [--kube-serviceaccount-dir DIR] [--node-name NAME]]
                         [--tls-cert FILE --tls-key FILE] [--tls-client-ca FILE] [--token-file FILE] [--open-metrics] [--allow-unauthenticated]
                         [--labels N|off] [--label-key-bytes N] [--label-value-bytes N] [--max-binary-table-mib N]
@@ -45,6 +47,8 @@ export const AGENT_USAGE = `usage: quietflame agent [--listen HOST:PORT] [--hz N
   --max-node-offcpu-profiles N
                             of those, off-CPU profiles of the whole node (or a pod): each reads a stack at every
                             context switch of the node (default 1; 0 refuses them all; up to 64)
+  --keep-idle-binaries N    Go binaries whose tables stay in the BPF maps after their last process exits, so the
+                            next process of one costs almost nothing (default 8; 0 to 256)
   --log-level LEVEL         pino level: fatal, error, warn, info, debug, trace (default info)
   --runqueue-per-cgroup     also export run-queue latency per cgroup (v2), labelled cgroup and container_id
   --keep-captures N         captures started from the page that are kept for GET /api/captures (default 20; 0 to 1000)
@@ -78,7 +82,7 @@ export function parseAgentArgs(args: readonly string[], env: NodeJS.ProcessEnv =
   let kubeApi = false;
   const kube: { server?: string; serviceAccountDir?: string; nodeName?: string } = {};
   const out: AgentArgs = {
-    host: '127.0.0.1', port: 7070, hz: 99, offCpuPeriodMs: 10, maxProfileSeconds: 300, maxProfiles: 8, maxNodeOffCpuProfiles: 1, logLevel: 'info', runqueuePerCgroup: false, keepCaptures: 20, keepCapturesMib: 32, kubeletLogDir: '/var/log', access: {},
+    host: '127.0.0.1', port: 7070, hz: 99, offCpuPeriodMs: 10, maxProfileSeconds: 300, maxProfiles: 8, maxNodeOffCpuProfiles: 1, keepIdleBinaries: 8, logLevel: 'info', runqueuePerCgroup: false, keepCaptures: 20, keepCapturesMib: 32, kubeletLogDir: '/var/log', access: {},
     labels: { ...DEFAULT_LABEL_LIMITS }, maxBinaryTableMib: 64,
   };
   for (let i = 0; i < args.length; i++) {
@@ -106,6 +110,9 @@ export function parseAgentArgs(args: readonly string[], env: NodeJS.ProcessEnv =
         break;
       case '--max-node-offcpu-profiles':
         out.maxNodeOffCpuProfiles = intFlag(flag, value, 0, 64);
+        break;
+      case '--keep-idle-binaries':
+        out.keepIdleBinaries = intFlag(flag, value, 0, 256);
         break;
       case '--log-level':
         if (value === undefined || !LEVELS.includes(value)) throw new UsageError(`--log-level ${value ?? '(missing)'}: expected one of ${LEVELS.join(', ')}`);

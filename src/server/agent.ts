@@ -30,6 +30,8 @@ export interface AgentOptions {
   /** Captures at once (default 8) and node-wide off-CPU captures among them (default 1). */
   maxProfiles?: number;
   maxNodeOffCpuProfiles?: number;
+  /** Go binaries whose tables stay in the BPF maps after their last process exits (default 8). */
+  keepIdleBinaries?: number;
   /** Also keep run-queue latency per cgroup (default false). */
   runqueuePerCgroup?: boolean;
   /** Page captures kept (default 20) and MiB of their pprof (default 32). */
@@ -69,6 +71,7 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
       hz: opts.hz,
       offCpuPeriodMs: opts.offCpuPeriodMs,
       ...(opts.labels ? { labels: opts.labels } : {}),
+      ...(opts.keepIdleBinaries !== undefined ? { idleBinaries: opts.keepIdleBinaries } : {}),
       features,
       onWarning: (message) => logger.warn(message),
       onProcess: (event) => {

@@ -72,7 +72,8 @@ function hasTable(agentPid: number, binaryId: number): boolean {
 
 bpfTest('churn: short-lived Go processes leave the BPF maps within a second of exiting, and their samples are symbolized', async (t) => {
   const bin = copyAs(buildFixture({ go: '1.26', fixture: 'lifetime', mode: 'plain' }), 'qf-churnling');
-  const agent = await startAgent(['--hz', '499']);
+  // No idle binaries kept (by default 8 stay, bounded, for the next process of each): the table must go too.
+  const agent = await startAgent(['--hz', '499', '--keep-idle-binaries', '0']);
   const agentPid = agent.proc.pid!;
   const RATE = 40; // processes a second
   const SECONDS = 5;
