@@ -23,7 +23,7 @@ import { GoBinary } from '../gosym/binary';
 import { ElfFile } from '../gosym/elf';
 import { openExecutable, resolveExecutable, type Executable } from '../proc/exe';
 import { mappingsOfFile, readMaps, type Mapping } from '../proc/maps';
-import { listPids, PF_KTHREAD, readStat } from '../proc/process';
+import { isAlive, listPids, PF_KTHREAD, readStat } from '../proc/process';
 import { goBinaryInfo, loadBias, loadSegments, ProcConfig, UnwindInjector, type GoBinaryInfo } from '../symbols/injector';
 import { UnwindChunk, UnwindKey } from '../symbols/unwind-table';
 import {
@@ -179,6 +179,8 @@ interface Tracked {
 /** ELF sections only Go binaries have; a binary with none of them (and with section headers) is not looked into. */
 const GO_SECTIONS = ['.gopclntab', '.data.rel.ro.gopclntab', '.go.buildinfo', '.note.go.buildid', '.go.module'];
 const MAX_OTHER_CACHE = 4096;
+/** task_struct.flags: the thread is in do_exit (include/linux/sched.h). */
+const PF_EXITING = 0x4;
 /** Looks at a Go process whose text is not mapped yet before giving up on unwinding it. */
 const MAX_ATTEMPTS = 5;
 
@@ -286,7 +288,7 @@ export class Sampler implements SampleSource {
       checkLayouts(obj);
       obj.setGlobal('offcpu_period_ns', BigInt(sampler.offCpuPeriodNs));
       sampler.applyFilter();
-      sampler.reader = obj.ringBuffer('events', { onBatch: (records) => sampler!.onRecords(records) });
+      sampler.reader = obj.ringBuffer('events', { onBatch: (records) => sampler!.onRecords(records)});
       sampler.execLink = sampler.attachOptional('on_exec');
       sampler.attachOptional('on_exit');
       sampler.scan();
@@ -640,6 +642,11 @@ export class Sampler implements SampleSource {
     const info = go === 'retry' ? null : go;
     this.tracked.set(pid, { startTime: st.startTime, exeId, go: info ?? undefined });
     if (info) this.opts.onProcess?.({ type: 'added', process: info });
+    // Exiting before its config was written? Then its exit hook may have found nothing to remove: check after
+    // writing. PF_EXITING is set before the hook runs (a process is not a zombie until after it).
+    if (info && (!isAlive({ pid, startTime: st.startTime }, this.procRoot) || ((readStat(pid, this.procRoot)?.flags ?? 0) & PF_EXITING) !== 0)) {
+      this.forget(pid, 'exited');
+    }
   }
 
   /** Writes a Go process's table and config; null for other processes, 'retry' when its text is not mapped yet. */
