@@ -240,8 +240,12 @@ static __always_inline const struct proc_config *config_of(struct task_struct *t
 {
 	const struct proc_config *cfg = bpf_map_lookup_elem(&proc_configs, &tgid);
 
-	if (cfg && cfg->start_ticks != start_ticks(task))
-		return NULL;
+	if (cfg && cfg->start_ticks != start_ticks(task)) {
+		cfg = NULL;
+		/* Keeps this a branch: clang 19 otherwise picks between cfg and NULL with arithmetic, and the
+		 * verifier then sees a scalar where the map value was (do_sample: "invalid mem access 'scalar'"). */
+		barrier_var(cfg);
+	}
 	return cfg;
 }
 

@@ -293,14 +293,17 @@ Napi::Value BpfObject::Load(const Napi::CallbackInfo& info) {
     std::string hint, detail;
     std::string log = LibbpfLog();
     const std::string begin = "-- BEGIN PROG LOAD LOG --", end = "-- END PROG LOAD LOG --";
-    size_t b = log.rfind(begin);
-    size_t e = b == std::string::npos ? std::string::npos : log.find(end, b);
-    if (b != std::string::npos && e != std::string::npos) {
+    // A long log may have lost its start to the bound on what is kept: the end marker is enough.
+    size_t e = log.rfind(end);
+    size_t b = e == std::string::npos ? std::string::npos : log.rfind(begin, e);
+    if (e != std::string::npos) {
       // The verifier said no: name the program and quote its last words.
+      size_t from = b == std::string::npos ? 0 : b + begin.size();
       std::string prog = "?";
-      size_t p = log.rfind("prog '", b);
+      size_t p = log.find("prog '", e);  // libbpf: prog 'NAME': failed to load
+      if (p == std::string::npos && b != std::string::npos) p = log.rfind("prog '", b);
       if (p != std::string::npos) prog = log.substr(p + 6, log.find('\'', p + 6) - (p + 6));
-      std::string vlog = log.substr(b + begin.size(), e - b - begin.size());
+      std::string vlog = log.substr(from, e - from);
       size_t q = vlog.rfind("\nprocessed ");
       std::string before = q == std::string::npos ? vlog : vlog.substr(0, q);
       std::string reason = TailLines(before, 1);

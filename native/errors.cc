@@ -25,12 +25,17 @@ int LibbpfPrint(enum libbpf_print_level level, const char* fmt, va_list args) {
   }
   va_end(copy);
   if (level == LIBBPF_DEBUG) return 0;
-  char buf[1024];
-  int n = vsnprintf(buf, sizeof(buf), fmt, args);
+  // Whole messages: libbpf prints a verifier log as one message, often far over any fixed buffer.
+  va_list again;
+  va_copy(again, args);
+  int n = vsnprintf(nullptr, 0, fmt, args);
   if (n > 0) {
-    tls_log.append(buf, std::min<size_t>(static_cast<size_t>(n), sizeof(buf) - 1));
+    std::string msg(static_cast<size_t>(n), '\0');
+    vsnprintf(msg.data(), msg.size() + 1, fmt, again);
+    tls_log += msg;
     if (tls_log.size() > kMaxLog) tls_log.erase(0, tls_log.size() - kMaxLog);
   }
+  va_end(again);
   return 0;
 }
 
