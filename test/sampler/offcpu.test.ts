@@ -2,8 +2,7 @@
 // nanosleep(2) and one spinning (test/fixtures/go/offcpu), each on its own locked OS thread.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import * as fs from 'node:fs';
-import { onCpuNs } from '../support/schedstat';
+import { onCpuNs, preemptions } from '../support/schedstat';
 
 import { Sampler, clipOffCpu } from '../../src/sampler/sampler';
 import type { RawSample } from '../../src/sampler/types';
@@ -20,11 +19,6 @@ interface OffCpuWorker {
   goid: number;
   tid: number;
   function: string;
-}
-
-/** How often the thread was switched out preempted (still runnable), as the kernel counts it. */
-function preemptions(pid: number, tid: number): number {
-  return Number(/^nonvoluntary_ctxt_switches:\s+(\d+)$/m.exec(fs.readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'))![1]);
 }
 
 function offCpuNs(samples: readonly RawSample[], tid: number): number {

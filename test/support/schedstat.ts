@@ -13,3 +13,8 @@ export function userSystemTicks(pid: number): { user: number; system: number } {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return { user: Number(fields[11]), system: Number(fields[12]) };
 }
+
+/** How often the thread was switched out preempted (still runnable), as the kernel counts it. */
+export function preemptions(pid: number, tid: number): number {
+  return Number(/^nonvoluntary_ctxt_switches:\s+(\d+)$/m.exec(fs.readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'))![1]);
+}
