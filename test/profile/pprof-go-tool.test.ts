@@ -100,10 +100,12 @@ for (const b of builds) {
 
       const builder = new ProfileBuilder({ resolver: sym, hz });
       const samples: RawSample[] = [];
+      // Stamped now (CLOCK_MONOTONIC, as BPF stamps them): a stack from before the process started gets no symbols.
+      const now = process.hrtime.bigint();
       recs.forEach((rec, i) => {
         for (let n = 0; n <= i; n++) {
           samples.push({
-            pid, tid: pid + i, cpu: i % 2, comm: 'inline', goid: i % 2 === 0 ? 100 + i : undefined, timeNs: BigInt(n),
+            pid, tid: pid + i, cpu: i % 2, comm: 'inline', goid: i % 2 === 0 ? 100 + i : undefined, timeNs: now + BigInt(n),
             userStack: asUserStack(rec), kernelStack: i === 0 ? kstack.map((k) => k.pc) : [],
           });
         }
@@ -124,13 +126,13 @@ for (const b of builds) {
       assert.ok(cg, `no clock_gettime in the vDSO:\n${nm}`);
       const vdsoPc = vdsoStart + parseInt(cg[1]!, 16) + 4;
       const main = recs[0]![recs[0]!.length - 1]!; // runtime.goexit's return address: a caller for the extra samples
-      samples.push({ pid, tid: pid, cpu: 0, comm: 'inline', goid: 1, timeNs: 0n, userStack: [vdsoPc, Number(BigInt(main.pc))], kernelStack: [] });
-      samples.push({ pid, tid: pid, cpu: 0, comm: 'inline', goid: 1, timeNs: 0n, userStack: [0x10, Number(BigInt(main.pc))], kernelStack: [] });
+      samples.push({ pid, tid: pid, cpu: 0, comm: 'inline', goid: 1, timeNs: now, userStack: [vdsoPc, Number(BigInt(main.pc))], kernelStack: [] });
+      samples.push({ pid, tid: pid, cpu: 0, comm: 'inline', goid: 1, timeNs: now, userStack: [0x10, Number(BigInt(main.pc))], kernelStack: [] });
       // The PIE is dynamically linked: a PC in ld.so (native code, .dynsym/.symtab names).
       const ld = /^([0-9a-f]+)-[0-9a-f]+ r-xp \S+ \S+ \d+\s+(\S*ld-linux\S*)$/m.exec(maps);
       if (b.mode === 'stripped-pie') assert.ok(ld, 'the PIE has no dynamic loader mapped');
       const ldPc = ld ? parseInt(ld[1]!, 16) + 0x200 : undefined;
-      if (ldPc !== undefined) samples.push({ pid, tid: pid, cpu: 0, comm: 'inline', goid: 1, timeNs: 0n, userStack: [ldPc, Number(BigInt(main.pc))], kernelStack: [] });
+      if (ldPc !== undefined) samples.push({ pid, tid: pid, cpu: 0, comm: 'inline', goid: 1, timeNs: now, userStack: [ldPc, Number(BigInt(main.pc))], kernelStack: [] });
       for (let i = 0; i < samples.length; i += 3) builder.add(samples.slice(i, i + 3));
 
       const profile = builder.build();
