@@ -38,11 +38,18 @@ interface PhysicalFrame {
 
 const FUNC_LINE = /^(\S.*)\((.*)\)$/;
 const POS_LINE = /^\t(.+):(\d+)(?: \+0x([0-9a-f]+))?(?: fp=0x[0-9a-f]+ sp=0x[0-9a-f]+ pc=0x([0-9a-f]+))?$/;
-/** Frames injected by a signal: the frame below them was stopped where it was, not at a call. */
-const INJECTED = new Set(['runtime.sigpanic', 'runtime.asyncPreempt', 'runtime.debugCallV2']);
+/**
+ * Frames injected by a signal, after which the runtime prints the frame below at its pc as is (it was stopped
+ * there, not at a call). Since go1.21's unwinder that is every injected call; before, only sigpanic: go1.15–1.20
+ * print a frame stopped by asynchronous preemption at the line of pc−1.
+ */
+function injectedFrames(goMinor: number): Set<string> {
+  return new Set(goMinor >= 21 ? ['runtime.sigpanic', 'runtime.asyncPreempt', 'runtime.debugCallV2'] : ['runtime.sigpanic']);
+}
 
-/** The physical frames of a GOTRACEBACK=system dump. */
-function parseTraceback(text: string): PhysicalFrame[] {
+/** The physical frames of a GOTRACEBACK=system dump printed by a program of go1.GOMINOR. */
+function parseTraceback(text: string, goMinor: number): PhysicalFrame[] {
+  const injected = injectedFrames(goMinor);
   const out: PhysicalFrame[] = [];
   let pending: TraceFrame[] = [];
   let fn: string | undefined;
@@ -71,7 +78,7 @@ function parseTraceback(text: string): PhysicalFrame[] {
     pending.push({ function: fn, file: p[1]!, line: Number(p[2]) });
     fn = undefined;
     if (p[4] === undefined) continue; // an inlined call: its physical frame follows
-    const trap = firstOfSignalled || (previous !== undefined && INJECTED.has(previous));
+    const trap = firstOfSignalled || (previous !== undefined && injected.has(previous));
     out.push({ pc: parseInt(p[4], 16), off: parseInt(p[3] ?? '0', 16), trap, frames: pending });
     previous = pending[pending.length - 1]!.function;
     pending = [];
@@ -125,7 +132,10 @@ interface Checked {
 
 /** Every physical frame of the dump through `quietflame addr2line --inline`, and through `go tool addr2line` GO. */
 function check(t: TestContext, what: string, binary: string, dump: string, bias: number, goBins: string[]): Checked[] {
-  const frames = parseTraceback(dump);
+  const bin = GoBinary.open(binary);
+  const goMinor = bin.version.minor;
+  bin.close();
+  const frames = parseTraceback(dump, goMinor);
   assert.ok(frames.length >= 30, `${what}: only ${frames.length} frames with a pc in the dump:\n${dump.slice(0, 3000)}`);
   assert.ok(frames.some((f) => f.frames.length > 1), `${what}: no inlined call in the dump`);
   const addrs = frames.map((f) => '0x' + (symPc(f) - bias).toString(16));
