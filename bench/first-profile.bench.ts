@@ -4,7 +4,7 @@
 // its BPF programs' run time from kernel.bpf_stats_enabled) / (window × CPUs).
 //   npm run build && node dist/bench/first-profile.bench.js [ROUNDS] [WINDOW] [IDLE]
 // BASE_CLI=/path/to/other/dist/src/cli.js: alternate that build (base) with this one (new), ROUNDS agents each;
-// medians and new/base ratios. CPU_PROF_DIR=dir: V8 CPU profiles of the agents into dir (support/cpu-profile-preload.ts; for diagnosis).
+// medians and new/base ratios. AGENT_NODE_FLAGS='--flag …': extra node flags for the agents (both builds). THREADS=1: each profile's CPU by agent thread. CPU_PROF_DIR=dir: V8 CPU profiles of the agents into dir (support/cpu-profile-preload.ts; for diagnosis).
 // Prints numbers; asserts nothing.
 
 import { spawn } from 'node:child_process';
@@ -24,6 +24,35 @@ function cpuSeconds(pid: number): number {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(f[11]) + Number(f[12])) / TICK; // utime, stime of the whole thread group
+}
+
+/** user and system seconds of the agent's threads by name (threads of one name summed; the main thread apart). */
+function threadSeconds(pid: number): Map<string, { user: number; sys: number }> {
+  const out = new Map<string, { user: number; sys: number }>();
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    let stat: string;
+    try {
+      stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    } catch {
+      continue; // the thread ended
+    }
+    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const name = tid === String(pid) ? `${comm} (main)` : comm;
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const t = out.get(name) ?? { user: 0, sys: 0 };
+    t.user += Number(f[11]) / TICK;
+    t.sys += Number(f[12]) / TICK;
+    out.set(name, t);
+  }
+  return out;
+}
+
+function threadDelta(before: Map<string, { user: number; sys: number }>, after: Map<string, { user: number; sys: number }>): string {
+  return [...after]
+    .map(([name, t]) => [name, t.user - (before.get(name)?.user ?? 0), t.sys - (before.get(name)?.sys ?? 0)] as const)
+    .filter(([, u, s]) => u + s > 0)
+    .map(([name, u, s]) => `${name} ${u.toFixed(2)}u+${s.toFixed(2)}s`)
+    .join(', ');
 }
 
 function bpfSeconds(ids: number[]): number {
@@ -50,7 +79,10 @@ async function oneAgent(cli: string | undefined, binary: string, args: string[])
   const agent = await startAgentProcess(['--log-level', 'info'], {
     programIds: true,
     ...(cli !== undefined ? { cli } : {}),
-    ...(profDir !== undefined ? { nodeFlags: ['-r', path.join(__dirname, 'support', 'cpu-profile-preload.js')] } : {}),
+    nodeFlags: [
+      ...(process.env.AGENT_NODE_FLAGS ?? '').split(' ').filter((f) => f !== ''),
+      ...(profDir !== undefined ? ['-r', path.join(__dirname, 'support', 'cpu-profile-preload.js')] : []),
+    ],
   });
   const pid = agent.proc.pid!;
   const run: Run = { profiles: [], peakMiB: 0 };
@@ -58,6 +90,7 @@ async function oneAgent(cli: string | undefined, binary: string, args: string[])
     await sleep(IDLE * 1000);
     for (let i = 0; i < PROFILES; i++) {
       const cpu0 = cpuSeconds(pid);
+      const threads0 = process.env.THREADS ? threadSeconds(pid) : undefined;
       const bpf0 = bpfSeconds(agent.programIds);
       const go = spawn(binary, args, { stdio: 'ignore' });
       try {
@@ -67,6 +100,7 @@ async function oneAgent(cli: string | undefined, binary: string, args: string[])
         const userSys = cpuSeconds(pid) - cpu0;
         const bpf = bpfSeconds(agent.programIds) - bpf0;
         run.profiles.push({ share: (userSys + bpf) / (WINDOW * cpus), userSys, bpf });
+        if (threads0) console.log(`    profile #${i + 1} by thread: ${threadDelta(threads0, threadSeconds(pid))}`);
       } finally {
         go.kill('SIGKILL');
       }

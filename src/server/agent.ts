@@ -125,8 +125,10 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
       }
       return features.all();
     };
-    // Kernel symbols are read at start and kept fresh from a timer, so that no profile waits for /proc/kallsyms.
+    // Kernel symbols are read at start and kept fresh from a timer, so that no profile waits for /proc/kallsyms;
+    // the agent's own files (node: ~80k symbols) likewise, as the agent is in every node-wide profile it takes.
     symbolizer.refreshKernel();
+    symbolizer.keepProcess(process.pid);
     const kallsymsTimer = setInterval(() => symbolizer.refreshKernel(), 60_000).unref();
     cleanups.push(() => clearInterval(kallsymsTimer));
     for (const name of ['unwind_pages', 'proc_configs', 'target_pids'] as const) {

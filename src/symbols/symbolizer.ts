@@ -172,6 +172,8 @@ interface ProcessState {
   cache: Map<number, SymLocation>;
   /** Changes whenever this process's answers may (new mappings read); a new state gets a new one too. */
   epoch: number;
+  /** Kept however long it goes unused (keepProcess). */
+  kept?: boolean;
 }
 
 function hex(n: number): string {
@@ -311,6 +313,17 @@ export class Symbolizer {
   }
 
   /**
+   * Reads a process's mappings and every file's symbol tables now, and keeps them however long they go unused
+   * (while the process lives): for a process that is in every node-wide profile, such as the agent itself, so
+   * that no profile after a long idle period pays for them.
+   */
+  keepProcess(pid: number): void {
+    const st = this.process(pid, Date.now());
+    st.kept = true;
+    for (const rm of st.mappings) if (rm.binary) void rm.binary.hasFunctions;
+  }
+
+  /**
    * Drops what is known about a process (it exited, or exec'd a new image). With startTime (/proc/PID/stat's),
    * only if what is known is of that process (or of one already gone), not of a later one with the same PID.
    */
@@ -331,7 +344,7 @@ export class Symbolizer {
     for (const st of [...this.processes.values()]) {
       const idle = now - st.lastUsed;
       if (idle < this.goneRetentionMs) continue;
-      if (idle < this.idleProcessMs && !st.gone && this.sameProcess(st)) continue;
+      if ((st.kept || idle < this.idleProcessMs) && !st.gone && this.sameProcess(st)) continue;
       this.processes.delete(st.pid);
       this.release(st, now);
     }

@@ -6,6 +6,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -185,3 +186,41 @@ test('a running process left idle is dropped, and read again when asked about', 
     sym.close();
   }
 });
+
+test('a kept process keeps its tables however long it goes unused, and is dropped once it exits', { timeout: 60_000 }, async () => {
+  const kept = spawn('sleep', ['600'], { stdio: 'ignore' });
+  const other = spawn('sleep', ['600'], { stdio: 'ignore' });
+  const sym = new Symbolizer({ goneRetentionMs: 0, idleProcessMs: 0, binaryIdleMs: 0 });
+  try {
+    await sleep(200); // both have exec'd sleep
+    sym.keepProcess(kept.pid!);
+    sym.observeProcess(other.pid!);
+    const binaries = sym.stats().binaries;
+    assert.ok(binaries >= 2, `sleep and libc read: ${binaries} binaries`);
+    sym.prune(Date.now() + 3_600_000);
+    assert.equal(sym.stats().processes, 1, 'the kept process stays, the other one idled out');
+    assert.equal(sym.stats().binaries, binaries, 'the kept process\'s files stay open (the other shared them)');
+    const sleepMain = sym.resolveUser(kept.pid!, [nativeAddressIn(kept.pid!, 'libc.so')]);
+    assert.notEqual(sleepMain[0]!.frames.length, 0, 'a libc address of the kept process is named');
+    kept.kill('SIGKILL');
+    await new Promise((r) => kept.once('exit', r));
+    sym.prune(Date.now() + 3_600_000);
+    assert.deepEqual([sym.stats().processes, sym.stats().binaries], [0, 0], 'gone: dropped like any other');
+  } finally {
+    kept.kill('SIGKILL');
+    other.kill('SIGKILL');
+    sym.close();
+  }
+});
+
+/** An address inside the first executable mapping of pid whose path contains `file`. */
+function nativeAddressIn(pid: number, file: string): number {
+  for (const line of fs.readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n')) {
+    const [range, perms, , , , p] = line.split(/\s+/);
+    if (perms?.includes('x') && p?.includes(file)) {
+      const [lo, hi] = range!.split('-').map((h) => parseInt(h, 16)) as [number, number];
+      return lo + Math.floor((hi - lo) / 2);
+    }
+  }
+  throw new Error(`no executable mapping of ${file} in ${pid}`);
+}
