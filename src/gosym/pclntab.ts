@@ -419,19 +419,22 @@ export class Pclntab {
     return this.pcvalueOrAbsent(this.field(f, 4), f.entry, pc);
   }
 
-  /** The pcsp table as [startPc, delta] change points, for the BPF side (which cannot decode varints). */
-  spDeltaRanges(f: FuncInfo): Array<[pc: number, delta: number]> {
-    const out: Array<[number, number]> = [];
+  /**
+   * The pcsp table as [startPc, delta] change points, for the BPF side (which cannot decode varints), and the first
+   * PC it does not cover (spDelta is -1 from there: alignment padding after the code), or f.end at most.
+   */
+  spDeltaRanges(f: FuncInfo): { ranges: Array<[pc: number, delta: number]>; end: number } {
+    const ranges: Array<[number, number]> = [];
     const off = this.field(f, 4);
-    if (off === 0) return out;
+    if (off === 0) return { ranges, end: f.entry };
     this.startTable(off, f.entry);
     let start = f.entry;
     while (this.step(f.entry)) {
-      if (out.length === 0 || out[out.length - 1]![1] !== this.stepVal) out.push([start, this.stepVal]);
+      if (ranges.length === 0 || ranges[ranges.length - 1]![1] !== this.stepVal) ranges.push([start, this.stepVal]);
       start = this.stepPc;
       if (start >= f.end) break;
     }
-    return out;
+    return { ranges, end: Math.min(start, f.end) };
   }
 
   private npcdata(f: FuncInfo): number {

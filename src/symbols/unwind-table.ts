@@ -10,7 +10,7 @@
 
 import { array, i32, struct, u16, u32, u8 } from '../bpf/codec';
 import type { GoBinary } from '../gosym/binary';
-import { FUNC_FLAG_ASM, FUNC_FLAG_SPWRITE, FUNC_FLAG_TOPFRAME, type FuncInfo, type Pclntab } from '../gosym/pclntab';
+import { FUNC_FLAG_ASM, FUNC_FLAG_SPWRITE, FUNC_FLAG_TOPFRAME } from '../gosym/pclntab';
 
 export const UNWIND_PAGE_SHIFT = 12;
 export const UNWIND_PAGE_SIZE = 1 << UNWIND_PAGE_SHIFT;
@@ -227,19 +227,6 @@ export function findRange(get: (key: Buffer) => Buffer | undefined, binaryId: nu
   return { spdelta: v.readInt32LE(OFF_SPDELTA + 4 * lo), flags: v[OFF_FLAGS + lo]! };
 }
 
-/** End of f's pcsp table: the first PC where spDelta is -1 again (alignment padding after the code), or f.end. */
-function pcspEnd(pcln: Pclntab, f: FuncInfo, lastStart: number): number {
-  if (f.end - 1 <= lastStart || pcln.spDelta(f, f.end - 1) !== -1) return f.end;
-  let lo = lastStart; // covered
-  let hi = f.end - 1; // not covered
-  while (hi - lo > 1) {
-    const mid = Math.floor((lo + hi) / 2);
-    if (pcln.spDelta(f, mid) === -1) hi = mid;
-    else lo = mid;
-  }
-  return hi;
-}
-
 /** Builds the table from a Go binary's pclntab (every function's pcsp table and flags). */
 export function buildUnwindTable(bin: GoBinary): UnwindTable {
   const pcln = bin.pcln;
@@ -298,7 +285,7 @@ export function buildUnwindTable(bin: GoBinary): UnwindTable {
       topFrames.push([f.entry, f.end]);
     }
     if (ff & FUNC_FLAG_SPWRITE) fl |= UnwindFlag.SPWRITE;
-    const ranges = pcln.spDeltaRanges(f);
+    const { ranges, end } = pcln.spDeltaRanges(f);
     if (ranges.length === 0) {
       push(f.entry, -1, fl | UnwindFlag.NO_INFO);
       continue;
@@ -307,7 +294,6 @@ export function buildUnwindTable(bin: GoBinary): UnwindTable {
       if (start >= f.end) break;
       push(start, delta, delta < 0 ? fl | UnwindFlag.NO_INFO : fl);
     }
-    const end = pcspEnd(pcln, f, ranges[ranges.length - 1]![0]);
     if (end < f.end) push(end, -1, fl | UnwindFlag.NO_INFO);
   }
   const minpc = pcln.minPc;
