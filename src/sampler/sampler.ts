@@ -19,12 +19,11 @@ import { bpfObjectPath } from '../bpf/native';
 import { BpfObject, type BpfLink, type BpfMap } from '../bpf/object';
 import { FeatureUnavailable, Features, loadWithOptional, testAttachTargets } from '../bpf/features';
 import type { RingBufferReader } from '../bpf/ringbuf';
-import { GoBinary } from '../gosym/binary';
-import { ElfFile } from '../gosym/elf';
-import { openExecutable, resolveExecutable, type Executable } from '../proc/exe';
-import { mappingsOfFile, readMaps, type Mapping } from '../proc/maps';
+import { resolveExecutable, type Executable } from '../proc/exe';
+import { mappingsOfFile, readMaps } from '../proc/maps';
 import { isAlive, listPids, PF_KTHREAD, readStat } from '../proc/process';
-import { goBinaryInfo, loadBias, loadSegments, ProcConfig, UnwindInjector, type GoBinaryInfo } from '../symbols/injector';
+import { BinaryInfoReader } from '../symbols/binary-info-reader';
+import { loadBias, ProcConfig, UnwindInjector, type GoBinaryInfo } from '../symbols/injector';
 import { UnwindChunk, UnwindKey } from '../symbols/unwind-table';
 import {
   Counter,
@@ -159,6 +158,8 @@ export interface SamplerStats {
   processesRefused: number;
   /** Executables looked at and found not to be (usable) Go binaries, cached by file identity. */
   otherBinaries: number;
+  /** Executables being read for the first time (on the binary reader's thread). */
+  readingBinaries: string[];
 }
 
 interface Subscriber {
@@ -176,8 +177,6 @@ interface Tracked {
   go: GoProcessInfo | undefined;
 }
 
-/** ELF sections only Go binaries have; a binary with none of them (and with section headers) is not looked into. */
-const GO_SECTIONS = ['.gopclntab', '.data.rel.ro.gopclntab', '.go.buildinfo', '.note.go.buildid', '.go.module'];
 const MAX_OTHER_CACHE = 4096;
 /** task_struct.flags: the thread is in do_exit (include/linux/sched.h). */
 const PF_EXITING = 0x4;
@@ -228,6 +227,12 @@ export class Sampler implements SampleSource {
   private lastExecDrops: number | undefined;
   /** PIDs of Go programs whose text was not mapped yet when looked at, and how often that happened. */
   private readonly pending = new Map<number, { startTime: bigint; attempts: number }>();
+  /** New binaries are read on a thread of their own; the processes waiting for each one, by file key. */
+  private readonly binaryReader: BinaryInfoReader;
+  private readonly reads = new Map<string, { waiting: Set<number>; done: Promise<void> }>();
+  /** A read's result, between its arrival and the configuring of the processes that waited for it. */
+  private readonly justRead = new Map<string, GoBinaryInfo>();
+  private firstScan: Promise<void> = Promise.resolve();
   /** What the kernel gave: cpu_profile and the optional programs' features. */
   readonly features: Features;
   /** Optional programs the kernel refused (at load or attach), with the reason. */
@@ -246,6 +251,7 @@ export class Sampler implements SampleSource {
       ...(opts.idleBinaries !== undefined ? { idleBinaries: opts.idleBinaries } : {}),
     });
     this.targetPids = obj.map('target_pids', u32, u8);
+    this.binaryReader = new BinaryInfoReader({ procRoot: this.procRoot });
     this.counters = obj.perCpuMap('counters', u32, u64);
   }
 
@@ -291,7 +297,7 @@ export class Sampler implements SampleSource {
       sampler.reader = obj.ringBuffer('events', { onBatch: (records) => sampler!.onRecords(records)});
       sampler.execLink = sampler.attachOptional('on_exec');
       sampler.attachOptional('on_exit');
-      sampler.scan();
+      sampler.firstScan = sampler.scan();
       sampler.links.push(...obj.attachPerfEvent('do_sample', { freq: hz, cpus }));
       const s = sampler;
       sampler.timer = setInterval(() => s.scanSafely(), options.scanIntervalMs ?? 1000);
@@ -330,6 +336,11 @@ export class Sampler implements SampleSource {
   }
 
   /** The Go processes configured in the BPF maps now. */
+  /** Resolves when the processes found at start are configured (their binaries read off the event loop). */
+  ready(): Promise<void> {
+    return this.firstScan;
+  }
+
   goProcesses(): GoProcessInfo[] {
     const out: GoProcessInfo[] = [];
     for (const t of this.tracked.values()) if (t.go !== undefined) out.push(t.go);
@@ -365,7 +376,13 @@ export class Sampler implements SampleSource {
       tablesRefused: inj.tablesRefused,
       processesRefused: inj.processesRefused,
       otherBinaries: this.otherBinaries.size,
+      readingBinaries: this.readingBinaries(),
     };
+  }
+
+  /** Executables being read for the first time (on the binary reader's thread). */
+  readingBinaries(): string[] {
+    return this.binaryReader.inFlight();
   }
 
   /**
@@ -378,9 +395,12 @@ export class Sampler implements SampleSource {
     return n;
   }
 
-  /** Looks for new, exec'd and exited processes now (also runs every scanIntervalMs). */
-  scan(): void {
-    if (this.closed) return;
+  /**
+   * Looks for new, exec'd and exited processes now (also runs every scanIntervalMs). Resolves when the binaries it
+   * found new have been read and their processes configured.
+   */
+  scan(): Promise<void> {
+    if (this.closed) return Promise.resolve();
     const pids = listPids(this.procRoot);
     const live = new Set(pids);
     for (const pid of [...this.tracked.keys()]) if (!live.has(pid)) this.forget(pid, 'exited');
@@ -396,6 +416,12 @@ export class Sampler implements SampleSource {
       if (!full && t !== undefined && t.go === undefined) continue;
       this.look(pid);
     }
+    return this.readsSettled();
+  }
+
+  /** Resolves when no binary is being read (the processes that waited for each one configured). */
+  private async readsSettled(): Promise<void> {
+    while (this.reads.size > 0) await Promise.all([...this.reads.values()].map((r) => r.done));
   }
 
   /** Stops sampling and releases every BPF object, link and thread. */
@@ -412,6 +438,7 @@ export class Sampler implements SampleSource {
     for (const [pid, t] of this.tracked) if (t.go !== undefined) this.opts.onProcess?.({ type: 'removed', pid, reason: 'closed' });
     this.tracked.clear();
     this.subscribers.clear();
+    await this.binaryReader.close();
     this.obj.close();
   }
 
@@ -590,7 +617,7 @@ export class Sampler implements SampleSource {
   }
 
   private scanSafely(): void {
-    this.safely(() => this.scan());
+    this.safely(() => void this.scan());
   }
 
   private safely(fn: () => void): void {
@@ -628,6 +655,7 @@ export class Sampler implements SampleSource {
     if (exe === undefined) return; // gone, or not readable: tried again at the next scan
     const exeId = `${exe.dev}:${exe.inode}`;
     const go = this.configure(pid, st.startTime, exe);
+    if (go === 'reading') return; // looked at again when its binary has been read
     if (go === 'retry') {
       // The program's text is not mapped (yet): look again at the next scans, but not forever.
       const p = this.pending.get(pid);
@@ -649,27 +677,26 @@ export class Sampler implements SampleSource {
     }
   }
 
-  /** Writes a Go process's table and config; null for other processes, 'retry' when its text is not mapped yet. */
-  private configure(pid: number, startTime: bigint, exe: Executable): GoProcessInfo | null | 'retry' {
+  /**
+   * Writes a Go process's table and config; null for other processes, 'retry' when its text is not mapped yet,
+   * 'reading' when its binary is new: it is read on the binary reader's thread and the process looked at again.
+   */
+  private configure(pid: number, startTime: bigint, exe: Executable): GoProcessInfo | null | 'retry' | 'reading' {
     if (this.otherBinaries.has(exe.key)) return null;
     const maps = readMaps(pid, this.procRoot);
     if (maps === undefined) return 'retry';
     const fileMaps = mappingsOfFile(maps, { inode: exe.inode, dev: exe.dev, path: exe.path });
-    let info = this.injector.binaryInfo(exe.key);
-    let bias: number | undefined;
-    if (info !== undefined) {
-      bias = loadBias(info, fileMaps);
-    } else {
-      const read = this.readBinary(exe, fileMaps);
-      if (read.kind === 'other') {
-        if (this.otherBinaries.size >= MAX_OTHER_CACHE) this.otherBinaries.clear();
-        this.otherBinaries.set(exe.key, read.why);
-        return null;
-      }
-      if (read.kind === 'go') ({ info, bias } = read);
+    const info = this.injector.binaryInfo(exe.key) ?? this.justRead.get(exe.key);
+    if (info === undefined) {
+      // Not mapped executable yet (just exec'd): no read until it is.
+      if (!fileMaps.some((m) => m.perms[2] === 'x')) return 'retry';
+      this.readBinary(exe, pid);
+      return 'reading';
     }
-    if (info === undefined || bias === undefined) return 'retry';
+    const bias = loadBias(info, fileMaps);
+    if (bias === undefined) return 'retry';
     const r = this.injector.addProcess(pid, info, bias, startTime);
+    this.justRead.delete(exe.key); // held by the injector now
     if (r === undefined) {
       this.warn(`proc_configs is full (${this.injector.stats().configCapacity}): pid ${pid} is sampled without Go unwinding`);
       return null;
@@ -691,35 +718,29 @@ export class Sampler implements SampleSource {
     return go;
   }
 
-  /**
-   * Reads a binary the injector does not hold yet. The load bias comes first (cheap: ELF headers and the pclntab
-   * header), so a process whose text is not mapped yet costs no table build.
-   */
-  private readBinary(
-    exe: Executable,
-    fileMaps: readonly Mapping[],
-  ): { kind: 'go'; info: GoBinaryInfo; bias: number } | { kind: 'other'; why: string } | { kind: 'retry' } {
-    let elf: ElfFile;
-    try {
-      elf = openExecutable(exe, this.procRoot);
-    } catch (err) {
-      return { kind: 'other', why: `not readable as ELF: ${(err as Error).message}` };
+  /** Reads a binary the injector does not hold (once, however many processes wait), then looks at its processes. */
+  private readBinary(exe: Executable, pid: number): void {
+    const known = this.reads.get(exe.key);
+    if (known) {
+      known.waiting.add(pid);
+      return;
     }
-    try {
-      if (elf.sections.length > 0 && !GO_SECTIONS.some((s) => elf.section(s) !== undefined)) return { kind: 'other', why: 'not a Go binary' };
-      const bin = new GoBinary(elf);
-      const bias = loadBias({ segments: loadSegments(elf), minpc: bin.pcln.minPc }, fileMaps);
-      if (bias === undefined) return { kind: 'retry' };
-      const info = goBinaryInfo(bin, exe.key);
-      if (info.problem !== undefined) this.warn(`${exe.path} (pid ${exe.pid}): ${info.problem}; runtime.g layout from the release table`);
-      return { kind: 'go', info, bias };
-    } catch (err) {
-      const why = `not a usable Go binary: ${(err as Error).message}`;
-      this.warn(`${exe.path} (pid ${exe.pid}): ${why}`);
-      return { kind: 'other', why };
-    } finally {
-      elf.close();
-    }
+    const waiting = new Set([pid]);
+    const done = this.binaryReader.read(exe).then((r) => {
+      this.reads.delete(exe.key);
+      if (this.closed) return;
+      if (r.kind === 'other') {
+        if (r.warn) this.warn(`${exe.path} (pid ${exe.pid}): ${r.why}`);
+        if (this.otherBinaries.size >= MAX_OTHER_CACHE) this.otherBinaries.clear();
+        this.otherBinaries.set(exe.key, r.why);
+      } else {
+        if (r.info.problem !== undefined) this.warn(`${exe.path} (pid ${exe.pid}): ${r.info.problem}; runtime.g layout from the release table`);
+        this.justRead.set(exe.key, r.info);
+      }
+      for (const p of waiting) this.safely(() => this.look(p));
+      this.justRead.delete(exe.key); // no process took it (all gone, or not mapped yet): read again when needed
+    });
+    this.reads.set(exe.key, { waiting, done });
   }
 
   private forget(pid: number, reason: 'exited' | 'exec' | 'pid-reused'): void {

@@ -169,6 +169,7 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
           features: () => currentFeatures(),
         }),
         features: () => currentFeatures(),
+        readingBinaries: () => started.readingBinaries(),
       },
       {
         logger,

@@ -54,6 +54,8 @@ export interface AgentServices {
   podOf?: PodOf;
   /** The features the kernel gave and why one is off (shown by /healthz). */
   features?: () => Record<string, FeatureState>;
+  /** Executables being read for the first time, off the event loop (shown by /healthz). */
+  readingBinaries?: () => string[];
 }
 
 export interface ServerOptions {
@@ -111,9 +113,9 @@ export function buildServer(services: AgentServices, opts: ServerOptions): { app
 
   app.get('/healthz', async (_req, reply) => {
     // 200 while the CPU sampler is attached (a feature the kernel refused does not fail the probe: it is listed).
-    const features = services.features?.() ?? {};
-    if (services.sampler.attached) return reply.send({ status: 'ok', features });
-    return reply.code(503).send({ status: 'BPF programs are not attached', features });
+    const body = { features: services.features?.() ?? {}, readingBinaries: services.readingBinaries?.() ?? [] };
+    if (services.sampler.attached) return reply.send({ status: 'ok', ...body });
+    return reply.code(503).send({ status: 'BPF programs are not attached', ...body });
   });
 
   app.get('/api/processes', async () => ({ processes: services.processes() }));

@@ -84,6 +84,18 @@ export interface UnwindTableStats {
   topFrameFrom: 'flag' | 'name';
 }
 
+/** An UnwindTable as structured-clone data (UnwindTable.toData). */
+export interface UnwindTableData {
+  minpc: number;
+  maxpc: number;
+  starts: Float64Array;
+  deltas: Int32Array;
+  flags: Uint8Array;
+  topFrames: ReadonlyArray<readonly [number, number]>;
+  switches: Partial<Record<StackSwitch, readonly [number, number]>>;
+  stats: Omit<UnwindTableStats, 'ranges' | 'pages' | 'entries' | 'droppedRanges'>;
+}
+
 /** The link-time text the table covers and its ranges: every PC in [minpc, maxpc) is in exactly one range. */
 export class UnwindTable {
   /** Start PC (link-time) of range i; range i ends where range i + 1 starts (the last at maxpc). */
@@ -129,6 +141,24 @@ export class UnwindTable {
       if (chunks > UNWIND_MAX_CHUNKS) dropped += n - UNWIND_MAX_CHUNKS * UNWIND_CHUNK_RANGES;
     }
     this.stats = { ...stats, ranges: starts.length, pages, entries, droppedRanges: dropped };
+  }
+
+  /** The table as plain data whose arrays can be handed to another thread (fromData makes it a table again). */
+  toData(): UnwindTableData {
+    const { functions, asmFunctions, asmFrom, topFrameFrom } = this.stats;
+    return {
+      minpc: this.minpc, maxpc: this.maxpc, starts: this.starts, deltas: this.deltas, flags: this.flags,
+      topFrames: this.topFrames, switches: this.switches, stats: { functions, asmFunctions, asmFrom, topFrameFrom },
+    };
+  }
+
+  static fromData(d: UnwindTableData): UnwindTable {
+    return new UnwindTable(d.minpc, d.maxpc, d.starts, d.deltas, d.flags, d.topFrames, d.switches, d.stats);
+  }
+
+  /** What toData() hands over without copying. */
+  static transferables(d: UnwindTableData): ArrayBuffer[] {
+    return [d.starts.buffer as ArrayBuffer, d.deltas.buffer as ArrayBuffer, d.flags.buffer as ArrayBuffer];
   }
 
   get pageCount(): number {

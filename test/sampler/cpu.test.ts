@@ -30,6 +30,7 @@ interface LeafRun {
 async function sampleLeaf(binary: string, unwindTables: boolean, extra: (r: LeafRun, startup: NonNullable<Awaited<ReturnType<typeof run>>['startup']>, bias: number) => void): Promise<LeafRun> {
   const fx = await run(binary);
   const sampler = Sampler.start({ hz: 99, unwindTables });
+  await sampler.ready();
   try {
     const proc = sampler.goProcesses().find((p) => p.pid === fx.pid);
     assert.ok(proc, 'the running fixture was configured by the start-up scan');
@@ -100,6 +101,7 @@ samplerTest('frameless leaf: its caller is in the stack with the unwind table, a
 async function stacksInsideMappings(t: { diagnostic(m: string): void }, binary: string, args: string[], waitForLine: boolean): Promise<{ samples: SampleWithFlags[]; bias: number }> {
   const fx = await run(binary, args, waitForLine);
   const sampler = Sampler.start({ hz: 99 });
+  await sampler.ready();
   try {
     await waitFor(() => sampler.goProcesses().some((p) => p.pid === fx.pid), 2000);
     const proc = sampler.goProcesses().find((p) => p.pid === fx.pid);
@@ -176,6 +178,7 @@ samplerTest('a deleted binary and a process in another mount namespace are unwou
     other = await run('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script]);
     assert.equal(fs.existsSync(inner), false, 'the binary exists only in the other mount namespace');
     sampler = Sampler.start({ hz: 99 });
+    await sampler.ready();
     const sym = symbolizer(fixture, 0);
     try {
       for (const fx of [deleted, other]) {
@@ -211,6 +214,7 @@ samplerTest('process exit (no idle binaries kept): the binary\'s table and the p
   const copy = privateCopy(buildFixture({ go: NEWEST, fixture: 'hot', mode: 'plain' }));
   const events: ProcessEvent[] = [];
   const sampler = Sampler.start({ procRoot: proc.root, scanIntervalMs: 200, execEvents: false, idleBinaries: 0, onProcess: (e) => events.push(e) });
+  await sampler.ready();
   try {
     const before = { pages: sampler.countEntries('unwind_pages'), configs: sampler.countEntries('proc_configs') };
     assert.deepEqual(before, { pages: 0, configs: 0 });
@@ -254,6 +258,7 @@ samplerTest('a new process of a binary whose processes all exited reuses its tab
   const proc = isolatedProc();
   const copy = privateCopy(buildFixture({ go: NEWEST, fixture: 'hot', mode: 'stripped-pie' }));
   const sampler = Sampler.start({ procRoot: proc.root, scanIntervalMs: 200, execEvents: false });
+  await sampler.ready();
   try {
     const a = await run(copy.file, ['-sleeper', '0']);
     proc.add(a.pid);
@@ -291,10 +296,11 @@ samplerTest('PID reuse: a new process under a known PID is told apart by its sta
   const events: ProcessEvent[] = [];
   // No exec or exit events and no timer: only the explicit scans below look at /proc.
   const sampler = Sampler.start({ procRoot: proc.root, scanIntervalMs: 3_600_000, execEvents: false, exitEvents: false, onProcess: (e) => events.push(e) });
+  await sampler.ready();
   try {
     const first = await run(copy.file, ['-sleeper', '0']);
     proc.add(first.pid);
-    sampler.scan();
+    await sampler.scan();
     const old = sampler.goProcesses()[0];
     assert.ok(old && old.pid === first.pid);
     await first.stop();
@@ -303,7 +309,7 @@ samplerTest('PID reuse: a new process under a known PID is told apart by its sta
     assert.ok(child, `could not start a process with PID ${first.pid} again`);
     try {
       await sleep(300); // let the Go runtime map itself
-      sampler.scan(); // the same PID, the same executable: only the start time differs
+      await sampler.scan(); // the same PID, the same executable: only the start time differs
       const now = sampler.goProcesses()[0];
       assert.ok(now && now.pid === first.pid);
       assert.ok(now.startTime > old.startTime, `${now.startTime} after ${old.startTime}`);
@@ -330,6 +336,7 @@ samplerTest('a Go process started after the sampler is configured within 1 s of 
   const copy = privateCopy(buildFixture({ go: NEWEST, fixture: 'hot', mode: 'plain' }));
   const added = new Map<number, number>();
   const sampler = Sampler.start({ scanIntervalMs: 3_600_000, onProcess: (e) => e.type === 'added' && added.set(e.process.pid, Date.now()) });
+  await sampler.ready();
   try {
     const t0 = Date.now();
     const fx = await run(copy.file, ['-sleeper', '0'], false);
@@ -343,7 +350,7 @@ samplerTest('a Go process started after the sampler is configured within 1 s of 
     const sh = spawn('sh', ['-c', `read line; exec "${copy.file}" -sleeper 0`], { stdio: ['pipe', 'ignore', 'ignore'] });
     try {
       await sleep(100);
-      sampler.scan();
+      await sampler.scan();
       assert.equal(added.has(sh.pid!), false, 'the shell is not a Go process');
       const t1 = Date.now();
       sh.stdin!.end('go\n');
@@ -365,6 +372,7 @@ samplerTest('filters: a pid subscriber gets only its process; nobody subscribed,
   const busy = spawn('dd', ['if=/dev/zero', 'of=/dev/null', 'bs=1'], { stdio: 'ignore' });
   const spin = spawn('sh', ['-c', 'while :; do :; done'], { stdio: 'ignore' });
   const sampler = Sampler.start({ hz: 99 });
+  await sampler.ready();
   try {
     await sleep(300);
     const c0 = sampler.stats().counters.samples;
@@ -420,6 +428,7 @@ samplerTest('record and config layouts match bpf/profile.h', () => {
 
 samplerTest('close() detaches everything; subscribe after close throws', async () => {
   const sampler = Sampler.start({ hz: 49 });
+  await sampler.ready();
   assert.equal(sampler.attached, true);
   assert.equal(sampler.hz, 49);
   await sampler.close();

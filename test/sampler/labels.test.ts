@@ -159,6 +159,7 @@ async function sampleFixture(go: string, labels: LabelLimits, ms: number, check:
   const binary = buildFixture({ go, fixture: 'labels', mode: 'plain' });
   const child = spawn(binary, [], { stdio: ['ignore', 'pipe', 'inherit'] });
   const sampler = Sampler.start({ hz: 99, labels });
+  await sampler.ready();
   try {
     const startup = (await fixtureLines(child).next((o) => 'pid' in o, 30_000)) as unknown as Startup;
     assert.ok(await waitFor(() => sampler.goProcesses().some((p) => p.pid === startup.pid), 10_000), 'the sampler tracks the fixture');

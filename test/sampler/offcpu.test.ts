@@ -31,6 +31,7 @@ samplerTest('off-CPU time per thread: blocked threads ≈ the window, the spinne
   const binary = buildFixture({ go: NEWEST, fixture: 'offcpu', mode: 'plain' });
   const fx = await run(binary);
   const sampler = Sampler.start({ hz: 99 });
+  await sampler.ready();
   try {
     const workers = (fx.startup as unknown as { workers: OffCpuWorker[] }).workers;
     const byRole = new Map(workers.map((w) => [w.role, w]));
@@ -106,6 +107,7 @@ samplerTest('threads that leave the CPU for microseconds: few stacks read, their
   const binary = buildFixture({ go: NEWEST, fixture: 'offcpu', mode: 'plain' });
   const fx = await run(binary, ['pingpong']);
   const sampler = Sampler.start({ hz: 99 });
+  await sampler.ready();
   const workers = (fx.startup as unknown as { workers: OffCpuWorker[] }).workers;
   const bt = new Bpftrace(bpftraceOffCpu(workers.map((w) => w.tid)));
   try {
@@ -177,6 +179,7 @@ samplerTest('a full ring buffer: off-CPU records are counted as lost, the sample
   // 8 KiB holds three off-CPU records, and a 1 µs period sends nearly every switch of the node: it overflows
   // between two reads of the ring buffer.
   const sampler = Sampler.start({ hz: 99, ringBufferBytes: 8192, offCpuPeriodMs: 0.001 });
+  await sampler.ready();
   const hog = spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' }); // something on the CPU to sample
   try {
     const first = await collect(sampler, { kind: 'offcpu' }, 1500);
