@@ -10,32 +10,14 @@ import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { decodePprof } from '../src/profile/pprof';
-import { bpfPrograms, startAgentProcess, type AgentProcess } from './support/agent';
+import { startAgentProcess, type AgentProcess } from './support/agent';
+import { bpfRunSeconds, cpuSeconds, memoryMiB, statCpuSeconds } from './support/proc-stats';
 import { buildBigBinary, buildFixture, newestToolchain } from '../test/support/go-toolchains';
 
 const WINDOW = Number(process.argv[2] ?? 20);
-const TICK = 100; // USER_HZ
-
-function statTimes(path: string): number {
-  const stat = fs.readFileSync(path, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / TICK; // utime, stime
-}
-
 /** user+sys of the whole thread group, and of its main thread alone (the JS thread). */
-function cpuSeconds(pid: number): { all: number; main: number } {
-  return { all: statTimes(`/proc/${pid}/stat`), main: statTimes(`/proc/${pid}/task/${pid}/stat`) };
-}
-
-function rssKiB(pid: number): Record<'rss' | 'hwm' | 'anon' | 'file', number> {
-  const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kib = (field: string): number => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(s)![1]);
-  return { rss: kib('VmRSS'), hwm: kib('VmHWM'), anon: kib('RssAnon'), file: kib('RssFile') };
-}
-
-function bpfRunTime(ids: number[]): number {
-  const now = bpfPrograms();
-  return ids.reduce((sum, id) => sum + (now.get(id)?.runTimeNs ?? 0), 0);
+function agentCpuSeconds(pid: number): { all: number; main: number } {
+  return { all: cpuSeconds(pid), main: statCpuSeconds(`/proc/${pid}/task/${pid}/stat`) };
 }
 
 /** A node-wide profile: its samples, and how many of them came from processes other than `ours`. */
@@ -96,14 +78,14 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, 2000));
     console.log(`window ${WINDOW} s × ${cpus} CPUs at 99 Hz, node-wide profile in flight, CPU-bound Go fixture on every core`);
     for (const which of ['first profile after start', 'next profile (target)']) {
-      const cpu0 = cpuSeconds(agent.proc.pid!);
-      const bpf0 = bpfRunTime(agent.programIds);
+      const cpu0 = agentCpuSeconds(agent.proc.pid!);
+      const bpf0 = bpfRunSeconds(agent.programIds);
       const { samples, others, otherPids } = await profile(agent.url, WINDOW, ours);
-      const cpu1 = cpuSeconds(agent.proc.pid!);
-      const bpf1 = bpfRunTime(agent.programIds);
+      const cpu1 = agentCpuSeconds(agent.proc.pid!);
+      const bpf1 = bpfRunSeconds(agent.programIds);
       const userSys = cpu1.all - cpu0.all;
       const main = cpu1.main - cpu0.main;
-      const bpfSec = (bpf1 - bpf0) / 1e9;
+      const bpfSec = bpf1 - bpf0;
       const share = (userSys + bpfSec) / (WINDOW * cpus);
       console.log(`  ${which}: agent user+sys ${userSys.toFixed(2)} s (JS thread ${main.toFixed(2)} s, other threads ${(userSys - main).toFixed(2)} s), its BPF programs ${bpfSec.toFixed(4)} s → ${(share * 100).toFixed(2)}% of the window's CPU (target ≤ 1%)`);
       console.log(`    ${samples} samples (${others} of them from ${otherPids} processes besides the fixture and the agent): ${(((userSys + bpfSec) * 1000) / Math.max(samples, 1) * 1000).toFixed(1)} ms of CPU per 1,000 samples`);
@@ -120,10 +102,10 @@ async function main(): Promise<void> {
     const ours6 = [...ours, ...procs.map((p) => p.pid!)];
     let others = 0;
     for (let i = 0; i < 3; i++) others += (await profile(agent.url, 5, ours6)).others;
-    const mem = rssKiB(agent.proc.pid!);
+    const mem = memoryMiB(agent.proc.pid!);
     const js = await jsMemory(agent.url);
     console.log(`six Go processes (bigbin ${(fs.statSync(big).size / 2 ** 20).toFixed(0)} MiB among them; the agent tracks ${await goProcesses(agent.url)} on the node), after three node-wide profiles (${others} samples from other processes):`);
-    console.log(`  agent RSS ${(mem.rss / 1024).toFixed(1)} MiB (anonymous ${(mem.anon / 1024).toFixed(1)}, file-backed ${(mem.file / 1024).toFixed(1)}), peak ${(mem.hwm / 1024).toFixed(1)} MiB (target ≤ 128 MiB)`);
+    console.log(`  agent RSS ${mem.rss.toFixed(1)} MiB (anonymous ${mem.anon.toFixed(1)}, file-backed ${mem.file.toFixed(1)}), peak ${mem.hwm.toFixed(1)} MiB (target ≤ 128 MiB)`);
     console.log(`  of which V8 heap ${js.heap.toFixed(1)} MiB committed (young generation ${js.young.toFixed(1)}), Buffers and typed arrays ${js.external.toFixed(1)} MiB`);
   } finally {
     await agent?.stop();

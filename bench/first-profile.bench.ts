@@ -11,7 +11,8 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { bpfPrograms, median, startAgentProcess } from './support/agent';
+import { median, startAgentProcess } from './support/agent';
+import { bpfRunSeconds, cpuSeconds, memoryMiB } from './support/proc-stats';
 import { buildFixture, newestToolchain } from '../test/support/go-toolchains';
 
 const ROUNDS = Number(process.argv[2] ?? 3);
@@ -19,12 +20,6 @@ const WINDOW = Number(process.argv[3] ?? 10);
 const IDLE = Number(process.argv[4] ?? 10);
 const PROFILES = 3;
 const TICK = 100; // USER_HZ
-
-function cpuSeconds(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / TICK; // utime, stime of the whole thread group
-}
 
 /** user and system seconds of the agent's threads by name (threads of one name summed; the main thread apart). */
 function threadSeconds(pid: number): Map<string, { user: number; sys: number }> {
@@ -55,15 +50,6 @@ function threadDelta(before: Map<string, { user: number; sys: number }>, after: 
     .join(', ');
 }
 
-function bpfSeconds(ids: number[]): number {
-  const now = bpfPrograms();
-  return ids.reduce((sum, id) => sum + (now.get(id)?.runTimeNs ?? 0), 0) / 1e9;
-}
-
-function peakRssMiB(pid: number): number {
-  const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmHWM:\s+(\d+)/.exec(s)![1]) / 1024;
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -91,14 +77,14 @@ async function oneAgent(cli: string | undefined, binary: string, args: string[])
     for (let i = 0; i < PROFILES; i++) {
       const cpu0 = cpuSeconds(pid);
       const threads0 = process.env.THREADS ? threadSeconds(pid) : undefined;
-      const bpf0 = bpfSeconds(agent.programIds);
+      const bpf0 = bpfRunSeconds(agent.programIds);
       const go = spawn(binary, args, { stdio: 'ignore' });
       try {
         const r = await fetch(`${agent.url}/debug/pprof/profile?seconds=${WINDOW}`);
         if (r.status !== 200) throw new Error(`profile: HTTP ${r.status} ${await r.text()}`);
         await r.arrayBuffer();
         const userSys = cpuSeconds(pid) - cpu0;
-        const bpf = bpfSeconds(agent.programIds) - bpf0;
+        const bpf = bpfRunSeconds(agent.programIds) - bpf0;
         run.profiles.push({ share: (userSys + bpf) / (WINDOW * cpus), userSys, bpf });
         if (threads0) console.log(`    profile #${i + 1} by thread: ${threadDelta(threads0, threadSeconds(pid))}`);
       } finally {
@@ -106,7 +92,7 @@ async function oneAgent(cli: string | undefined, binary: string, args: string[])
       }
       await sleep(1000);
     }
-    run.peakMiB = peakRssMiB(pid);
+    run.peakMiB = memoryMiB(pid).hwm;
   } finally {
     await agent.stop();
   }

@@ -10,17 +10,11 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { decodePprof } from '../src/profile/pprof';
 import { bpfPrograms, median, startAgentProcess, type AgentProcess } from './support/agent';
+import { cpuSeconds } from './support/proc-stats';
 import { buildFixture, newestToolchain } from '../test/support/go-toolchains';
 
 const WINDOW = Number(process.argv[2] ?? 10);
 const ROUNDS = Number(process.argv[3] ?? 3);
-const TICK = 100; // USER_HZ
-
-function cpuSeconds(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / TICK;
-}
 
 function bpfNs(agent: AgentProcess): Record<string, number> {
   const all = bpfPrograms();

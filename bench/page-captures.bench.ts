@@ -6,8 +6,8 @@
 // Prints numbers; asserts nothing.
 
 import { ChildProcess, spawn } from 'node:child_process';
-import * as fs from 'node:fs';
 import { startAgentProcess, median } from './support/agent';
+import { memoryMiB } from './support/proc-stats';
 import { buildFixture, newestToolchain } from '../test/support/go-toolchains';
 import { launchBrowser } from '../test/support/browser';
 import type { CaptureInfo, CaptureList } from '../src/server/api-types';
@@ -15,9 +15,7 @@ import type { CaptureInfo, CaptureList } from '../src/server/api-types';
 const CAPTURES = Number(process.argv[2] ?? 8);
 const SECONDS = Number(process.argv[3] ?? 5);
 
-function rssMiB(pid: number): number {
-  return Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
-}
+const rssMiB = (pid: number): number => memoryMiB(pid).rss;
 
 async function captureAndWait(url: string, kind: 'cpu' | 'offcpu'): Promise<CaptureInfo> {
   const r = await fetch(`${url}/api/captures`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ kind, seconds: SECONDS }) });

@@ -739,7 +739,7 @@ export class Sampler implements SampleSource {
       }
       for (const p of waiting) this.safely(() => this.look(p));
       this.justRead.delete(exe.key); // no process took it (all gone, or not mapped yet): read again when needed
-    });
+    }).catch((err: unknown) => this.warn(`${exe.path} (pid ${exe.pid}): ${(err as Error).message}`));
     this.reads.set(exe.key, { waiting, done });
   }
 

@@ -54,7 +54,7 @@ export interface AgentServices {
   podOf?: PodOf;
   /** The features the kernel gave and why one is off (shown by /healthz). */
   features?: () => Record<string, FeatureState>;
-  /** Executables being read for the first time, off the event loop (shown by /healthz). */
+  /** Executables being read for the first time, off the event loop (/api/processes; their count in /healthz). */
   readingBinaries?: () => string[];
 }
 
@@ -113,12 +113,13 @@ export function buildServer(services: AgentServices, opts: ServerOptions): { app
 
   app.get('/healthz', async (_req, reply) => {
     // 200 while the CPU sampler is attached (a feature the kernel refused does not fail the probe: it is listed).
-    const body = { features: services.features?.() ?? {}, readingBinaries: services.readingBinaries?.() ?? [] };
+    // A count only: /healthz is open to anyone who reaches the port, and paths tell what other tenants run.
+    const body = { features: services.features?.() ?? {}, binariesBeingRead: services.readingBinaries?.().length ?? 0 };
     if (services.sampler.attached) return reply.send({ status: 'ok', ...body });
     return reply.code(503).send({ status: 'BPF programs are not attached', ...body });
   });
 
-  app.get('/api/processes', async () => ({ processes: services.processes() }));
+  app.get('/api/processes', async () => ({ processes: services.processes(), readingBinaries: services.readingBinaries?.() ?? [] }));
 
   // pprof asks here for mappings without has_functions (only binaries the agent could not read). Profiles carry
   // their own symbols, so the answer is net/http/pprof's "symbolization available" with no further names:

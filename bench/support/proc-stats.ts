@@ -1,0 +1,32 @@
+// What a process (the agent, a workload) has used, from /proc, and what BPF programs have run
+// (kernel.bpf_stats_enabled): the measures every bench reports.
+
+import * as fs from 'node:fs';
+import { bpfPrograms } from './agent';
+
+const TICK = 100; // USER_HZ
+
+/** user+sys seconds in a /proc/…/stat file: the thread group's (/proc/PID/stat) or one thread's (task/TID/stat). */
+export function statCpuSeconds(statPath: string): number {
+  const stat = fs.readFileSync(statPath, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / TICK; // utime, stime
+}
+
+/** user+sys seconds of a process's whole thread group. */
+export function cpuSeconds(pid: number): number {
+  return statCpuSeconds(`/proc/${pid}/stat`);
+}
+
+/** A process's memory now (VmRSS, RssAnon, RssFile) and at its peak (VmHWM), MiB. */
+export function memoryMiB(pid: number): Record<'rss' | 'hwm' | 'anon' | 'file', number> {
+  const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const mib = (field: string): number => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(s)![1]) / 1024;
+  return { rss: mib('VmRSS'), hwm: mib('VmHWM'), anon: mib('RssAnon'), file: mib('RssFile') };
+}
+
+/** Run time of these BPF programs so far, seconds. */
+export function bpfRunSeconds(ids: readonly number[]): number {
+  const now = bpfPrograms();
+  return ids.reduce((sum, id) => sum + (now.get(id)?.runTimeNs ?? 0), 0) / 1e9;
+}
