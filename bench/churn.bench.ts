@@ -47,7 +47,7 @@ async function profileBytes(url: string, seconds: number): Promise<Buffer> {
 }
 
 /** Samples of the churned processes after their exec (comm), and how many of those name main.burn. */
-function churnedSamples(p: Profile, binary: string): { total: number; withUser: number; burn: number; unnamed: number; processes: number } {
+function churnedSamples(p: Profile, binary: string): { total: number; withUser: number; burn: number; unnamed: number; allUnnamed: number; processes: number; unnamedIn: Map<string, number> } {
   const str = (i: number): string => p.stringTable[i] ?? '';
   const loc = new Map(p.location.map((l) => [l.id, l]));
   const fileOf = new Map(p.mapping.map((m) => [m.id, str(m.filename)]));
@@ -56,7 +56,9 @@ function churnedSamples(p: Profile, binary: string): { total: number; withUser: 
   let withUser = 0;
   let burn = 0;
   let unnamed = 0;
+  let allUnnamed = 0;
   const pids = new Set<number>();
+  const unnamedIn = new Map<string, number>();
   for (const s of p.sample) {
     if (str(s.label.find((l) => str(l.key) === 'comm')?.str ?? 0) !== COMM) continue;
     const n = s.value[0] ?? 0;
@@ -65,10 +67,16 @@ function churnedSamples(p: Profile, binary: string): { total: number; withUser: 
     const user = s.locationId.map((id) => loc.get(id)!).filter((l) => fileOf.get(l.mappingId) !== '[kernel.kallsyms]');
     if (user.length === 0) continue;
     withUser += n;
-    if (user.some((l) => l.line.length === 0 || l.line.every((x) => (fn.get(x.functionId) ?? '') === ''))) unnamed += n;
+    const nameless = user.filter((l) => l.line.length === 0 || l.line.every((x) => (fn.get(x.functionId) ?? '') === ''));
+    if (nameless.length > 0) unnamed += n;
+    if (nameless.length === user.length) allUnnamed += n;
+    for (const l of nameless) {
+      const where = fileOf.get(l.mappingId) || '(no mapping)';
+      unnamedIn.set(where, (unnamedIn.get(where) ?? 0) + 1);
+    }
     if (user.some((l) => fileOf.get(l.mappingId) === binary && l.line.some((x) => fn.get(x.functionId) === 'main.burn'))) burn += n;
   }
-  return { total, withUser, burn, unnamed, processes: pids.size };
+  return { total, withUser, burn, unnamed, allUnnamed, processes: pids.size, unnamedIn };
 }
 
 async function main(): Promise<void> {
@@ -119,7 +127,7 @@ async function main(): Promise<void> {
     console.log(`proc_configs back to ${configs0} entries ${configsClean ?? '>10000'} ms after the last exit; unwind_pages back to ${pages0} ${pagesClean ?? '>10000'} ms after`);
     console.log(`agent RSS ${mem0.rss.toFixed(1)} MiB before, ${mem1.rss.toFixed(1)} right after (${(mem1.rss - mem0.rss >= 0 ? '+' : '')}${(mem1.rss - mem0.rss).toFixed(1)}), ${mem2.rss.toFixed(1)} 2 s later (${(mem2.rss - mem0.rss >= 0 ? '+' : '')}${(mem2.rss - mem0.rss).toFixed(1)}); during: max ${Math.max(...rssDuring).toFixed(1)}; peak (VmHWM) ${mem2.hwm.toFixed(1)} MiB`);
     console.log(`agent CPU ${(cpu1 - cpu0).toFixed(2)} s over the churn (${pct(cpu1 - cpu0, (SECONDS + 5) * os.cpus().length)} of the node)`);
-    console.log(`churned samples after exec: ${s.total} from ${s.processes} processes; with a user stack ${s.withUser}, ${s.burn} (${pct(s.burn, s.withUser)}) in main.burn, ${s.unnamed} (${pct(s.unnamed, s.withUser)}) with an unnamed user frame`);
+    console.log(`churned samples after exec: ${s.total} from ${s.processes} processes; with a user stack ${s.withUser}, ${s.burn} (${pct(s.burn, s.withUser)}) in main.burn, ${s.unnamed} (${pct(s.unnamed, s.withUser)}) with an unnamed user frame, ${s.allUnnamed} with no user frame named (unnamed frames by mapping: ${[...s.unnamedIn].sort((a, b) => b[1] - a[1]).slice(0, 4).map(([f, n]) => `${f === binary ? 'the binary' : f} ${n}`).join(', ')})`);
   } finally {
     await agent.stop();
     fs.rmSync(dir, { recursive: true, force: true });
