@@ -118,7 +118,9 @@ async function main(): Promise<void> {
     }
     const cpu1 = cpuSeconds(pid);
     const mem1 = memoryMiB(pid);
-    const s = churnedSamples(decodePprof(await profile), binary);
+    const bytes = await profile;
+    if (process.env.CHURN_PROFILE_OUT) fs.writeFileSync(process.env.CHURN_PROFILE_OUT, bytes);
+    const s = churnedSamples(decodePprof(bytes), binary);
     await sleep(2000);
     const mem2 = memoryMiB(pid);
     const pct = (a: number, b: number): string => `${((100 * a) / Math.max(b, 1)).toFixed(1)}%`;

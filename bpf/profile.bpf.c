@@ -482,6 +482,13 @@ static __always_inline __u16 capture_user(__u32 tgid, __u64 *stack, __u32 *flags
 		*flags |= SAMPLE_F_KTHREAD;
 		return 0;
 	}
+	/* In do_exit: the user registers are those of the exit call, and the address space is being torn down (by
+	 * then the agent has forgotten the process's mappings, and no /proc/PID/maps describes them). Kernel stack
+	 * only: the teardown is still the process's, by its pid and comm. */
+	if (task->flags & PF_EXITING) {
+		*flags |= SAMPLE_F_EXITING;
+		return 0;
+	}
 	/* The user-mode registers, also when the task is in the kernel (a syscall, a fault, a switch). */
 	regs = (struct pt_regs *)bpf_task_pt_regs(task);
 	cfg = config_of(task, tgid);
@@ -576,7 +583,7 @@ int do_sample(struct bpf_perf_event_data *ctx)
 	rec->flags = flags;
 	rec->labels_len = labels_len;
 
-	if (labels_len > LABELS_BUF || bpf_ringbuf_output(&events, buf, sizeof(*rec) + labels_len, 0)) {
+	if (labels_len > LABELS_BUF || bpf_ringbuf_output(&events, buf, sizeof(*rec) + labels_len, BPF_RB_NO_WAKEUP)) {
 		count(COUNTER_RINGBUF_DROPS);
 		return 0;
 	}
@@ -743,7 +750,7 @@ static __always_inline void offcpu_return(struct task_struct *next, __u64 now)
 			labels_len = 0;
 	}
 	rec->sample.labels_len = labels_len;
-	if (labels_len > LABELS_BUF || bpf_ringbuf_output(&events, buf, sizeof(*rec) + labels_len, 0)) {
+	if (labels_len > LABELS_BUF || bpf_ringbuf_output(&events, buf, sizeof(*rec) + labels_len, BPF_RB_NO_WAKEUP)) {
 		count(COUNTER_OFFCPU_DROPS);
 		return;
 	}
@@ -774,7 +781,9 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	e->kind = RECORD_EXEC;
 	e->tgid = p->tgid;
 	e->time_ns = bpf_ktime_get_ns();
-	bpf_ringbuf_submit(e, 0);
+	/* The only record that wakes the agent (the others wait for its next timed read): it reads the new image's
+	 * mappings now, while a short-lived process surely still runs. */
+	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
 	return 0;
 }
 
@@ -801,7 +810,7 @@ int BPF_PROG(on_exit, struct task_struct *p)
 	e->kind = RECORD_EXIT;
 	e->tgid = tgid;
 	e->start_ticks = start_ticks(p);
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 	return 0;
 }
 

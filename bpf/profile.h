@@ -186,6 +186,7 @@ struct proc_config {
 #define SAMPLE_F_CONFIG 0x200     /* the process has a proc_config (a Go process known to the agent) */
 #define SAMPLE_F_LABELS_CUT 0x400 /* some of the goroutine's labels or bytes of them were left out */
 #define SAMPLE_F_SWITCHED 0x800   /* the walk went from the system stack (g0) on to the goroutine's stack */
+#define SAMPLE_F_EXITING 0x1000   /* the thread is exiting: no user stack (its address space may be gone) */
 
 struct sample_record {
 	__u32 kind;       /* RECORD_SAMPLE */

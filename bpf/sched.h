@@ -4,7 +4,8 @@
 #define QUIETFLAME_SCHED_H
 
 #define TASK_RUNNING 0
-#define PF_KTHREAD 0x00200000 /* include/linux/sched.h */
+#define PF_EXITING 0x00000004 /* include/linux/sched.h: in do_exit */
+#define PF_KTHREAD 0x00200000
 
 /* task_struct::state became __state in v5.14 (commit 2f064a59a1); libbpf-tools' core_fixes.bpf.h. */
 struct task_struct___o {

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 
 #include "errors.h"
 
@@ -135,12 +136,16 @@ void RingBufferPoller::Run() {
   using Ms = std::chrono::duration<double, std::milli>;
   const double max_wait_ms = options_.min_interval_ms;
   double wait_ms = max_wait_ms;
-  auto last = Clock::now() - std::chrono::milliseconds(options_.min_interval_ms);
+  auto last = Clock::now();
   struct epoll_event events[2];
   bool stop = false;
   while (!stop) {
-    // Sleeps until a record arrives in an empty ring (the kernel signals only that one) or stop().
-    int n = epoll_wait(epoll_fd_, events, 2, -1);
+    // Reads the ring every wait_ms, and at once when a producer wakes it: records sent with
+    // BPF_RB_NO_WAKEUP (profile.bpf.c's samples) wait for the timed read, a record sent with a
+    // wakeup (an exec) is delivered now, with what gathered before it.
+    const double since = Ms(Clock::now() - last).count();
+    const int timeout = static_cast<int>(std::max(0.0, std::ceil(wait_ms - since)));
+    int n = epoll_wait(epoll_fd_, events, 2, timeout);
     if (n < 0) {
       if (errno == EINTR) continue;
       thread_error_ = errno;
@@ -149,13 +154,16 @@ void RingBufferPoller::Run() {
     for (int i = 0; i < n; i++) {
       if (events[i].data.u64 == kStopTag) stop = true;
     }
-    const auto woke = Clock::now();
-    const double wait = wait_ms - Ms(woke - last).count();
-    if (!stop && wait >= 1) {  // let more records gather; wake early only to stop
+    // Woken by the ring again right after a read: let 1 ms pass, so that records arriving back to
+    // back cannot turn this loop into a spin.
+    const double gap = Ms(Clock::now() - last).count();
+    if (!stop && n > 0 && gap < 1) {
       struct pollfd pfd = {event_fd_, POLLIN, 0};
-      if (poll(&pfd, 1, static_cast<int>(wait)) > 0) stop = true;
+      if (poll(&pfd, 1, 1) > 0) stop = true;
     }
-    last = Clock::now();
+    const auto now = Clock::now();
+    const double elapsed_ms = std::max(Ms(now - last).count(), 1.0);
+    last = now;
     // Drain whatever is there (also on stop, so records produced before stop() arrive).
     const uint64_t before = stats_->bytes.load(std::memory_order_relaxed);
     int r = ring_buffer__consume(rb_);
@@ -164,13 +172,12 @@ void RingBufferPoller::Run() {
       stop = true;
     }
     Flush();
-    // Next wait: the time the ring would take to fill half at the rate these records came in
-    // (they gathered since the wakeup), within [1 ms, max_wait_ms].
+    // Next timed read: when the ring would be half full at the rate records came in since the
+    // last read, within [1 ms, max_wait_ms].
     const double read = static_cast<double>(stats_->bytes.load(std::memory_order_relaxed) - before);
-    const double gathered_ms = std::max(Ms(last - woke).count(), 1.0);
     wait_ms = max_wait_ms;
     if (read > 0 && ring_bytes_ > 0) {
-      wait_ms = std::clamp(static_cast<double>(ring_bytes_) / 2 / (read / gathered_ms), 1.0, max_wait_ms);
+      wait_ms = std::clamp(static_cast<double>(ring_bytes_) / 2 / (read / elapsed_ms), 1.0, max_wait_ms);
     }
   }
 }

@@ -30,10 +30,10 @@ class RingBufferPoller {
   struct Options {
     uint32_t max_batch_records = 4096;
     int64_t max_queued_bytes = 64 << 20;
-    // After a delivery, let records accumulate in the kernel ring for up to this long before
-    // the next read: few large batches instead of a wakeup per record (each costs the JS
-    // thread a callback). Shorter when, at the rate last seen, the ring would be half full
-    // sooner. (Profile captures take records up to 300 ms late: keep well below that.)
+    // The ring is read this often (and at once when a producer asks for a wakeup): records sent
+    // with BPF_RB_NO_WAKEUP gather into few large batches instead of a wakeup per record (each
+    // costs the JS thread a callback). Shorter when, at the rate last seen, the ring would be
+    // half full sooner. (Profile captures take records up to 300 ms late: keep well below that.)
     uint32_t min_interval_ms = 100;
   };
 

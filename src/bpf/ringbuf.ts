@@ -16,8 +16,8 @@ export interface RingBufferOptions {
   /** Bytes read but not yet delivered to JS above which records are dropped (default 64 MiB). */
   maxQueuedBytes?: number;
   /**
-   * After a delivery, let records gather in the kernel ring up to this long before reading again (default 100 ms;
-   * less when, at the rate last seen, the ring would be half full sooner).
+   * How often the ring is read (default 100 ms; less when, at the rate last seen, the ring would be half full
+   * sooner). A record its producer sent with a wakeup (not BPF_RB_NO_WAKEUP) is read at once.
    */
   minIntervalMs?: number;
   /** Keep the event loop alive while reading (default true). */

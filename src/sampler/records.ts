@@ -24,6 +24,7 @@ export const SampleFlag = {
   CONFIG: 0x200,
   LABELS_CUT: 0x400,
   SWITCHED: 0x800,
+  EXITING: 0x1000,
 } as const;
 
 /** The most the BPF side can read of a goroutine's labels (LABELS_MAX, LABEL_KEY_MAX, LABEL_VALUE_MAX). */
