@@ -85,7 +85,7 @@ async function main(): Promise<void> {
   fs.copyFileSync(buildFixture({ go: newestToolchain().version, fixture: 'lifetime', mode: 'plain' }), binary);
   fs.chmodSync(binary, 0o755);
   const driver = buildBenchFixture('churn');
-  const agent = await startAgentProcess(['--keep-idle-binaries', '0']);
+  const agent = await startAgentProcess(['--keep-idle-binaries', '0'], { nodeFlags: process.env.AGENT_NODE_FLAGS?.split(' ').filter(Boolean) ?? [] });
   const pid = agent.proc.pid!;
   try {
     await profileBytes(agent.url, 3); // warm-up: every binary already on the node read, hot paths compiled

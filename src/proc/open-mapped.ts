@@ -119,6 +119,22 @@ export function openMappedFile(pid: number, m: Mapping, opts: OpenMappedOptions 
 }
 
 /**
+ * The key (fileKey) of the file behind mapping `m`, by a stat of the process's own link to it in map_files: the
+ * kernel's reference, no open and no path a container could redirect. Cheap enough for every new process: a file
+ * already read is recognised without opening it again. undefined when the link cannot be read (no capability, the
+ * process gone) or is not that mapping's regular file.
+ */
+export function mappedFileKey(pid: number, m: Mapping, procRoot = '/proc'): string | undefined {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(`${procRoot}/${pid}/map_files/${m.start.toString(16)}-${m.end.toString(16)}`);
+  } catch {
+    return undefined;
+  }
+  return st.isFile() && st.ino === m.inode ? fileKey(st) : undefined;
+}
+
+/**
  * Opens a file by its path inside process `pid`'s root (a separate debug file, say), never leaving that root.
  * Regular files only; undefined when it is not there, not regular, or not readable.
  */

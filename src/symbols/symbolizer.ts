@@ -21,7 +21,7 @@ import { NativeSymbols } from './native-elf';
 import { isExecutable, isFileBacked, Mapping as ProcMapping, readMaps as readProcMaps } from '../proc/maps';
 import { processIdentity } from '../proc/process';
 import type { ResolvedFrame, ResolvedMapping as ProfileMapping } from '../profile/builder';
-import { MappedFileSource, openInProcessRoot, openMappedFile } from '../proc/open-mapped';
+import { mappedFileKey, MappedFileSource, openInProcessRoot, openMappedFile } from '../proc/open-mapped';
 
 /** The symbolizer answers in the shapes the profile builder takes (it is the builder's StackResolver). */
 export type SymFrame = ResolvedFrame;
@@ -524,6 +524,9 @@ export class Symbolizer {
   }
 
   private fileBinary(pid: number, m: ProcMapping): BinaryTables | undefined {
+    // Most new processes run files already read (a fork-exec storm runs the same few): one stat tells.
+    const seen = this.mapFiles ? mappedFileKey(pid, m, this.procRoot) : undefined;
+    if (seen !== undefined && (this.binaries.has(seen) || this.unreadable.has(seen))) return this.binaries.get(seen);
     let opened: MappedFileSource | undefined;
     try {
       opened = openMappedFile(pid, m, { procRoot: this.procRoot, mapFiles: this.mapFiles, isExe: m.path === this.exePath(pid) });
