@@ -19,6 +19,7 @@ import { readGoBuildId } from '../gosym/buildinfo';
 import { KernelSymbols, kernelAddress } from './kallsyms';
 import { NativeSymbols } from './native-elf';
 import { isExecutable, isFileBacked, Mapping as ProcMapping, readMaps as readProcMaps } from '../proc/maps';
+import { ProcessMemory } from '../proc/memory';
 import { processIdentity } from '../proc/process';
 import type { ResolvedFrame, ResolvedMapping as ProfileMapping } from '../profile/builder';
 import { mappedFileKey, MappedFileSource, openInProcessRoot, openMappedFile } from '../proc/open-mapped';
@@ -222,6 +223,8 @@ export class Symbolizer {
   private readonly binaryIdleMs: number;
   private readonly idleProcessMs: number;
   private readonly kallsymsMaxAgeMs: number;
+  /** The vDSO last read and its key: one compare instead of a parse for each new process. */
+  private lastVdso: { bytes: Buffer; key: string } | undefined;
   private readonly mapFiles: boolean;
   private readonly onWarning: ((message: string) => void) | undefined;
   private readonly warned = new Set<string>();
@@ -624,17 +627,16 @@ export class Symbolizer {
     if (size <= 0 || size > 1 << 20) return undefined;
     let buf: Buffer;
     try {
-      const fd = fs.openSync(`${this.procRoot}/${pid}/mem`, 'r');
-      try {
-        buf = Buffer.alloc(size);
-        const n = fs.readSync(fd, buf, 0, size, m.start);
-        if (n < 64) return undefined;
-        buf = buf.subarray(0, n);
-      } finally {
-        fs.closeSync(fd);
-      }
+      buf = new ProcessMemory(pid).readUpTo(m.start, size);
     } catch {
       return undefined;
+    }
+    if (buf.length < 64) return undefined;
+    // Every 64-bit process of this kernel has the same vDSO: the same bytes as last time are the same tables.
+    const last = this.lastVdso;
+    if (last !== undefined && last.bytes.equals(buf)) {
+      const known = this.binaries.get(last.key);
+      if (known) return known;
     }
     let elf: ElfFile;
     try {
@@ -649,6 +651,7 @@ export class Symbolizer {
       return undefined;
     }
     const key = `vdso:${id}`;
+    this.lastVdso = { bytes: buf, key };
     const known = this.binaries.get(key);
     if (known) return known;
     return this.tables(key, elf, pid);
