@@ -7,7 +7,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { bpfTest } from '../bpf/support';
+import { bpfTest, waitForAsync } from '../bpf/support';
 import { expectPprofError, readPprof, startAgent, startHot } from '../support/agent';
 import { inCgroup } from '../proc/cgroup-support';
 import type { Profile } from '../../src/profile/pprof';
@@ -33,7 +33,10 @@ bpfTest('samples of a process in a pod carry namespace, pod and container; pod= 
   try {
     const components = ['kubepods.slice', 'kubepods-burstable.slice', `kubepods-burstable-pod${uid.replace(/-/g, '_')}.slice`, `cri-containerd-${id}.scope`];
     await inCgroup(hot.pid, components, async () => {
-      const list = (await (await fetch(`${agent.url}/api/processes`)).json()) as { processes: Array<Record<string, unknown>> };
+      // Both are tracked once their binary has been read (on the agent's binary reader thread).
+      const processes = async (): Promise<Array<Record<string, unknown>>> => ((await (await fetch(`${agent.url}/api/processes`)).json()) as { processes: Array<Record<string, unknown>> }).processes;
+      await waitForAsync(async () => (await processes()).filter((p) => p.pid === hot.pid || p.pid === outside.pid).length === 2, 10_000, 50);
+      const list = { processes: await processes() };
       const entry = list.processes.find((p) => p.pid === hot.pid);
       assert.ok(entry, `${hot.pid} listed`);
       assert.deepEqual({ pod: entry['pod'], namespace: entry['namespace'], container: entry['container'], containerId: entry['containerId'] }, { pod: `${ns}/${pod}`, namespace: ns, container, containerId: id });
