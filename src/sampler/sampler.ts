@@ -337,12 +337,12 @@ export class Sampler implements SampleSource {
     };
   }
 
-  /** The Go processes configured in the BPF maps now. */
   /** Resolves when the processes found at start are configured (their binaries read off the event loop). */
   ready(): Promise<void> {
     return this.firstScan;
   }
 
+  /** The Go processes configured in the BPF maps now. */
   goProcesses(): GoProcessInfo[] {
     const out: GoProcessInfo[] = [];
     for (const t of this.tracked.values()) if (t.go !== undefined) out.push(t.go);
