@@ -180,6 +180,8 @@ interface Tracked {
 const MAX_OTHER_CACHE = 4096;
 /** task_struct.flags: the thread is in do_exit (include/linux/sched.h). */
 const PF_EXITING = 0x4;
+/** Binaries read that no process has taken yet, kept for the next process (each holds its unwind table). */
+const KEEP_UNTAKEN = 4;
 /** Looks at a Go process whose text is not mapped yet before giving up on unwinding it. */
 const MAX_ATTEMPTS = 5;
 
@@ -232,7 +234,10 @@ export class Sampler implements SampleSource {
   /** New binaries are read on a thread of their own; the processes waiting for each one, by file key. */
   private readonly binaryReader: BinaryInfoReader;
   private readonly reads = new Map<string, { waiting: Set<number>; done: Promise<void> }>();
-  /** A read's result, between its arrival and the configuring of the processes that waited for it. */
+  /**
+   * Reads no process has taken yet, oldest first (at most KEEP_UNTAKEN): the processes that waited may all have
+   * exited by the time their binary was read (150 ms ones under churn), and the next one must not wait again.
+   */
   private readonly justRead = new Map<string, GoBinaryInfo>();
   private firstScan: Promise<void> = Promise.resolve();
   /** What the kernel gave: cpu_profile and the optional programs' features. */
@@ -742,9 +747,9 @@ export class Sampler implements SampleSource {
       } else {
         if (r.info.problem !== undefined) this.warn(`${exe.path} (pid ${exe.pid}): ${r.info.problem}; runtime.g layout from the release table`);
         this.justRead.set(exe.key, r.info);
+        for (const key of this.justRead.keys()) if (this.justRead.size > KEEP_UNTAKEN) this.justRead.delete(key);
       }
       for (const p of waiting) this.safely(() => this.look(p));
-      this.justRead.delete(exe.key); // no process took it (all gone, or not mapped yet): read again when needed
     }).catch((err: unknown) => this.warn(`${exe.path} (pid ${exe.pid}): ${(err as Error).message}`));
     this.reads.set(exe.key, { waiting, done });
   }
