@@ -3,6 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { ChildProcess, spawn } from 'node:child_process';
+import { parseGoroutineDump } from '../../src/goroutines/parse';
 import { childLines } from './child-lines';
 import { buildFixture, FixtureMode } from './go-toolchains';
 
@@ -24,7 +25,7 @@ export async function startParked(go: string, mode: FixtureMode, copies = 3, env
   const ready = await next();
   const m = /^ready pid=(\d+) fakeallgs=0x([0-9a-f]+)$/.exec(ready);
   assert.ok(m, `fixture said ${ready}`);
-  return {
+  const parked: ParkedProcess = {
     child,
     pid: child.pid!,
     fakeAllgs: parseInt(m[2]!, 16),
@@ -38,4 +39,17 @@ export async function startParked(go: string, mode: FixtureMode, copies = 3, env
       child.kill('SIGKILL');
     },
   };
+  // It says ready 300 ms after starting its goroutines; on a busy machine some are still on their way (deep(300)
+  // recursing): wait until the program's own dump shows none running or runnable but the one printing it.
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const busy = parseGoroutineDump(await parked.ownDump()).goroutines.slice(1).filter((g) => g.state === 'running' || g.state === 'runnable');
+    if (busy.length === 0) break;
+    if (Date.now() > deadline) {
+      parked.stop();
+      assert.fail(`parked fixture: goroutines ${busy.map((g) => `${g.id} (${g.state})`).join(', ')} still not parked after 20 s`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return parked;
 }
