@@ -21,7 +21,7 @@ export class JobThreadError extends Error {
   }
 }
 
-export interface JobThreadOptions<Req> {
+export interface JobThreadOptions {
   /** The worker's compiled script (it calls serveJobs). */
   script: string;
   /** What the thread does, for messages ("the goroutine reader"). */
@@ -36,8 +36,6 @@ export interface JobThreadOptions<Req> {
   reviveError?: (payload: unknown) => Error;
   /** An idle thread is ended after this long (its heap goes with it); default: kept until close(). */
   idleMs?: number;
-  /** Sent along with a request (ArrayBuffers handed over rather than copied). */
-  transferOf?: (request: Req) => ArrayBuffer[];
 }
 
 interface Pending<Req, Res> {
@@ -55,15 +53,11 @@ export class JobThread<Req, Res> {
   private nextId = 1;
   private closed = false;
 
-  constructor(private readonly opts: JobThreadOptions<Req>) {}
+  constructor(private readonly opts: JobThreadOptions) {}
 
   /** Jobs waiting, not counting the one running. */
   get queued(): number {
     return this.queue.length;
-  }
-
-  get busy(): boolean {
-    return this.current !== undefined;
   }
 
   run(request: Req): Promise<Res> {
@@ -96,7 +90,7 @@ export class JobThread<Req, Res> {
       void this.stopWorker(new JobThreadError('timeout', `took over ${this.opts.timeoutMs / 1000} s and was abandoned`));
     }, this.opts.timeoutMs);
     try {
-      worker.postMessage(p.envelope, this.opts.transferOf?.(p.envelope.request) ?? []);
+      worker.postMessage(p.envelope);
     } catch (e) {
       this.fail(e as Error);
     }
