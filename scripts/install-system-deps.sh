@@ -10,8 +10,9 @@ PACKAGES=(
   libelf-dev zlib1g-dev pkg-config make g++ python3
   # tools the tests and people use next to the agent
   linux-perf bpftrace util-linux procps prometheus
-  # oracles in the tests: gdb (native symbols), binutils (nm, readelf), gcc + libc6-dev (cgo fixtures)
-  gdb binutils gcc libc6-dev
+  # oracles in the tests: gdb (native symbols), binutils (nm, readelf), gcc + libc6-dev (cgo fixtures); libc6-dbg
+  # (libc's separate debug file: symbols from two files)
+  gdb binutils gcc libc6-dev libc6-dbg
   # the image (scripts/build-image.sh) and its tests: podman with runc, bases from Debian packages, certificates,
   # manifests rendered offline (kubectl kustomize)
   podman runc mmdebstrap openssl

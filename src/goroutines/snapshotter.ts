@@ -59,7 +59,7 @@ export class GoroutineSnapshotter {
     } catch (e) {
       throw this.explain(pid, e as Error);
     }
-    if (resolver) resolveGoroutineLocations(dump, resolver);
+    if (resolver) await resolveGoroutineLocations(dump, resolver);
     return dump;
   }
 

@@ -2,6 +2,7 @@
 // its tables, runtime.g's layout, where allgs is, its wait-reason words and which label format it uses.
 
 import { GoBinary } from '../gosym/binary';
+import { mayBeGo } from '../gosym/buildinfo';
 import { ElfFile } from '../gosym/elf';
 import { locateAllgs, type AllgsLocation } from '../gosym/allgs';
 import { goroutineLayout, type GoroutineLayout } from '../gosym/goroutine-layout';
@@ -28,8 +29,6 @@ export interface GoTarget {
   caveats: string[];
 }
 
-const GO_SECTIONS = ['.gopclntab', '.data.rel.ro.gopclntab', '.go.buildinfo', '.note.go.buildid'];
-
 /** Reads a binary's facts. Throws GoroutineReadError('not-go' | 'unsupported') with a one-line reason. */
 export function openTarget(exe: Executable): GoTarget {
   let elf: ElfFile;
@@ -38,7 +37,7 @@ export function openTarget(exe: Executable): GoTarget {
   } catch (e) {
     throw new GoroutineReadError('not-go', `pid ${exe.pid} (${exe.path}) is not a Go program: ${(e as Error).message}`);
   }
-  if (elf.sections.length > 0 && !GO_SECTIONS.some((s) => elf.section(s) !== undefined)) {
+  if (!mayBeGo(elf)) {
     elf.close();
     throw new GoroutineReadError('not-go', `pid ${exe.pid} (${exe.path}) is not a Go program (no Go sections)`);
   }

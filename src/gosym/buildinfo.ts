@@ -4,6 +4,17 @@ import { FormatError, readUvarint } from './bytes';
 import { ElfFile, PF_W, PF_X, PT_LOAD } from './elf';
 import { PclnGeneration } from './pclntab';
 
+/** Sections only Go binaries have (one of them at least, whatever the release and however it was linked). */
+const GO_SECTIONS = ['.gopclntab', '.data.rel.ro.gopclntab', '.go.buildinfo', '.note.go.buildid', '.go.module'];
+
+/**
+ * Whether an ELF file may be a Go binary, from its section headers alone: false only when it has section headers
+ * and none of Go's (a file without section headers may still be one; the pclntab search decides).
+ */
+export function mayBeGo(elf: ElfFile): boolean {
+  return elf.sections.length === 0 || GO_SECTIONS.some((s) => elf.section(s) !== undefined);
+}
+
 const BUILDINFO_MAGIC = Buffer.from('\xff Go buildinf:', 'latin1');
 
 export interface GoVersion {

@@ -43,8 +43,11 @@ export class FileSource implements ByteSource {
   readonly size: number;
   readonly identity: string;
 
-  /** Opens `path`, or takes over `fd` (closed by close(), or at once when it is not a regular file). */
-  constructor(readonly path: string, fd?: number) {
+  /**
+   * Opens `path`, or takes over `fd` (closed by close(), or at once when it is not a regular file). A `borrowed`
+   * fd is never closed here: another thread's source, whose owner keeps it open while this one reads.
+   */
+  constructor(readonly path: string, fd?: number, private readonly borrowed = false) {
     this.fd = fd ?? fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY);
     try {
       const st = fs.fstatSync(this.fd);
@@ -53,9 +56,14 @@ export class FileSource implements ByteSource {
       this.size = st.size;
       this.identity = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
     } catch (e) {
-      fs.closeSync(this.fd);
+      if (!borrowed) fs.closeSync(this.fd);
       throw e;
     }
+  }
+
+  /** The open descriptor (for a worker thread to read through while this source stays open), or undefined once closed. */
+  get descriptor(): number | undefined {
+    return this.fd;
   }
 
   read(offset: number, length: number): Buffer {
@@ -73,7 +81,7 @@ export class FileSource implements ByteSource {
   }
 
   close(): void {
-    if (this.fd !== undefined) fs.closeSync(this.fd);
+    if (this.fd !== undefined && !this.borrowed) fs.closeSync(this.fd);
     this.fd = undefined;
   }
 }

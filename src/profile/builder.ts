@@ -5,7 +5,8 @@
 // with inlined calls as several Lines (innermost first); one Function per (name, file); kernel frames leaf-most.
 //
 // Symbolization is the resolver's job (src/symbols/Symbolizer fits StackResolver); the builder only arranges its
-// answers. Samples are resolved as they are added, while their processes most likely still run.
+// answers. Samples are resolved as they are added, while their processes most likely still run; a location whose
+// symbol table is still being read elsewhere gets its frames in settle(), before build().
 
 import type { RawSample, SampleKind } from '../sampler/types';
 import { Label, Location, Mapping, Profile, ProfileFunction, Sample } from './pprof';
@@ -59,6 +60,8 @@ export interface ResolvedLocation {
   address: bigint;
   /** Innermost first; empty when unknown. */
   frames: readonly ResolvedFrame[];
+  /** Set when the frames are not known yet (a symbol table still being read): they are, once settled() resolves. */
+  later?: () => readonly ResolvedFrame[];
 }
 
 /** What turns raw stacks into locations: src/symbols/Symbolizer. */
@@ -76,6 +79,8 @@ export interface StackResolver {
   userEpoch?(pid: number, timeNs?: bigint): number;
   /** Optional: the same for resolveKernel. */
   kernelEpoch?(): number;
+  /** Optional: resolves when every location answered with `later` so far can give its frames. */
+  settled?(): Promise<void>;
 }
 
 export interface ProfileBuilderOptions {
@@ -152,6 +157,8 @@ export class ProfileBuilder {
   private readonly locationByObject = new WeakMap<ResolvedLocation, number>();
   /** Raw samples seen, by rawHash(), when the resolver has epochs. */
   private readonly seen = new Map<number, Seen>();
+  /** Locations whose frames the resolver gives later (settle()). */
+  private readonly unnamed: Array<{ location: Location; later: () => readonly ResolvedFrame[] }> = [];
   private total = 0;
 
   constructor(private readonly opts: ProfileBuilderOptions) {
@@ -207,13 +214,28 @@ export class ProfileBuilder {
         id: this.locations.size + 1,
         mappingId: loc.mapping ? this.mappingId(loc.mapping) : 0,
         address: loc.address,
-        line: frames.map((f) => ({ functionId: this.functionId(f.function, f.file), line: f.line, column: 0 })),
+        line: this.lines(frames),
         isFolded: false,
       };
       this.locations.set(key, l);
+      if (loc.later) this.unnamed.push({ location: l, later: loc.later });
     }
     if (!withoutOuter) this.locationByObject.set(loc, l.id);
     return l.id;
+  }
+
+  private lines(frames: readonly ResolvedFrame[]): Location['line'] {
+    return frames.map((f) => ({ functionId: this.functionId(f.function, f.file), line: f.line, column: 0 }));
+  }
+
+  /**
+   * Waits for the symbol tables still being read for this profile's locations (the resolver's settled()) and
+   * names those locations. Call before build(): locations still waiting then have no frames.
+   */
+  async settle(): Promise<void> {
+    if (this.unnamed.length === 0) return;
+    await this.opts.resolver.settled?.();
+    for (const { location, later } of this.unnamed.splice(0)) location.line = this.lines(later());
   }
 
   /**

@@ -22,7 +22,7 @@ import type { RingBufferReader } from '../bpf/ringbuf';
 import { resolveExecutable, type Executable } from '../proc/exe';
 import { mappingsOfFile, readMaps } from '../proc/maps';
 import { isAlive, listPids, PF_KTHREAD, readStat } from '../proc/process';
-import { BinaryInfoReader } from '../symbols/binary-info-reader';
+import { ReaderThread } from '../symbols/reader-thread';
 import { loadBias, ProcConfig, UnwindInjector, type GoBinaryInfo } from '../symbols/injector';
 import { UnwindChunk, UnwindKey } from '../symbols/unwind-table';
 import {
@@ -80,6 +80,8 @@ export interface SamplerOptions {
   ringBufferBytes?: number;
   /** CPUs to sample (default every online CPU). */
   cpus?: number[];
+  /** Where new binaries are read (shared with the symbolizer); default a thread of the sampler's own. */
+  reader?: ReaderThread;
   procRoot?: string;
   /** Path of profile.bpf.o (default build/bpf/profile.bpf.o of this package). */
   objectPath?: string;
@@ -231,9 +233,10 @@ export class Sampler implements SampleSource {
   private lastLost: number | undefined;
   /** PIDs of Go programs whose text was not mapped yet when looked at, and how often that happened. */
   private readonly pending = new Map<number, { startTime: bigint; attempts: number }>();
-  /** New binaries are read on a thread of their own; the processes waiting for each one, by file key. */
-  private readonly binaryReader: BinaryInfoReader;
-  private readonly reads = new Map<string, { waiting: Set<number>; done: Promise<void> }>();
+  /** New binaries are read on the reader thread; the reads in flight by file key, and the processes that wait. */
+  private readonly binaries: ReaderThread;
+  private readonly ownsBinaries: boolean;
+  private readonly reads = new Map<string, { path: string; waiting: Set<number>; done: Promise<void> }>();
   /**
    * Reads no process has taken yet, oldest first (at most KEEP_UNTAKEN): the processes that waited may all have
    * exited by the time their binary was read (150 ms ones under churn), and the next one must not wait again.
@@ -258,7 +261,8 @@ export class Sampler implements SampleSource {
       ...(opts.idleBinaries !== undefined ? { idleBinaries: opts.idleBinaries } : {}),
     });
     this.targetPids = obj.map('target_pids', u32, u8);
-    this.binaryReader = new BinaryInfoReader({ procRoot: this.procRoot });
+    this.ownsBinaries = opts.reader === undefined;
+    this.binaries = opts.reader ?? new ReaderThread();
     this.counters = obj.perCpuMap('counters', u32, u64);
   }
 
@@ -389,7 +393,7 @@ export class Sampler implements SampleSource {
 
   /** Executables being read for the first time (on the binary reader's thread). */
   readingBinaries(): string[] {
-    return this.binaryReader.inFlight();
+    return [...this.reads.values()].map((r) => r.path);
   }
 
   /**
@@ -449,7 +453,7 @@ export class Sampler implements SampleSource {
     for (const [pid, t] of this.tracked) if (t.go !== undefined) this.opts.onProcess?.({ type: 'removed', pid, reason: 'closed' });
     this.tracked.clear();
     this.subscribers.clear();
-    await this.binaryReader.close();
+    if (this.ownsBinaries) await this.binaries.close();
     this.obj.close();
   }
 
@@ -737,7 +741,7 @@ export class Sampler implements SampleSource {
       return;
     }
     const waiting = new Set([pid]);
-    const done = this.binaryReader.read(exe).then((r) => {
+    const done = this.binaries.binaryInfo(exe, this.procRoot).then((r) => {
       this.reads.delete(exe.key);
       if (this.closed) return;
       if (r.kind === 'other') {
@@ -751,7 +755,7 @@ export class Sampler implements SampleSource {
       }
       for (const p of waiting) this.safely(() => this.look(p));
     }).catch((err: unknown) => this.warn(`${exe.path} (pid ${exe.pid}): ${(err as Error).message}`));
-    this.reads.set(exe.key, { waiting, done });
+    this.reads.set(exe.key, { path: exe.path, waiting, done });
   }
 
   private forget(pid: number, reason: 'exited' | 'exec' | 'pid-reused'): void {

@@ -6,6 +6,7 @@ import * as os from 'node:os';
 import { Features, kernelTooOld, MIN_KERNEL } from '../bpf/features';
 import type { Logger } from 'pino';
 import { Sampler, type LabelLimits, type SamplerStats } from '../sampler/sampler';
+import { ReaderThread } from '../symbols/reader-thread';
 import { Symbolizer } from '../symbols/symbolizer';
 import { setMaxTableBytes } from '../gosym/limits';
 import { ProfileBuilder } from '../profile/builder';
@@ -16,6 +17,7 @@ import { ensureTracefs } from '../bpf/mount';
 import type { RawSample } from '../sampler/types';
 import { containerIdOf } from '../proc/container';
 import { buildServer } from './app';
+import type { CaptureWindow } from './capture';
 import { KubeletLogs, PodIdentities } from '../kube/identity';
 import { PodWatch } from '../kube/api-watch';
 import { GoroutineSnapshotter } from '../goroutines/snapshotter';
@@ -64,10 +66,13 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
   const features = new Features();
   // The symbolizer reads a new Go process's mappings while a profile runs (a short-lived one is gone by the time
   // its samples would be looked at), and forgets a process when its exit comes through the ring buffer.
-  const symbolizer = new Symbolizer({ onWarning: (message) => logger.warn(message) });
+  // One thread reads binaries for both: new executables for the sampler, big native symbol tables for the symbolizer.
+  const reader = new ReaderThread();
+  const symbolizer = new Symbolizer({ onWarning: (message) => logger.warn(message), reader });
   let sampler: Sampler | undefined;
   try {
     sampler = Sampler.start({
+      reader,
       hz: opts.hz,
       offCpuPeriodMs: opts.offCpuPeriodMs,
       ...(opts.labels ? { labels: opts.labels } : {}),
@@ -86,11 +91,12 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
       },
     });
   } catch (e) {
+    await reader.close();
     const why = tooOld ? ` (kernel ${os.release()} is older than ${MIN_KERNEL.join('.')})` : '';
     throw new Error(`the CPU profiler (profile.bpf.o) did not load${why}: ${(e as Error).message}`);
   }
   const started = sampler;
-  const cleanups: Array<() => unknown> = [() => started.close(), () => symbolizer.close()];
+  const cleanups: Array<() => unknown> = [() => started.close(), () => symbolizer.close(), () => reader.close()];
   try {
     // Run-queue latency is a feature of its own: a kernel that refuses runqlat.bpf.o loses only these metrics.
     let runqueue: RunqueueLatency | undefined;
@@ -152,7 +158,11 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
             symbolizationNs += process.hrtime.bigint() - t0;
           };
           let built: Profile | undefined;
-          return { add, finish: (w) => encodePprof((built = builder.build(w.endUnixNs))), built: () => built };
+          const finish = async (w: CaptureWindow): Promise<Buffer> => {
+            await builder.settle(); // native symbol tables still being read for it
+            return encodePprof((built = builder.build(w.endUnixNs)));
+          };
+          return { add, finish, built: () => built };
         },
         processes: () =>
           started.goProcesses().map((p) => {

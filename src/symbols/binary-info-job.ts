@@ -1,18 +1,16 @@
 // Reading a new binary for the BPF side: what goBinaryInfo() makes of a process's executable, or why it is not a
-// usable Go binary. Runs on the binary reader's thread (binary-info-worker.ts): a 100 MB binary takes a few hundred
+// usable Go binary. Runs on the reader thread (reader-worker.ts): a 100 MB binary takes a few hundred
 // milliseconds of synchronous parsing, which the agent's event loop must not wait on. The result crosses threads as
 // wire data (its unwind table's arrays handed over, not copied).
 
 import type { TransferListItem } from 'node:worker_threads';
 import { GoBinary } from '../gosym/binary';
+import { mayBeGo } from '../gosym/buildinfo';
 import type { ElfFile } from '../gosym/elf';
 import { setMaxTableBytes } from '../gosym/limits';
 import { openExecutable, type Executable } from '../proc/exe';
 import { goBinaryInfo, type GoBinaryInfo } from './injector';
 import { UnwindTable, type UnwindTableData } from './unwind-table';
-
-/** Sections only Go binaries have: an ELF file with section headers and none of these is not read further. */
-const GO_SECTIONS = ['.gopclntab', '.data.rel.ro.gopclntab', '.go.buildinfo', '.note.go.buildid', '.go.module'];
 
 export interface BinaryInfoRequest {
   exe: Executable;
@@ -39,7 +37,7 @@ export function readBinaryInfo(req: BinaryInfoRequest): BinaryInfoResult {
     return { kind: 'other', why: `not readable as ELF: ${(err as Error).message}`, warn: false };
   }
   try {
-    if (elf.sections.length > 0 && !GO_SECTIONS.some((s) => elf.section(s) !== undefined)) return { kind: 'other', why: 'not a Go binary', warn: false };
+    if (!mayBeGo(elf)) return { kind: 'other', why: 'not a Go binary', warn: false };
     return { kind: 'go', info: goBinaryInfo(new GoBinary(elf), req.exe.key) };
   } catch (err) {
     return { kind: 'other', why: `not a usable Go binary: ${(err as Error).message}`, warn: true };

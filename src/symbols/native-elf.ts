@@ -18,6 +18,18 @@ const UNDERSCORE = 0x5f;
 /** Names looked up once are kept (they repeat across processes of the same file), up to this many. */
 const NAME_CACHE_LIMIT = 4096;
 
+/**
+ * A table as it crosses threads (built on the reader's thread, used on the agent's): its arrays, and for each
+ * string table the index of the file (of those given to fromData) its names are read from, or its bytes.
+ */
+export interface NativeSymbolsData {
+  starts: Float64Array;
+  ends: Float64Array;
+  nameOff: Uint32Array;
+  nameTable: Uint8Array;
+  names: Array<{ file: number; offset: number; size: number } | { bytes: Uint8Array }>;
+}
+
 /** Where one table's names live: in the file (read on demand) or, for a compressed string table, in memory. */
 interface NameSource {
   source: ByteSource | undefined;
@@ -86,6 +98,61 @@ export class NativeSymbols {
       .map((s) => [s.addr, s.addr + s.size] as const);
     const t = build(tables, text);
     return new NativeSymbols(t.starts, t.ends, t.nameOff, t.nameTable, t.sources);
+  }
+
+  /**
+   * fromElf, falling back to the file's own symbols when its debug file is the problem, and to an empty table when
+   * the file's symbols are unreadable too.
+   */
+  static bestOf(elf: ElfFile, debug?: ElfFile): NativeSymbols {
+    for (const d of debug ? [debug, undefined] : [undefined]) {
+      try {
+        return NativeSymbols.fromElf(elf, d);
+      } catch {
+        // try the next
+      }
+    }
+    return NativeSymbols.empty();
+  }
+
+  /** About how many symbols fromElf would look at (the entries of the tables it reads): what building it costs. */
+  static entriesIn(elf: ElfFile, debug?: ElfFile): number {
+    let n = 0;
+    for (const [file, name] of [[elf, '.symtab'], [elf, '.dynsym'], [debug, '.symtab']] as const) {
+      const sec = file?.section(name);
+      if (sec && (sec.type === SHT_SYMTAB || sec.type === SHT_DYNSYM)) n += Math.floor(sec.size / SYM_SIZE);
+    }
+    return n;
+  }
+
+  /** The table made on another thread; `files` are this thread's sources of the files toData was given. */
+  static fromData(d: NativeSymbolsData, files: readonly ByteSource[]): NativeSymbols {
+    const sources = d.names.map((n): NameSource => {
+      if ('bytes' in n) return { source: undefined, offset: 0, size: n.bytes.length, bytes: Buffer.from(n.bytes.buffer, n.bytes.byteOffset, n.bytes.length) };
+      const source = files[n.file];
+      if (!source) throw new Error(`symbol names in file ${n.file}, which was not given`);
+      return { source, offset: n.offset, size: n.size, bytes: undefined };
+    });
+    return new NativeSymbols(d.starts, d.ends, d.nameOff, d.nameTable, sources);
+  }
+
+  /** What fromData makes this table again from; `files` are the sources (in order) the names are read from. */
+  toData(files: readonly ByteSource[]): NativeSymbolsData {
+    const names = this.nameSources.map((n) => {
+      // Copied: a Buffer may be a slice of a pooled ArrayBuffer, which cannot be handed over.
+      if (n.bytes) return { bytes: new Uint8Array(n.bytes) };
+      const file = files.indexOf(n.source!);
+      if (file < 0) throw new Error('symbol names in a file that was not given');
+      return { file, offset: n.offset, size: n.size };
+    });
+    return { starts: this.starts, ends: this.ends, nameOff: this.nameOff, nameTable: this.nameTable, names };
+  }
+
+  /** The ArrayBuffers of a table's data, to hand over rather than copy. */
+  static transferables(d: NativeSymbolsData): ArrayBuffer[] {
+    const arrays: ArrayBufferView[] = [d.starts, d.ends, d.nameOff, d.nameTable];
+    for (const n of d.names) if ('bytes' in n) arrays.push(n.bytes);
+    return [...new Set(arrays.map((a) => a.buffer as ArrayBuffer))];
   }
 
   /** An empty table. */

@@ -15,9 +15,10 @@ import * as fs from 'node:fs';
 import { BufferSource, FormatError } from '../gosym/bytes';
 import { ElfFile, PF_X, PT_LOAD } from '../gosym/elf';
 import { GoBinary } from '../gosym/binary';
-import { readGoBuildId } from '../gosym/buildinfo';
+import { mayBeGo, readGoBuildId } from '../gosym/buildinfo';
 import { KernelSymbols, kernelAddress } from './kallsyms';
 import { NativeSymbols } from './native-elf';
+import { ReaderThread } from './reader-thread';
 import { isExecutable, isFileBacked, Mapping as ProcMapping, readMaps as readProcMaps } from '../proc/maps';
 import { ProcessMemory } from '../proc/memory';
 import { processIdentity } from '../proc/process';
@@ -32,8 +33,10 @@ export type SymMapping = ProfileMapping;
 export interface SymLocation {
   mapping: SymMapping | undefined;
   address: bigint;
-  /** Innermost first; [] when nothing is known about the address. */
+  /** Innermost first; [] when nothing is known about the address (or not yet: see `later`). */
   frames: SymFrame[];
+  /** Set while the file's symbol table is being read on the reader thread: the frames, once settled() resolves. */
+  later?: () => SymFrame[];
 }
 
 export interface SymbolizerOptions {
@@ -60,6 +63,11 @@ export interface SymbolizerOptions {
   mapFiles?: boolean;
   /** Told (one line naming the pid) when a process's file is refused or unreadable; once per file and problem. */
   onWarning?: (message: string) => void;
+  /**
+   * Where big native symbol tables are built (e.g. node's 80k symbols, 150–350 ms): off the event loop, the
+   * addresses that wait for one answered through SymLocation.later. Without it they are built here, at once.
+   */
+  reader?: ReaderThread;
 }
 
 export interface SymbolizerStats {
@@ -70,6 +78,8 @@ export interface SymbolizerStats {
 
 const NO_FRAMES: SymFrame[] = [];
 const ADDRESS_CACHE_LIMIT = 1 << 16;
+/** Native symbol tables with more entries than this are built on the reader thread (libc's few thousand: here). */
+const READ_ELSEWHERE_ENTRIES = 8192;
 
 /**
  * The symbol tables of one file, shared by all processes that map it. A Go binary's table is read when the file is
@@ -80,6 +90,9 @@ class BinaryTables {
   users = 0;
   idleSince: number | undefined = Date.now();
   private nativeSyms: NativeSymbols | undefined;
+  /** The ELF symbols being built on the reader thread: the files stay open until it answers. */
+  private nativeRead: Promise<void> | undefined;
+  private closeWhenRead = false;
   private readonly debug: ElfFile | undefined;
   private functions: boolean | undefined;
   readonly buildId: string;
@@ -87,12 +100,14 @@ class BinaryTables {
   /**
    * @param findDebug finds the separate debug file of a native binary by its build ID (only native binaries
    *   ask: Go binaries have their own table).
+   * @param reading where big ELF symbol tables are built (undefined: here), and who is told when one is
    */
   constructor(
     readonly key: string,
     readonly elf: ElfFile,
     readonly go: GoBinary | undefined,
     findDebug: (buildId: string) => ElfFile | undefined,
+    private readonly reading: { reader: ReaderThread; started(read: Promise<void>): void; done(b: BinaryTables): void } | undefined,
   ) {
     let buildId = '';
     try {
@@ -106,28 +121,43 @@ class BinaryTables {
 
   /** Whether the file has anything to name functions with (a Go table, or ELF function symbols). */
   get hasFunctions(): boolean {
-    this.functions ??= this.go !== undefined || this.native().size > 0;
-    return this.functions;
+    if (this.functions !== undefined) return this.functions;
+    if (this.go !== undefined) return (this.functions = true);
+    const table = this.native();
+    if (table === undefined) return true; // being read: only tables with thousands of entries are
+    return (this.functions = table.size > 0);
   }
 
-  /** ELF function symbols, decoded on first use (for Go binaries only when a PC misses the Go table). */
-  native(): NativeSymbols {
-    if (!this.nativeSyms) {
-      try {
-        this.nativeSyms = NativeSymbols.fromElf(this.elf, this.go ? undefined : this.debug);
-      } catch {
-        try {
-          this.nativeSyms = NativeSymbols.fromElf(this.elf); // the debug file was the problem
-        } catch {
-          this.nativeSyms = NativeSymbols.empty();
-        }
-      }
+  /**
+   * ELF function symbols, decoded on first use (for Go binaries only when a PC misses the Go table); undefined
+   * while a big table is built on the reader thread.
+   */
+  native(): NativeSymbols | undefined {
+    if (this.nativeSyms !== undefined || this.nativeRead !== undefined) return this.nativeSyms;
+    const debug = this.go ? undefined : this.debug;
+    const reading = this.reading;
+    if (reading && ReaderThread.canRead([this.elf, debug]) && NativeSymbols.entriesIn(this.elf, debug) > READ_ELSEWHERE_ENTRIES) {
+      this.nativeRead = reading.reader.nativeSymbols(this.elf, debug).then(
+        (table) => {
+          this.nativeSyms = table;
+        },
+        () => {
+          this.nativeSyms = NativeSymbols.empty(); // the thread gave up on it (time, heap): its addresses stay unnamed
+        },
+      ).finally(() => {
+        this.nativeRead = undefined;
+        if (this.closeWhenRead) this.close();
+        reading.done(this);
+      });
+      reading.started(this.nativeRead);
+      return undefined;
     }
+    this.nativeSyms = NativeSymbols.bestOf(this.elf, debug);
     return this.nativeSyms;
   }
 
-  /** Frames at a link-time address. */
-  frames(vaddr: number): SymFrame[] {
+  /** Frames at a link-time address; undefined while the ELF symbols it needs are being read elsewhere. */
+  frames(vaddr: number): SymFrame[] | undefined {
     if (this.go) {
       try {
         const f: SymFrame[] = this.go.frames(vaddr);
@@ -137,11 +167,17 @@ class BinaryTables {
         // a corrupt record for this function: try the ELF symbols
       }
     }
-    const sym = this.native().lookup(vaddr);
+    const table = this.native();
+    if (table === undefined) return undefined;
+    const sym = table.lookup(vaddr);
     return sym ? [{ function: sym.name, file: '', line: 0 }] : NO_FRAMES;
   }
 
   close(): void {
+    if (this.nativeRead !== undefined) {
+      this.closeWhenRead = true; // the reader thread reads through these descriptors
+      return;
+    }
     for (const f of [this.elf, this.debug]) {
       try {
         f?.close();
@@ -183,11 +219,9 @@ function hex(n: number): string {
 
 /** Does this ELF file carry Go's tables (checked cheaply, before any scan for them)? */
 function looksLikeGo(elf: ElfFile): boolean {
-  for (const name of ['.gopclntab', '.data.rel.ro.gopclntab', '.go.buildinfo', '.go.module']) {
-    if (elf.section(name)) return true;
-  }
+  if (elf.sections.length > 0 && mayBeGo(elf)) return true;
   try {
-    return readGoBuildId(elf) !== undefined;
+    return readGoBuildId(elf) !== undefined; // Go's build ID in a note or at the start of the text
   } catch {
     return false;
   }
@@ -241,6 +275,9 @@ export class Symbolizer {
   /** Answers for stacks of a process that is gone and whose PID another process has now. */
   private unknownProcess: ProcessState | undefined;
   private epochs = 0;
+  /** Native symbol tables being built on the reader thread. */
+  private readonly reads = new Set<Promise<void>>();
+  private readonly reading: ConstructorParameters<typeof BinaryTables>[4];
 
   constructor(opts: SymbolizerOptions = {}) {
     this.procRoot = opts.procRoot ?? '/proc';
@@ -252,6 +289,29 @@ export class Symbolizer {
     this.mapFiles = opts.mapFiles ?? true;
     this.onWarning = opts.onWarning;
     this.kernel = new KernelSymbols(opts.kallsymsPath ?? `${this.procRoot}/kallsyms`);
+    const reader = opts.reader;
+    this.reading = reader && {
+      reader,
+      started: (read) => {
+        this.reads.add(read);
+        void read.finally(() => this.reads.delete(read));
+      },
+      done: (b) => this.tableArrived(b),
+    };
+  }
+
+  /** Resolves once every symbol table asked for so far is built (SymLocation.later then answers). */
+  async settled(): Promise<void> {
+    while (this.reads.size > 0) await Promise.all(this.reads);
+  }
+
+  /** A table built elsewhere arrived: the processes using its file answer differently from now on. */
+  private tableArrived(b: BinaryTables): void {
+    for (const st of this.processes.values()) {
+      if (!st.mappings.some((rm) => rm.binary === b)) continue;
+      st.cache.clear();
+      st.epoch = ++this.epochs;
+    }
   }
 
   /**
@@ -612,7 +672,7 @@ export class Symbolizer {
       }
     }
     try {
-      const b = new BinaryTables(key, elf, go, (id) => this.debugFile(id, pid));
+      const b = new BinaryTables(key, elf, go, (id) => this.debugFile(id, pid), this.reading);
       this.binaries.set(key, b);
       return b;
     } catch {
@@ -685,8 +745,11 @@ export class Symbolizer {
     if (!rm) {
       loc = { mapping: undefined, address: BigInt(addr), frames: NO_FRAMES };
     } else {
-      const frames = rm.binary ? rm.binary.frames(addr - rm.bias) : NO_FRAMES;
-      loc = { mapping: this.mappingInfo(rm), address: BigInt(addr), frames };
+      const { binary } = rm;
+      const vaddr = addr - rm.bias;
+      const frames = binary ? binary.frames(vaddr) : NO_FRAMES;
+      loc = { mapping: this.mappingInfo(rm), address: BigInt(addr), frames: frames ?? NO_FRAMES };
+      if (frames === undefined) loc.later = () => binary!.frames(vaddr) ?? NO_FRAMES;
     }
     if (st.cache.size >= ADDRESS_CACHE_LIMIT) st.cache.clear();
     st.cache.set(addr, loc);
