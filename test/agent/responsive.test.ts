@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { bpfTest, sleep } from '../bpf/support';
-import { startAgent } from '../support/agent';
+import { readPprof, startAgent } from '../support/agent';
 import { PROMETHEUS } from '../support/prometheus';
 
 interface Health {
@@ -53,6 +53,34 @@ bpfTest('/healthz answers while a new 50 MB Go binary is read for the first time
     assert.deepEqual((await processes()).readingBinaries, []);
   } finally {
     prom?.kill('SIGKILL');
+    assert.equal(await agent.stop(), 0, agent.stderr());
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+bpfTest("a profile names a big native binary's frames, its symbol table built on the reader thread", async (t) => {
+  // A copy of node (another inode: nothing the agent read at start): ~80k ELF symbols, read when the profile first
+  // meets the copy; the profile's answer waits for the table, the event loop does not.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qf-native-'));
+  const copy = path.join(dir, 'node-copy');
+  fs.copyFileSync(fs.realpathSync(process.execPath), copy);
+  fs.chmodSync(copy, 0o755);
+  const agent = await startAgent();
+  const busy = spawn(copy, ['-e', 'for (;;) JSON.parse(JSON.stringify({ a: [1, 2, 3], b: "x".repeat(100) }))'], { stdio: 'ignore' });
+  try {
+    const r = await fetch(`${agent.url}/debug/pprof/profile?seconds=2&pid=${busy.pid}`);
+    const { profile: p } = await readPprof(r, 'profile of the node copy');
+    const copyMapping = p.mapping.filter((m) => p.stringTable[m.filename] === copy).map((m) => m.id);
+    assert.ok(copyMapping.length > 0, `no mapping of ${copy} in the profile`);
+    const inCopy = p.location.filter((l) => copyMapping.includes(l.mappingId));
+    const named = inCopy.filter((l) => l.line.length > 0);
+    t.diagnostic(`${named.length} of ${inCopy.length} locations in the copy named`);
+    assert.ok(inCopy.length >= 10, `only ${inCopy.length} locations in the copy`);
+    assert.ok(named.length >= 0.9 * inCopy.length, `${named.length} of ${inCopy.length} locations in the copy named`);
+    const names = new Set(named.flatMap((l) => l.line.map((ln) => p.stringTable[p.function.find((f) => f.id === ln.functionId)!.name]!)));
+    assert.ok([...names].some((n) => /JSON|Json|json/.test(n)), `no JSON function among ${[...names].slice(0, 20).join(', ')}`);
+  } finally {
+    busy.kill('SIGKILL');
     assert.equal(await agent.stop(), 0, agent.stderr());
     fs.rmSync(dir, { recursive: true, force: true });
   }
