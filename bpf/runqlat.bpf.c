@@ -16,7 +16,10 @@
  * task-local storage; at its next arrival it left the CPU at arrival + the CPU time used since, and what is not
  * run-queue wait since then was blocked. (CPU time leaves out IRQ and steal time, so blocked time is over-counted
  * by that of the last stint.) Task-local storage, not a pid-keyed hash: nothing to size or fill, the kernel
- * frees it when the task exits, and the lookup is a pointer chase from task_struct. */
+ * frees it when the task exits, and the lookup is a pointer chase from task_struct.
+ *
+ * Then, while user space has put one there, the program tail-calls another sched_switch program (the off-CPU
+ * profiler of profile.bpf.o): one program entry per switch for both, not two. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -70,6 +73,14 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } offcpu_ns SEC(".maps");
+
+/* Slot 0: a tp_btf/sched_switch program to run after this one (empty: none). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} then_run SEC(".maps");
 
 static const struct runq_hist empty_hist;
 
@@ -136,8 +147,7 @@ static __always_inline void record_wait(struct task_struct *t, __u64 wait)
 	}
 }
 
-SEC("tp_btf/sched_switch")
-int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+static __always_inline void measure_switch(struct task_struct *next)
 {
 	/* This CPU's rq clock (the clock of sched_info; __schedule updated it before the pick). Every task's
 	 * se.cfs_rq is on its CPU, and next's CPU is this one. (runqueues itself, a per-CPU variable, is not in
@@ -150,14 +160,14 @@ int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_stru
 	 * are dead code then) and says what is missing. */
 	if (!bpf_core_field_exists(next->se.cfs_rq)) {
 		missing_fields |= MISSING_RQ_CLOCK;
-		return 0;
+		return;
 	}
 	if (!bpf_core_field_exists(next->sched_info.last_queued) || !bpf_core_field_exists(next->sched_info.run_delay)) {
 		missing_fields |= MISSING_SCHED_INFO;
-		return 0;
+		return;
 	}
 	if (!next->pid) /* the idle task */
-		return 0;
+		return;
 	now = next->se.cfs_rq->rq->clock;
 	queued = next->sched_info.last_queued;
 	delay = next->sched_info.run_delay;
@@ -179,10 +189,17 @@ int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_stru
 		tt->delay_at_arrival = delay + pending;
 	}
 	if (!queued) /* not enqueued the usual way (no sched_info_enqueue): no wait to record */
-		return 0;
+		return;
 	if (user)
 		add_offcpu(OFFCPU_NS_RUNNABLE, wait);
 	record_wait(next, wait);
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	measure_switch(next);
+	bpf_tail_call(ctx, &then_run, 0); /* returns only when the slot is empty */
 	return 0;
 }
 

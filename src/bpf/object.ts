@@ -272,6 +272,11 @@ export class BpfProgram {
     return (this.object.programs()[this.index] as NativeProgram).type;
   }
 
+  /** The loaded program's fd (a prog-array map's value is one), or -1 before load. */
+  get fd(): number {
+    return (this.object.programs()[this.index] as NativeProgram).fd;
+  }
+
   /** Kernel id (as in `bpftool prog show`), run counters. */
   info(): ProgramInfo {
     return this.nat.programInfo(this.index);

@@ -13,7 +13,7 @@ import type { Metric } from 'prom-client';
 
 import { type CodecValue, array, struct, u32, u64 } from '../bpf/codec';
 import { bpfObjectPath } from '../bpf/native';
-import { BpfLink, BpfMap, BpfObject } from '../bpf/object';
+import { BpfLink, BpfMap, BpfObject, type BpfProgram } from '../bpf/object';
 import { testAttachTargets } from '../bpf/features';
 import { containerIdFromPath } from '../proc/container';
 import type { CgroupPaths } from './cgroup-paths';
@@ -70,6 +70,8 @@ export class RunqueueLatency {
   private readonly drops: BpfMap<number, bigint[]>;
   private readonly offCpu: BpfMap<number, bigint[]>;
   private readonly cgroups: BpfMap<bigint, HistValue>;
+  /** then_run: the sched_switch program tail-called after this one's (slot 0). */
+  private readonly thenRun: BpfMap<number, number>;
 
   private constructor(
     private readonly obj: BpfObject,
@@ -81,6 +83,20 @@ export class RunqueueLatency {
     this.drops = obj.perCpuMap('drops', u32, u64);
     this.offCpu = obj.perCpuMap('offcpu_ns', u32, u64);
     this.cgroups = obj.map('cgroup_hists', u64, RunqHist);
+    this.thenRun = obj.map('then_run', u32, u32);
+  }
+
+  /**
+   * Runs another tp_btf/sched_switch program (the off-CPU profiler's) right after this one, in the same program
+   * entry: a tail call, so a switch costs one program entry for both. undefined: none again. Throws when the kernel
+   * refuses the program (another type or hook): then attach it on its own.
+   */
+  runAfter(program: BpfProgram | undefined): void {
+    if (program === undefined) {
+      if (!this.obj.closed) this.thenRun.delete(0);
+      return;
+    }
+    this.thenRun.update(0, program.fd);
   }
 
   /** Opens, loads and attaches the sched_switch program (tp_btf: needs kernel BTF, no tracefs). */

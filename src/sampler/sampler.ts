@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import { u32, u64, u8 } from '../bpf/codec';
 import { onlineCpus } from '../bpf/index';
 import { bpfObjectPath } from '../bpf/native';
-import { BpfObject, type BpfLink, type BpfMap } from '../bpf/object';
+import { BpfObject, type BpfLink, type BpfMap, type BpfProgram } from '../bpf/object';
 import { FeatureUnavailable, Features, loadWithOptional, testAttachTargets } from '../bpf/features';
 import type { RingBufferReader } from '../bpf/ringbuf';
 import { resolveExecutable, type Executable } from '../proc/exe';
@@ -101,6 +101,13 @@ export interface SamplerOptions {
 }
 
 /** Optional programs of profile.bpf.o and the feature each one gives. */
+/** A sched_switch program that can run ours after its own (RunqueueLatency): see Sampler.shareSwitch. */
+export interface SwitchHost {
+  readonly attached: boolean;
+  /** Tail-calls this program after the host's own (undefined: none); throws when the kernel refuses it. */
+  runAfter(program: BpfProgram | undefined): void;
+}
+
 const OPTIONAL_PROGRAMS = { on_exec: 'exec_events', on_exit: 'exit_events', offcpu_switch: 'offcpu' } as const;
 type OptionalProgram = keyof typeof OPTIONAL_PROGRAMS;
 
@@ -162,6 +169,11 @@ export interface SamplerStats {
   otherBinaries: number;
   /** Executables being read for the first time (on the binary reader's thread). */
   readingBinaries: string[];
+  /**
+   * How the off-CPU program runs while off-CPU profiles are in flight: tail-called by the run-queue metrics'
+   * sched_switch program ('run-queue program'), or attached on its own; undefined when none is in flight.
+   */
+  offCpuVia: 'run-queue program' | 'own program' | undefined;
 }
 
 interface Subscriber {
@@ -220,6 +232,9 @@ export class Sampler implements SampleSource {
   private links: BpfLink[] = [];
   /** The off-CPU programs' links while an off-CPU profile runs. */
   private offCpuLinks: BpfLink[] = [];
+  /** The sched_switch program that runs ours after its own while off-CPU profiles are in flight (shareSwitch). */
+  private switchHost: SwitchHost | undefined;
+  private chainedOffCpu = false;
   private reader: RingBufferReader | undefined;
   private timer: NodeJS.Timeout | undefined;
   private execQueue = new Set<number>();
@@ -388,6 +403,7 @@ export class Sampler implements SampleSource {
       processesRefused: inj.processesRefused,
       otherBinaries: this.otherBinaries.size,
       readingBinaries: this.readingBinaries(),
+      offCpuVia: this.chainedOffCpu ? 'run-queue program' : this.offCpuLinks.length > 0 ? 'own program' : undefined,
     };
   }
 
@@ -444,7 +460,8 @@ export class Sampler implements SampleSource {
     if (this.closed) return;
     this.closed = true;
     this.stopTimers();
-    for (const l of [...this.links, ...this.offCpuLinks]) l.detach();
+    for (const l of this.links) l.detach();
+    this.detachOffCpu();
     this.links = [];
     this.offCpuLinks = [];
     const reader = this.reader;
@@ -553,11 +570,33 @@ export class Sampler implements SampleSource {
     if (offMode === FilterMode.NONE) this.detachOffCpu();
   }
 
+  /**
+   * Off-CPU profiles from now on run through host's sched_switch program (the run-queue metrics'), tail-called
+   * after its own work, instead of as a second program on the hook; undefined: attached on its own again.
+   */
+  shareSwitch(host: SwitchHost | undefined): void {
+    const running = this.offCpuLinks.length > 0 || this.chainedOffCpu;
+    if (running) this.detachOffCpu();
+    this.switchHost = host;
+    if (running) this.attachOffCpu();
+  }
+
   private attachOffCpu(): void {
-    if (this.offCpuLinks.length > 0) return;
+    if (this.offCpuLinks.length > 0 || this.chainedOffCpu) return;
     const off = this.disabled.get('offcpu_switch');
     if (off !== undefined) throw new FeatureUnavailable(`off-CPU profiles are not available on this kernel: ${off}`);
     this.obj.setGlobal('offcpu_since_ns', process.hrtime.bigint());
+    const host = this.switchHost;
+    if (host?.attached) {
+      try {
+        host.runAfter(this.obj.program('offcpu_switch'));
+        this.chainedOffCpu = true;
+        return;
+      } catch (err) {
+        this.switchHost = undefined; // not again: the kernel will refuse it the same way
+        this.warn(`off-CPU profiles run as a second sched_switch program: the run-queue program cannot call it (${(err as Error).message})`);
+      }
+    }
     this.offCpuLinks = [this.obj.attach('offcpu_switch')];
   }
 
@@ -590,6 +629,14 @@ export class Sampler implements SampleSource {
   private detachOffCpu(): void {
     for (const l of this.offCpuLinks) l.detach();
     this.offCpuLinks = [];
+    if (this.chainedOffCpu) {
+      this.chainedOffCpu = false;
+      try {
+        this.switchHost?.runAfter(undefined);
+      } catch {
+        // the host is gone (closed): so is its call to us
+      }
+    }
   }
 
   // ---- processes

@@ -103,6 +103,7 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
     try {
       runqueue = RunqueueLatency.start({ perCgroup: opts.runqueuePerCgroup ?? false });
       features.set('runqueue_latency', true);
+      started.shareSwitch(runqueue); // off-CPU profiles ride on its sched_switch program: one entry per switch
       cleanups.push(() => runqueue?.close());
     } catch (e) {
       features.set('runqueue_latency', false, (e as Error).message);

@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { onCpuNs, preemptions } from '../support/schedstat';
 
 import { Sampler, clipOffCpu } from '../../src/sampler/sampler';
+import { RunqueueLatency } from '../../src/metrics/runqlat';
 import type { RawSample } from '../../src/sampler/types';
 import { buildFixture, newestToolchain } from '../support/go-toolchains';
 import { Bpftrace, MARKER_PROBES, MARK_OFF, MARK_ON, mark } from '../support/bpftrace';
@@ -100,13 +101,19 @@ END { clear(@start); clear(@on); }
 `;
 }
 
-samplerTest('threads that leave the CPU for microseconds: few stacks read, their off-CPU time still adds up', async (t) => {
+for (const via of ['own program', 'run-queue program'] as const) {
+samplerTest(`threads that leave the CPU for microseconds: few stacks read, their off-CPU time still adds up (off-CPU program: ${via})`, async (t) => {
   // ping and pong pass a byte back and forth over two pipes: tens of thousands of intervals a second, each far
   // shorter than the 10 ms period, so most switch-outs skip the stack read (bpf/profile.h) and the records that
   // are sent carry weights scaled to make up for it. bpftrace timing every interval of the two is the oracle.
+  // Twice: the off-CPU program attached on its own, and tail-called by the run-queue metrics' program (the agent's
+  // way when both load: one program entry per switch).
   const binary = buildFixture({ go: NEWEST, fixture: 'offcpu', mode: 'plain' });
   const fx = await run(binary, ['pingpong']);
-  const sampler = Sampler.start({ hz: 99 });
+  const warnings: string[] = [];
+  const sampler = Sampler.start({ hz: 99, onWarning: (m) => warnings.push(m) });
+  const runqueue = via === 'run-queue program' ? RunqueueLatency.start() : undefined;
+  sampler.shareSwitch(runqueue);
   await sampler.ready();
   const workers = (fx.startup as unknown as { workers: OffCpuWorker[] }).workers;
   const bt = new Bpftrace(bpftraceOffCpu(workers.map((w) => w.tid)));
@@ -117,6 +124,7 @@ samplerTest('threads that leave the CPU for microseconds: few stacks read, their
     const before = sampler.stats().counters;
     const samples: RawSample[] = [];
     const stop = sampler.subscribe({ pid: fx.pid, kind: 'offcpu' }, (batch) => samples.push(...batch));
+    assert.equal(sampler.stats().offCpuVia, via, `off-CPU program run as the ${via}; warnings: ${warnings.join('; ')}`);
     await sleep(200);
     const on = process.hrtime.bigint(); // CLOCK_MONOTONIC, as the records' times and bpftrace's nsecs
     mark(MARK_ON);
@@ -153,12 +161,15 @@ samplerTest('threads that leave the CPU for microseconds: few stacks read, their
     } finally {
       sym.close();
     }
+    assert.equal(sampler.stats().offCpuVia, undefined, 'no off-CPU program runs once nobody asks');
   } finally {
     await bt.kill();
     await sampler.close();
+    runqueue?.close();
     await fx.stop();
   }
 });
+}
 
 test('clipOffCpu cuts intervals that began before the subscription, keeps sampled short ones whole, scales scaled ones', () => {
   const base = { pid: 1, tid: 1, cpu: 0, comm: 'x', goid: undefined, userStack: [], kernelStack: [] };
