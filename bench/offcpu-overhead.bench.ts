@@ -3,6 +3,7 @@
 // profile), with the agent and a node-wide off-CPU profile in flight, and with a bpftrace script that records a
 // user stack on every sched_switch (the method of bcc's offcputime). Conditions alternate; medians reported.
 //   npm run build && node dist/bench/offcpu-overhead.bench.js [ROUNDS] [LOOPS]
+// BASE_CLI=/path/to/other/dist/src/cli.js: also that build's agent with a profile in flight (an A/B in one run).
 // Prints numbers; asserts nothing.
 
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
@@ -10,6 +11,8 @@ import { median, startAgentProcess } from './support/agent';
 
 const ROUNDS = Number(process.argv[2] ?? 5);
 const LOOPS = Number(process.argv[3] ?? 100_000);
+/** The agent's start-up (kallsyms, its own symbol tables, the first /proc scan) is over before measuring. */
+const SETTLE_MS = Number(process.env.SETTLE_MS ?? 3000);
 
 // bcc offcputime's method in bpftrace: on every switch, note when the outgoing thread left and its user stack;
 // when a thread comes back, add the time it was away to its stack.
@@ -53,8 +56,9 @@ async function withBpftrace<T>(fn: () => T): Promise<T> {
   }
 }
 
-async function withAgent<T>(offCpuProfile: boolean, fn: () => T): Promise<{ value: T; records: number }> {
-  const agent = await startAgentProcess();
+async function withAgent<T>(offCpuProfile: boolean, fn: () => T, cli?: string): Promise<{ value: T; records: number }> {
+  const agent = await startAgentProcess([], cli !== undefined ? { cli } : {});
+  await new Promise((r) => setTimeout(r, SETTLE_MS));
   const abort = new AbortController();
   let records = 0;
   try {
@@ -77,7 +81,9 @@ async function withAgent<T>(offCpuProfile: boolean, fn: () => T): Promise<{ valu
 }
 
 async function main(): Promise<void> {
+  const base = process.env.BASE_CLI;
   const runs: Record<string, number[]> = { none: [], agent: [], 'agent + off-CPU profile': [], 'bpftrace offcputime': [] };
+  if (base !== undefined) runs['base agent + profile'] = [];
   const records: number[] = [];
   pipeBench(); // warm-up
   for (let round = 0; round < ROUNDS; round++) {
@@ -87,11 +93,12 @@ async function main(): Promise<void> {
     runs['agent + off-CPU profile']!.push(r.value);
     records.push(r.records);
     runs['bpftrace offcputime']!.push(await withBpftrace(pipeBench));
+    if (base !== undefined) runs['base agent + profile']!.push((await withAgent(true, pipeBench, base)).value);
     console.error(`round ${round + 1}/${ROUNDS}: ${Object.entries(runs).map(([k, v]) => `${k} ${v.at(-1)}`).join(', ')}`);
   }
-  const base = median(runs['none']!);
+  const none = median(runs['none']!);
   console.log(`perf bench sched pipe -l ${LOOPS}, ${ROUNDS} alternated rounds, median ops/sec and ratio to none:`);
-  for (const [k, v] of Object.entries(runs)) console.log(`  ${k.padEnd(26)} ${String(median(v)).padStart(7)}  ${(median(v) / base).toFixed(3)}`);
+  for (const [k, v] of Object.entries(runs)) console.log(`  ${k.padEnd(26)} ${String(median(v)).padStart(7)}  ${(median(v) / none).toFixed(3)}`);
   console.log(`  off-CPU records sent to the agent per run (median): ${median(records)}`);
 }
 
