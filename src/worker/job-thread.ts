@@ -36,6 +36,8 @@ export interface JobThreadOptions {
   reviveError?: (payload: unknown) => Error;
   /** An idle thread is ended after this long (its heap goes with it); default: kept until close(). */
   idleMs?: number;
+  /** Called once a thread has ended (idle, failed or closed), e.g. to hand freed memory back to the kernel. */
+  onThreadEnd?: () => void;
 }
 
 interface Pending<Req, Res> {
@@ -121,6 +123,7 @@ export class JobThread<Req, Res> {
         : new JobThreadError('crashed', `${this.opts.name} failed: ${e.message}`));
     });
     worker.on('exit', () => {
+      this.opts.onThreadEnd?.();
       if (this.worker !== worker) return;
       this.worker = undefined;
       this.fail(new JobThreadError('crashed', `${this.opts.name} ended unexpectedly`));

@@ -10,7 +10,7 @@ import type { FixtureAnswer, FixtureJob } from './fixture-worker';
 
 const script = path.join(__dirname, 'fixture-worker.js');
 
-function jobs(extra: { timeoutMs?: number; maxQueued?: number; idleMs?: number; maxHeapMiB?: number } = {}): JobThread<FixtureJob, FixtureAnswer> {
+function jobs(extra: { timeoutMs?: number; maxQueued?: number; idleMs?: number; maxHeapMiB?: number; onThreadEnd?: () => void } = {}): JobThread<FixtureJob, FixtureAnswer> {
   return new JobThread<FixtureJob, FixtureAnswer>({
     script,
     name: 'the fixture thread',
@@ -18,6 +18,7 @@ function jobs(extra: { timeoutMs?: number; maxQueued?: number; idleMs?: number; 
     timeoutMs: extra.timeoutMs ?? 30_000,
     ...(extra.maxQueued === undefined ? {} : { maxQueued: extra.maxQueued }),
     ...(extra.idleMs === undefined ? {} : { idleMs: extra.idleMs }),
+    ...(extra.onThreadEnd === undefined ? {} : { onThreadEnd: extra.onThreadEnd }),
     reviveError: (p) => Object.assign(new Error((p as { message: string }).message), { code: (p as { code?: string }).code }),
   });
 }
@@ -97,16 +98,20 @@ test('a full queue refuses at once (busy); close fails what waits (closed) and r
   }
 });
 
-test('an idle thread is ended after idleMs; the next job starts another', async () => {
-  const j = jobs({ idleMs: 100 });
+test('an idle thread is ended after idleMs (onThreadEnd told); the next job starts another', async () => {
+  let ended = 0;
+  const j = jobs({ idleMs: 100, onThreadEnd: () => ended++ });
   try {
     const a = await j.run({ op: 'echo', value: '1' });
     const b = await j.run({ op: 'echo', value: '2' });
     assert.equal(a.threadId, b.threadId, 'busy: the same thread');
+    assert.equal(ended, 0, 'no thread ended while busy');
     await new Promise((r) => setTimeout(r, 400));
+    assert.equal(ended, 1, 'the idle thread ended, and onThreadEnd was told');
     const c = await j.run({ op: 'echo', value: '3' });
     assert.notEqual(c.threadId, a.threadId, 'after idleMs: a new thread');
   } finally {
     await j.close();
   }
+  assert.equal(ended, 2, 'close() ended the second');
 });
