@@ -178,7 +178,9 @@ export class ElfFile {
       // Loaded on first use: few binaries have a compressed section we read, and loading zlib costs a
       // short-lived `quietflame addr2line` 1.5 ms.
       const { inflateSync } = require('node:zlib') as typeof import('node:zlib');
-      const out = inflateSync(data, { maxOutputLength: Math.max(size, 1) });
+      // One output chunk of the declared size (+1, so a full one is not followed by another): in 16 KiB chunks
+      // zlib would hold the output twice at the end (the chunks and their concatenation).
+      const out = inflateSync(data, { maxOutputLength: Math.max(size, 1), chunkSize: Math.max(size + 1, 64) });
       if (out.length !== size) throw new FormatError(`${name}: decompressed to ${out.length} bytes, header says ${size}`);
       return out;
     } catch (e) {
