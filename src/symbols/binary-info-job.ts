@@ -6,6 +6,7 @@
 import type { TransferListItem } from 'node:worker_threads';
 import { GoBinary } from '../gosym/binary';
 import { mayBeGo } from '../gosym/buildinfo';
+import { adoptSharedReads, sharedReadsOf, type HandedRead } from '../gosym/shared-reads';
 import type { ElfFile } from '../gosym/elf';
 import { setMaxTableBytes } from '../gosym/limits';
 import { openExecutable, type Executable } from '../proc/exe';
@@ -25,10 +26,14 @@ export type BinaryInfoResult =
   | { kind: 'other'; why: string; warn: boolean };
 
 type InfoWire = Omit<GoBinaryInfo, 'table' | 'tableStats' | 'chunkCounts'> & { table: UnwindTableData };
-export type BinaryInfoWire = { kind: 'go'; info: InfoWire } | { kind: 'other'; why: string; warn: boolean };
+/**
+ * `reads`: the file's big reads (its pclntab), handed over with the answer so that the agent's symbolizer, which
+ * opens the same binary right after, shares them instead of reading (and holding) a second copy.
+ */
+export type BinaryInfoWire = { kind: 'go'; info: InfoWire; reads: HandedRead[] } | { kind: 'other'; why: string; warn: boolean };
 
 /** Opens the process's executable safely (proc/exe.ts) and reads it. Synchronous: for the reader's thread. */
-export function readBinaryInfo(req: BinaryInfoRequest): BinaryInfoResult {
+export function readBinaryInfo(req: BinaryInfoRequest): BinaryInfoResult & { reads?: HandedRead[] } {
   setMaxTableBytes(req.maxTableBytes);
   let elf: ElfFile;
   try {
@@ -38,7 +43,8 @@ export function readBinaryInfo(req: BinaryInfoRequest): BinaryInfoResult {
   }
   try {
     if (!mayBeGo(elf)) return { kind: 'other', why: 'not a Go binary', warn: false };
-    return { kind: 'go', info: goBinaryInfo(new GoBinary(elf), req.exe.key) };
+    const info = goBinaryInfo(new GoBinary(elf), req.exe.key);
+    return { kind: 'go', info, reads: sharedReadsOf(elf.source) };
   } catch (err) {
     return { kind: 'other', why: `not a usable Go binary: ${(err as Error).message}`, warn: true };
   } finally {
@@ -46,16 +52,19 @@ export function readBinaryInfo(req: BinaryInfoRequest): BinaryInfoResult {
   }
 }
 
-export function toWire(r: BinaryInfoResult): { wire: BinaryInfoWire; transfer: TransferListItem[] } {
+export function toWire(r: ReturnType<typeof readBinaryInfo>): { wire: BinaryInfoWire; transfer: TransferListItem[] } {
   if (r.kind === 'other') return { wire: r, transfer: [] };
   const { table, tableStats: _stats, chunkCounts: _counts, ...rest } = r.info;
   if (table === undefined) throw new Error('goBinaryInfo returned no unwind table');
   const data = table.toData();
-  return { wire: { kind: 'go', info: { ...rest, table: data } }, transfer: UnwindTable.transferables(data) };
+  const reads = r.reads ?? [];
+  return { wire: { kind: 'go', info: { ...rest, table: data }, reads }, transfer: [...UnwindTable.transferables(data), ...reads.map((h) => h.bytes.buffer as ArrayBuffer)] };
 }
 
+/** The answer on the agent's side (the file's reads shared here from now on). */
 export function fromWire(w: BinaryInfoWire): BinaryInfoResult {
   if (w.kind === 'other') return w;
+  adoptSharedReads(w.reads);
   const table = UnwindTable.fromData(w.info.table);
   return { kind: 'go', info: { ...w.info, table, tableStats: table.stats, chunkCounts: table.chunkCounts } };
 }
