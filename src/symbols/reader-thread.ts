@@ -51,7 +51,8 @@ export class ReaderThread {
   /** What the sampler needs from exe's file; never rejects. */
   async binaryInfo(exe: Executable, procRoot: string): Promise<BinaryInfoResult> {
     try {
-      const wire = await this.jobs.run({ kind: 'binary-info', request: { exe, procRoot, maxTableBytes: maxTableSize() } });
+      // Ahead of symbol tables: processes wait for this one (to be sampled with Go unwinding), a table only names.
+      const wire = await this.jobs.run({ kind: 'binary-info', request: { exe, procRoot, maxTableBytes: maxTableSize() } }, { first: true });
       return fromWire(wire as BinaryInfoWire);
     } catch (e) {
       return { kind: 'other', why: `not read: ${failure(e as Error)}`, warn: true };

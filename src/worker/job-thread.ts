@@ -62,14 +62,17 @@ export class JobThread<Req, Res> {
     return this.queue.length;
   }
 
-  run(request: Req): Promise<Res> {
+  /** Queues a job; `first`: ahead of the jobs waiting (not of the one running), e.g. one a process waits for. */
+  run(request: Req, opts: { first?: boolean } = {}): Promise<Res> {
     if (this.closed) return Promise.reject(new JobThreadError('closed', `${this.opts.name} is shut down`));
     const max = this.opts.maxQueued;
     if (max !== undefined && this.queue.length >= max) {
       return Promise.reject(new JobThreadError('busy', `${this.queue.length} jobs already wait for ${this.opts.name}`));
     }
     return new Promise<Res>((resolve, reject) => {
-      this.queue.push({ envelope: { id: this.nextId++, request }, resolve, reject });
+      const job = { envelope: { id: this.nextId++, request }, resolve, reject };
+      if (opts.first) this.queue.unshift(job);
+      else this.queue.push(job);
       this.pump();
     });
   }

@@ -58,9 +58,14 @@ bpfTest('the agent on 0.0.0.0 with TLS, client CA and token: only the right cred
     assert.equal((await httpsGet(`${base}/api/processes`, { ca: p.ca, headers: basic('anyone', p.token) })).status, 200, 'Basic, token as password');
     assertDenied(await httpsGet(`${base}/api/processes`, { ca: p.ca, cert: p.rogueCert, key: p.rogueKey }), 403, /client certificate not accepted: not signed by the agent's client CA \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\)/, 'a certificate from another CA');
 
-    const byToken = await httpsGet(`${base}/api/processes`, { ca: p.ca, headers: { Authorization: `Bearer ${p.token}` } });
-    assert.equal(byToken.status, 200, byToken.body.toString());
-    assert.ok((JSON.parse(byToken.body.toString()) as { processes: Array<{ pid: number }> }).processes.some((x) => x.pid === hot.pid), 'the token lets curl and scripts in');
+    // hot was just started: its binary may still be being read (the agent starts by reading its own tables).
+    const tracked = async (): Promise<boolean> => {
+      const byToken = await httpsGet(`${base}/api/processes`, { ca: p.ca, headers: { Authorization: `Bearer ${p.token}` } });
+      assert.equal(byToken.status, 200, byToken.body.toString());
+      return (JSON.parse(byToken.body.toString()) as { processes: Array<{ pid: number }> }).processes.some((x) => x.pid === hot.pid);
+    };
+    for (let i = 0; i < 100 && !(await tracked()); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(await tracked(), 'the token lets curl and scripts in');
     const byCert = await httpsGet(`${base}/debug/pprof/profile?seconds=2&pid=${hot.pid}`, { ca: p.ca, cert: p.clientCert, key: p.clientKey });
     assert.equal(byCert.status, 200, byCert.body.toString());
     assert.ok(decodePprof(byCert.body).sample.length > 0, 'a client certificate gets the profile');

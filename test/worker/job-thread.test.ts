@@ -46,6 +46,21 @@ test('jobs run one at a time on one thread other than the caller, answers in ord
   }
 });
 
+test('a job queued first runs ahead of those waiting, not of the one running', async () => {
+  const j = jobs();
+  try {
+    const done: string[] = [];
+    const note = (p: Promise<FixtureAnswer>, name: string): Promise<void> => p.then(() => void done.push(name));
+    const running = note(j.run({ op: 'spin', ms: 200 }), 'running');
+    const later = ['a', 'b'].map((value) => note(j.run({ op: 'echo', value }), value));
+    const urgent = note(j.run({ op: 'echo', value: 'urgent' }, { first: true }), 'urgent');
+    await Promise.all([running, urgent, ...later]);
+    assert.deepEqual(done, ['running', 'urgent', 'a', 'b']);
+  } finally {
+    await j.close();
+  }
+});
+
 test('an error the job throws fails that job with the revived error; the thread goes on', async () => {
   const j = jobs();
   try {
