@@ -59,8 +59,10 @@ function parseTraceback(text: string, goMinor: number): PhysicalFrame[] {
   for (const line of text.split('\n')) {
     if (/^PC=0x/.test(line)) sawSignal = true;
     if (/^goroutine \d+/.test(line)) {
-      // The first goroutine printed after "PC=…" is the one the signal stopped.
-      firstOfSignalled = sawSignal && out.length === 0;
+      // The first goroutine printed after "PC=…" is the one the signal stopped, unless it was in a system call:
+      // then the runtime starts from where it entered the call (g.syscallpc, a return address) and drops the trap
+      // flag (traceback1: _Gsyscall). The signal can land on the thread blocked for os/signal's receiver.
+      firstOfSignalled = sawSignal && out.length === 0 && !/^goroutine \d+ \[syscall/.test(line);
       pending = [];
       previous = undefined;
       continue;
