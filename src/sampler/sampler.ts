@@ -100,7 +100,6 @@ export interface SamplerOptions {
   features?: Features;
 }
 
-/** Optional programs of profile.bpf.o and the feature each one gives. */
 /** A sched_switch program that can run ours after its own (RunqueueLatency): see Sampler.shareSwitch. */
 export interface SwitchHost {
   readonly attached: boolean;
@@ -108,6 +107,7 @@ export interface SwitchHost {
   runAfter(program: BpfProgram | undefined): void;
 }
 
+/** Optional programs of profile.bpf.o and the feature each one gives. */
 const OPTIONAL_PROGRAMS = { on_exec: 'exec_events', on_exit: 'exit_events', offcpu_switch: 'offcpu' } as const;
 type OptionalProgram = keyof typeof OPTIONAL_PROGRAMS;
 
@@ -463,7 +463,6 @@ export class Sampler implements SampleSource {
     for (const l of this.links) l.detach();
     this.detachOffCpu();
     this.links = [];
-    this.offCpuLinks = [];
     const reader = this.reader;
     this.reader = undefined;
     if (reader !== undefined) await reader.stop();
