@@ -44,3 +44,28 @@ bpfTest('--runqueue-per-cgroup: a run-queue histogram per cgroup, labelled by pa
     await agent.stop();
   }
 });
+
+/** How often the kernel has switched the thread out because it went to sleep (woken again each time). */
+function sleeps(pid: number, tid: number): number {
+  return Number(/^voluntary_ctxt_switches:\s+(\d+)$/m.exec(fs.readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'))![1]);
+}
+
+bpfTest('an idle agent lets its main thread sleep: a few wake-ups a second, event-loop lag series still reported', async () => {
+  const agent = await startAgent();
+  try {
+    const pid = agent.proc.pid!;
+    await new Promise((r) => setTimeout(r, 3000)); // start-up reads (its own symbol tables, /proc) are done
+    const before = sleeps(pid, pid);
+    const seconds = 5;
+    await new Promise((r) => setTimeout(r, seconds * 1000));
+    const perSecond = (sleeps(pid, pid) - before) / seconds;
+    // A 10 ms lag-sampling timer (prom-client's default) woke it 100 times a second; what is left is the ring
+    // buffer's batches (an exec anywhere on the node sends one at once), the /proc scan and the lag timer.
+    assert.ok(perSecond < 60, `the idle agent's main thread woke ${perSecond.toFixed(0)} times a second`);
+    const text = await scrape(agent.url);
+    const p99 = /^nodejs_eventloop_lag_p99_seconds (\S+)$/m.exec(text);
+    assert.ok(p99 && Number(p99[1]) > 0, `no nodejs_eventloop_lag_p99_seconds value in /metrics`);
+  } finally {
+    await agent.stop();
+  }
+});
