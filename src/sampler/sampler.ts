@@ -58,6 +58,8 @@ export interface SamplerOptions {
   idleBinaries?: number;
   /** Interval of the /proc scan for new and exited processes (default 1000 ms). */
   scanIntervalMs?: number;
+  /** While exec and exit records are complete, /proc is listed every this many scan intervals (default 10). */
+  fullScanEvery?: number;
   /** Watch exec() with a sched_process_exec tracepoint to configure new processes at once (default true). */
   execEvents?: boolean;
   /**
@@ -174,6 +176,8 @@ export interface SamplerStats {
    * sched_switch program ('run-queue program'), or attached on its own; undefined when none is in flight.
    */
   offCpuVia: 'run-queue program' | 'own program' | undefined;
+  /** The scan timer's ticks so far, and the whole /proc listings (scan()) among them and outside them. */
+  scans: { ticks: number; listings: number };
 }
 
 interface Subscriber {
@@ -198,6 +202,12 @@ const PF_EXITING = 0x4;
 const KEEP_UNTAKEN = 4;
 /** Looks at a Go process whose text is not mapped yet before giving up on unwinding it. */
 const MAX_ATTEMPTS = 5;
+/**
+ * While every exec and exit is reported and none was lost, the timer lists /proc only every this many ticks (a
+ * safety net): new processes come with their exec record. The other ticks look only at the processes to be
+ * looked at again. Listing /proc was most of an idle agent's timer work (and grows with the node's processes).
+ */
+const FULL_SCAN_EVERY = 10;
 
 function defaultRingBytes(cpus: number): number {
   const want = Math.min(64 << 20, Math.max(1 << 20, cpus * (256 << 10)));
@@ -248,6 +258,10 @@ export class Sampler implements SampleSource {
   private lastLost: number | undefined;
   /** PIDs of Go programs whose text was not mapped yet when looked at, and how often that happened. */
   private readonly pending = new Map<number, { startTime: bigint; attempts: number }>();
+  /** PIDs whose executable could not be resolved when looked at (gone, or not yet readable): looked at next tick. */
+  private readonly unresolved = new Set<number>();
+  private ticks = 0;
+  private listings = 0;
   /** New binaries are read on the reader thread; the reads in flight by file key, and the processes that wait. */
   private readonly binaries: ReaderThread;
   private readonly ownsBinaries: boolean;
@@ -326,7 +340,7 @@ export class Sampler implements SampleSource {
       sampler.firstScan = sampler.scan();
       sampler.links.push(...obj.attachPerfEvent('do_sample', { freq: hz, cpus }));
       const s = sampler;
-      sampler.timer = setInterval(() => s.scanSafely(), options.scanIntervalMs ?? 1000);
+      sampler.timer = setInterval(() => s.tick(), options.scanIntervalMs ?? 1000);
       sampler.timer.unref();
     } catch (err) {
       sampler?.stopTimers();
@@ -404,6 +418,7 @@ export class Sampler implements SampleSource {
       otherBinaries: this.otherBinaries.size,
       readingBinaries: this.readingBinaries(),
       offCpuVia: this.chainedOffCpu ? 'run-queue program' : this.offCpuLinks.length > 0 ? 'own program' : undefined,
+      scans: { ticks: this.ticks, listings: this.listings },
     };
   }
 
@@ -429,6 +444,7 @@ export class Sampler implements SampleSource {
   scan(): Promise<void> {
     if (this.closed) return Promise.resolve();
     const pids = listPids(this.procRoot);
+    this.listings++;
     const live = new Set(pids);
     for (const pid of [...this.tracked.keys()]) if (!live.has(pid)) this.forget(pid, 'exited');
     for (const pid of [...this.pending.keys()]) if (!live.has(pid)) this.pending.delete(pid);
@@ -677,8 +693,18 @@ export class Sampler implements SampleSource {
     }
   }
 
-  private scanSafely(): void {
-    this.safely(() => void this.scan());
+  /** The timer's work: a whole scan when records may be missing (or every fullScanEvery ticks), else the retries. */
+  private tick(): void {
+    this.safely(() => {
+      if (++this.ticks % (this.opts.fullScanEvery ?? FULL_SCAN_EVERY) === 0 || !this.recordsComplete()) return void this.scan();
+      for (const pid of [...this.pending.keys(), ...this.unresolved]) this.look(pid);
+    });
+  }
+
+  /** Every exec and exit is reported and none was lost since the last scan. */
+  private recordsComplete(): boolean {
+    if (this.execLink?.isAttached !== true || this.exitLink?.isAttached !== true) return false;
+    return this.lastLost !== undefined && this.counter('execDrops') + (this.reader?.stats().dropped ?? 0) === this.lastLost;
   }
 
   private safely(fn: () => void): void {
@@ -691,6 +717,7 @@ export class Sampler implements SampleSource {
 
   /** Checks one PID: new process, PID reused, exec'd, or unchanged. */
   private look(pid: number): void {
+    this.unresolved.delete(pid);
     const st = readStat(pid, this.procRoot);
     if (st === undefined) {
       if (this.tracked.has(pid)) this.forget(pid, 'exited');
@@ -713,7 +740,10 @@ export class Sampler implements SampleSource {
     }
     if (st.state === 'Z' || st.state === 'X') return;
     const exe = resolveExecutable(pid, this.procRoot);
-    if (exe === undefined) return; // gone, or not readable: tried again at the next scan
+    if (exe === undefined) {
+      this.unresolved.add(pid); // gone, or not readable: tried again at the next tick
+      return;
+    }
     const exeId = `${exe.dev}:${exe.inode}`;
     const go = this.configure(pid, st.startTime, exe);
     if (go === 'reading') return; // looked at again when its binary has been read

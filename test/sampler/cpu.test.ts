@@ -368,6 +368,46 @@ samplerTest('a Go process started after the sampler is configured within 1 s of 
   }
 });
 
+samplerTest('with exec and exit records complete the timer lists /proc only every 10th tick, and still finds what only a listing shows; an unresolved executable is looked at again next tick', async () => {
+  const copy = privateCopy(buildFixture({ go: NEWEST, fixture: 'hot', mode: 'plain' }));
+  const proc = isolatedProc();
+  // The process exec'd where the sampler's /proc did not show it: only a listing can find it once it appears.
+  const fx = await run(copy.file, ['-sleeper', '0']);
+  let sampler = Sampler.start({ procRoot: proc.root, scanIntervalMs: 50 });
+  try {
+    await sampler.ready();
+    proc.add(fx.pid);
+    assert.ok(await waitFor(() => sampler.goProcesses().some((p) => p.pid === fx.pid), 5000), 'not found by the safety listing');
+    await sleep(600);
+    const { ticks, listings } = sampler.stats().scans;
+    assert.ok(ticks >= 20, `${ticks} ticks`);
+    // One listing at start, one every 10th tick (each tick listed /proc before).
+    assert.ok(listings <= Math.floor(ticks / 10) + 1, `${listings} listings in ${ticks} ticks`);
+    await sampler.close();
+
+    // A PID whose executable cannot be resolved (here: a directory with its stat and no exe link) is looked at
+    // again at the next tick, without a listing (none after the first here).
+    const other = isolatedProc();
+    const fake = path.join(other.root, String(fx.pid));
+    fs.mkdirSync(fake);
+    fs.writeFileSync(path.join(fake, 'stat'), fs.readFileSync(`/proc/${fx.pid}/stat`));
+    sampler = Sampler.start({ procRoot: other.root, scanIntervalMs: 50, fullScanEvery: 1_000_000 });
+    await sampler.ready();
+    await sleep(200);
+    assert.equal(sampler.goProcesses().length, 0, 'no executable, not configured');
+    fs.rmSync(fake, { recursive: true });
+    other.add(fx.pid);
+    assert.ok(await waitFor(() => sampler.goProcesses().some((p) => p.pid === fx.pid), 3000), 'not looked at again');
+    assert.equal(sampler.stats().scans.listings, 1, 'found without listing /proc');
+    other.remove();
+  } finally {
+    await sampler.close();
+    await fx.stop();
+    proc.remove();
+    copy.remove();
+  }
+});
+
 samplerTest('filters: a pid subscriber gets only its process; nobody subscribed, nothing sampled; kernel stacks', async () => {
   const busy = spawn('dd', ['if=/dev/zero', 'of=/dev/null', 'bs=1'], { stdio: 'ignore' });
   const spin = spawn('sh', ['-c', 'while :; do :; done'], { stdio: 'ignore' });
