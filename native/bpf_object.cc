@@ -140,6 +140,7 @@ Napi::Function BpfObject::Init(Napi::Env env) {
           InstanceMethod<&BpfObject::RingBufferStop>("ringBufferStop"),
           InstanceMethod<&BpfObject::RingBufferStats>("ringBufferStats"),
           InstanceMethod<&BpfObject::RingBufferRef>("ringBufferRef"),
+          InstanceMethod<&BpfObject::RingBufferReadNow>("ringBufferReadNow"),
       });
 }
 
@@ -964,6 +965,15 @@ Napi::Value BpfObject::RingBufferStats(const Napi::CallbackInfo& info) {
   auto it = rings_.find(id);
   if (it == rings_.end()) return env.Undefined();
   return RingStatsObject(env, *it->second);
+}
+
+// ringBufferReadNow(id): the thread reads the ring at once (no-op when unknown or stopped).
+Napi::Value BpfObject::RingBufferReadNow(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t id = ArgU32(info, 0, "ring buffer id");
+  auto it = rings_.find(id);
+  if (it != rings_.end()) it->second->ReadNow();
+  return env.Undefined();
 }
 
 Napi::Value BpfObject::RingBufferRef(const Napi::CallbackInfo& info) {

@@ -71,6 +71,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   Napi::Value RingBufferStop(const Napi::CallbackInfo& info);
   Napi::Value RingBufferStats(const Napi::CallbackInfo& info);
   Napi::Value RingBufferRef(const Napi::CallbackInfo& info);
+  Napi::Value RingBufferReadNow(const Napi::CallbackInfo& info);
 
   void CloseAll();
   void RequireOpen(Napi::Env env) const;

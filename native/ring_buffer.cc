@@ -28,6 +28,7 @@ struct RingBufferPoller::Batch {
 namespace {
 constexpr uint64_t kStopTag = 1;
 constexpr uint64_t kRingTag = 2;
+constexpr uint64_t kReadNowTag = 3;
 }  // namespace
 
 RingBufferPoller::RingBufferPoller(Napi::Env env, int map_fd, const std::string& map_name,
@@ -44,8 +45,9 @@ RingBufferPoller::RingBufferPoller(Napi::Env env, int map_fd, const std::string&
   uint32_t info_len = sizeof(map_info);
   if (bpf_obj_get_info_by_fd(map_fd, &map_info, &info_len) == 0) ring_bytes_ = map_info.max_entries;
   event_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  read_now_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
-  if (event_fd_ < 0 || epoll_fd_ < 0) {
+  if (event_fd_ < 0 || read_now_fd_ < 0 || epoll_fd_ < 0) {
     int err = errno;
     Stop();
     ThrowErrno(env, err, "eventfd/epoll_create1 for ring buffer " + name_);
@@ -56,7 +58,9 @@ RingBufferPoller::RingBufferPoller(Napi::Env env, int map_fd, const std::string&
   int r1 = epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, event_fd_, &ev);
   ev.data.u64 = kRingTag;
   int r2 = epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, ring_buffer__epoll_fd(rb_), &ev);
-  if (r1 < 0 || r2 < 0) {
+  ev.data.u64 = kReadNowTag;
+  int r3 = epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, read_now_fd_, &ev);
+  if (r1 < 0 || r2 < 0 || r3 < 0) {
     int err = errno;
     Stop();
     ThrowErrno(env, err, "epoll_ctl for ring buffer " + name_);
@@ -137,7 +141,7 @@ void RingBufferPoller::Run() {
   const double max_wait_ms = options_.min_interval_ms;
   double wait_ms = max_wait_ms;
   auto last = Clock::now();
-  struct epoll_event events[2];
+  struct epoll_event events[3];
   bool stop = false;
   while (!stop) {
     // Reads the ring every wait_ms, and at once when a producer wakes it: records sent with
@@ -145,7 +149,7 @@ void RingBufferPoller::Run() {
     // wakeup (an exec) is delivered now, with what gathered before it.
     const double since = Ms(Clock::now() - last).count();
     const int timeout = static_cast<int>(std::max(0.0, std::ceil(wait_ms - since)));
-    int n = epoll_wait(epoll_fd_, events, 2, timeout);
+    int n = epoll_wait(epoll_fd_, events, 3, timeout);
     if (n < 0) {
       if (errno == EINTR) continue;
       thread_error_ = errno;
@@ -153,6 +157,11 @@ void RingBufferPoller::Run() {
     }
     for (int i = 0; i < n; i++) {
       if (events[i].data.u64 == kStopTag) stop = true;
+      if (events[i].data.u64 == kReadNowTag) {
+        uint64_t asked;
+        ssize_t r = read(read_now_fd_, &asked, sizeof(asked));  // resets the count
+        (void)r;
+      }
     }
     // Woken by the ring again right after a read: let 1 ms pass, so that records arriving back to
     // back cannot turn this loop into a spin.
@@ -180,6 +189,13 @@ void RingBufferPoller::Run() {
       wait_ms = std::clamp(static_cast<double>(ring_bytes_) / 2 / (read / elapsed_ms), 1.0, max_wait_ms);
     }
   }
+}
+
+void RingBufferPoller::ReadNow() {
+  if (!thread_.joinable()) return;
+  uint64_t one = 1;
+  ssize_t w = write(read_now_fd_, &one, sizeof(one));
+  (void)w;
 }
 
 void RingBufferPoller::Ref(Napi::Env env, bool ref) {
@@ -216,7 +232,8 @@ void RingBufferPoller::Stop() {
   }
   if (epoll_fd_ >= 0) close(epoll_fd_);
   if (event_fd_ >= 0) close(event_fd_);
-  epoll_fd_ = event_fd_ = -1;
+  if (read_now_fd_ >= 0) close(read_now_fd_);
+  epoll_fd_ = event_fd_ = read_now_fd_ = -1;
 }
 
 }  // namespace qf

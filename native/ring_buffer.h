@@ -33,7 +33,8 @@ class RingBufferPoller {
     // The ring is read this often (and at once when a producer asks for a wakeup): records sent
     // with BPF_RB_NO_WAKEUP gather into few large batches instead of a wakeup per record (each
     // costs the JS thread a callback). Shorter when, at the rate last seen, the ring would be
-    // half full sooner. (Profile captures take records up to 300 ms late: keep well below that.)
+    // half full sooner. A consumer that needs the records now (a profile's window ended) calls
+    // ReadNow().
     uint32_t min_interval_ms = 100;
   };
 
@@ -45,6 +46,9 @@ class RingBufferPoller {
   // Wakes the thread, joins it, frees the ring buffer. Batches already queued are still delivered.
   // Idempotent.
   void Stop();
+  // Wakes the thread to read the ring at once: records gathered so far are delivered without waiting
+  // for the next timed read.
+  void ReadNow();
   bool running() const { return running_; }
   void Ref(Napi::Env env, bool ref);
   const RingStats& stats() const { return *stats_; }
@@ -63,7 +67,8 @@ class RingBufferPoller {
   std::string name_;
   Options options_;
   struct ring_buffer* rb_ = nullptr;
-  int event_fd_ = -1;
+  int event_fd_ = -1;  // stop
+  int read_now_fd_ = -1;
   int epoll_fd_ = -1;
   std::thread thread_;
   Napi::ThreadSafeFunction tsfn_;

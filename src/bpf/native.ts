@@ -117,6 +117,7 @@ export interface NativeBpfObject {
   ringBufferStop(id: number): NativeRingStats | undefined;
   ringBufferStats(id: number): NativeRingStats | undefined;
   ringBufferRef(id: number, ref: boolean): void;
+  ringBufferReadNow(id: number): void;
 }
 
 export interface NativeAddon {

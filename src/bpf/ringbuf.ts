@@ -17,7 +17,8 @@ export interface RingBufferOptions {
   maxQueuedBytes?: number;
   /**
    * How often the ring is read (default 100 ms; less when, at the rate last seen, the ring would be half full
-   * sooner). A record its producer sent with a wakeup (not BPF_RB_NO_WAKEUP) is read at once.
+   * sooner). A record its producer sent with a wakeup (not BPF_RB_NO_WAKEUP) is read at once, and readNow()
+   * has what gathered so far read at once.
    */
   minIntervalMs?: number;
   /** Keep the event loop alive while reading (default true). */
@@ -97,6 +98,11 @@ export class RingBufferReader implements AsyncIterable<Buffer[]> {
     };
     if (n?.error !== undefined) s.error = n.error;
     return s;
+  }
+
+  /** Has the thread read the ring at once: the records gathered so far arrive without waiting for the timed read. */
+  readNow(): void {
+    if (!this.isStopped()) this.nat.ringBufferReadNow(this.id);
   }
 
   /** Let the process exit while the reader runs (or not: ref()). */

@@ -208,6 +208,12 @@ const MAX_ATTEMPTS = 5;
  * looked at again. Listing /proc was most of an idle agent's timer work (and grows with the node's processes).
  */
 const FULL_SCAN_EVERY = 10;
+/**
+ * The ring buffer of samples is read this often (sooner when it fills): each read is a batch the event loop
+ * handles, whose fixed cost was a fifth of the agent's CPU while profiling at 100 ms. A capture whose window ends
+ * asks for the read at once (readNow), so no profile waits for it.
+ */
+const SAMPLE_READ_MS = 250;
 
 function defaultRingBytes(cpus: number): number {
   const want = Math.min(64 << 20, Math.max(1 << 20, cpus * (256 << 10)));
@@ -334,7 +340,7 @@ export class Sampler implements SampleSource {
       checkLayouts(obj);
       obj.setGlobal('offcpu_period_ns', BigInt(sampler.offCpuPeriodNs));
       sampler.applyFilter();
-      sampler.reader = obj.ringBuffer('events', { onBatch: (records) => sampler!.onRecords(records)});
+      sampler.reader = obj.ringBuffer('events', { minIntervalMs: SAMPLE_READ_MS, onBatch: (records) => sampler!.onRecords(records) });
       sampler.execLink = sampler.attachOptional('on_exec');
       sampler.exitLink = sampler.attachOptional('on_exit');
       sampler.firstScan = sampler.scan();
@@ -357,6 +363,10 @@ export class Sampler implements SampleSource {
 
   get attached(): boolean {
     return !this.closed && this.links.length > 0 && this.links.every((l) => l.isAttached);
+  }
+
+  readNow(): void {
+    this.reader?.readNow();
   }
 
   subscribe(filter: SampleFilter, onBatch: (batch: RawSample[]) => void): () => void {

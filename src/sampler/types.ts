@@ -67,4 +67,6 @@ export interface SampleSource {
   readonly offCpuPeriodNs: number;
   /** True while the BPF programs are loaded and attached. */
   readonly attached: boolean;
+  /** Has the samples gathered so far delivered now rather than at the next timed read (a window has ended). */
+  readNow?(): void;
 }

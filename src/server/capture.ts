@@ -106,7 +106,11 @@ export class CaptureManager {
     let ended: CaptureWindow['ended'] = 'elapsed';
     try {
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, seconds * 1000 + this.settleMs);
+        // At the window's end the ring is read at once; records still on their way get settleMs.
+        let timer = setTimeout(() => {
+          this.source.readNow?.();
+          timer = setTimeout(resolve, this.settleMs);
+        }, seconds * 1000);
         const stop = (why: CaptureWindow['ended']) => () => {
           ended = why;
           const now = process.hrtime.bigint();

@@ -123,6 +123,26 @@ bpfTest('perf_event at 99 Hz on every CPU: ring-buffer records carry the CPU bur
   }
 });
 
+bpfTest('readNow(): records sent without a wakeup are read at once, not at the next timed read', async () => {
+  const child = burnCpu();
+  const obj = BpfObject.open(SELFTEST, { globals: { target_tgid: child.pid ?? 0 } }).load();
+  try {
+    let records = 0;
+    const reader = obj.ringBuffer('events', { minIntervalMs: 60_000, onBatch: (batch) => (records += batch.length) });
+    obj.attachPerfEvent('on_sample', { freq: 99 });
+    await waitFor(() => (obj.perCpuMap('samples', u32, u64).lookup(0) ?? []).reduce((a, b) => a + b, 0n) >= 20n, 5000);
+    await sleep(50);
+    assert.equal(records, 0, 'read before the timed read (60 s) was due');
+    reader.readNow();
+    assert.ok(await waitFor(() => records >= 20, 5000), `${records} records after readNow()`);
+    await reader.stop();
+    reader.readNow(); // stopped: nothing to do, no throw
+  } finally {
+    obj.close();
+    child.kill('SIGKILL');
+  }
+});
+
 bpfTest('ring buffer as an async iterator ends at stop()', async () => {
   const child = burnCpu();
   const obj = BpfObject.open(SELFTEST, { globals: { target_tgid: child.pid ?? 0 } }).load();

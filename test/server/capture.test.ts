@@ -12,6 +12,13 @@ class ManualSource implements SampleSource {
   readonly offCpuPeriodNs = 10_000_000;
   readonly attached = true;
   private deliver: ((batch: RawSample[]) => void) | undefined;
+  /** Times readNow() was asked, and what it then hands over (the records the timed read would bring later). */
+  readNowCalls = 0;
+  onReadNow: (() => void) | undefined;
+  readNow(): void {
+    this.readNowCalls++;
+    this.onReadNow?.();
+  }
   subscribe(_filter: SampleFilter, onBatch: (batch: RawSample[]) => void): () => void {
     this.deliver = onBatch;
     return () => (this.deliver = undefined);
@@ -40,6 +47,23 @@ test('a window holds the records stamped inside it, also those delivered after i
   assert.equal(got.length, 2, `records kept: ${got}`);
   assert.ok(got.includes(late));
   assert.equal(w.samples, 2);
+});
+
+test('at the end of the window the source is asked to read at once; what that brings is in the profile', async () => {
+  const source = new ManualSource();
+  const captures = new CaptureManager(source, { total: 4, nodeWideOffCpu: 1 }, { settleMs: 200 });
+  const got: bigint[] = [];
+  const t0 = process.hrtime.bigint();
+  let askedAt: bigint | undefined;
+  source.onReadNow = () => {
+    askedAt = process.hrtime.bigint();
+    setImmediate(() => source.emit(t0 + 290_000_000n)); // the last records of the window, read now
+  };
+  const w = await captures.capture(0.3, {}, new AbortController().signal, { add: (b) => got.push(...b.map((s) => s.timeNs)) }, 0n);
+  assert.equal(source.readNowCalls, 1);
+  assert.ok(askedAt !== undefined && askedAt - t0 >= 300_000_000n, 'asked at the end of the window, not before');
+  assert.deepEqual(got, [t0 + 290_000_000n]);
+  assert.equal(w.samples, 1);
 });
 
 test('a client that leaves ends the window then, without waiting to settle', async () => {
