@@ -74,6 +74,8 @@ export interface SymbolizerStats {
   processes: number;
   binaries: number;
   kernelSymbols: number;
+  /** Times a process's /proc/PID/maps was read. */
+  mapReads: number;
 }
 
 const NO_FRAMES: SymFrame[] = [];
@@ -195,6 +197,11 @@ interface ResolvedMapping {
   bias: number;
   /** Made when an address first falls in the mapping (it may ask for the file's symbols). */
   info: SymMapping | undefined;
+  /**
+   * Executable memory with no file behind it (JIT code, [vsyscall]): known, so that its addresses do not send the
+   * process's maps to be read again (and its cached answers thrown away) every second; listed without a mapping.
+   */
+  anonymous: boolean;
 }
 
 interface ProcessState {
@@ -257,6 +264,7 @@ export class Symbolizer {
   private readonly binaryIdleMs: number;
   private readonly idleProcessMs: number;
   private readonly kallsymsMaxAgeMs: number;
+  private mapReads = 0;
   /** The vDSO last read and its key: one compare instead of a parse for each new process. */
   private lastVdso: { bytes: Buffer; key: string } | undefined;
   private readonly mapFiles: boolean;
@@ -421,7 +429,7 @@ export class Symbolizer {
   }
 
   stats(): SymbolizerStats {
-    return { processes: this.processes.size, binaries: this.binaries.size, kernelSymbols: this.kernel.size };
+    return { processes: this.processes.size, binaries: this.binaries.size, kernelSymbols: this.kernel.size, mapReads: this.mapReads };
   }
 
   /** Closes every binary. The symbolizer can be used again afterwards (it reopens what it needs). */
@@ -520,6 +528,7 @@ export class Symbolizer {
   /** (Re)reads /proc/PID/maps. Returns false when the process is gone. */
   private readMappings(st: ProcessState, now: number): boolean {
     st.mapsReadAt = now;
+    this.mapReads++;
     const maps = readProcMaps(st.pid, this.procRoot);
     if (!maps) {
       st.gone = true;
@@ -541,6 +550,8 @@ export class Symbolizer {
       if (!fresh.includes(r) && r.binary) this.unuse(r.binary, now);
     }
     fresh.sort((a, b) => a.m.start - b.m.start);
+    // The same executable mappings: the answers given stay right (and callers' caches keyed by the epoch too).
+    if (fresh.length === old.length && fresh.every((r, i) => r === old[i])) return true;
     st.mappings = fresh;
     st.cache.clear();
     st.epoch = ++this.epochs;
@@ -551,7 +562,7 @@ export class Symbolizer {
     let binary: BinaryTables | undefined;
     if (isFileBacked(m)) binary = this.fileBinary(pid, m);
     else if (m.path === '[vdso]') binary = this.vdsoBinary(pid, m);
-    else return undefined; // anonymous executable memory (JIT), [vsyscall]: no file, no symbols
+    else return { m, binary: undefined, bias: m.start - m.offset, info: undefined, anonymous: true }; // no file, no symbols
     if (binary) {
       binary.users++;
       binary.idleSince = undefined;
@@ -564,7 +575,7 @@ export class Symbolizer {
         // keep the naive bias
       }
     }
-    return { m, binary, bias, info: undefined };
+    return { m, binary, bias, info: undefined, anonymous: false };
   }
 
   private mappingInfo(rm: ResolvedMapping): SymMapping {
@@ -742,7 +753,7 @@ export class Symbolizer {
       rm = this.findMapping(st, addr);
     }
     let loc: SymLocation;
-    if (!rm) {
+    if (!rm || rm.anonymous) {
       loc = { mapping: undefined, address: BigInt(addr), frames: NO_FRAMES };
     } else {
       const { binary } = rm;

@@ -219,3 +219,39 @@ test('kernel frames match perf (perf record -g on a process in write(2))', { tim
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('JIT code (executable memory with no file) of a live process: no mapping, no frames, and its maps not read again for it', async () => {
+  const maps = parseProcMaps(fs.readFileSync('/proc/self/maps', 'utf8'));
+  const jit = maps.find((m) => m.perms[2] === 'x' && m.inode === 0 && !m.path.startsWith('['));
+  assert.ok(jit, 'this node process has no anonymous executable mapping (V8 code space)');
+  const sym = new Symbolizer();
+  try {
+    const first = sym.resolveUser(process.pid, [jit.start + 16])[0]!;
+    assert.equal(first.mapping, undefined);
+    assert.deepEqual(first.frames, []);
+    const reads = sym.stats().mapReads;
+    await sleep(1100); // an address outside every known mapping reads the maps again, at most once a second
+    const second = sym.resolveUser(process.pid, [jit.start + 32])[0]!;
+    assert.equal(second.mapping, undefined);
+    assert.equal(sym.stats().mapReads, reads, 'a JIT address sent the maps to be read again');
+  } finally {
+    sym.close();
+  }
+});
+
+test('maps read again and found the same (an address outside them): the answers given are kept, the epoch too', async () => {
+  const go = spawn(buildFixture({ go: newestToolchain().version, fixture: 'hot', mode: 'plain' }), ['-sleeper', '1', '-leaf', '0', '-framed', '0'], { stdio: 'ignore' });
+  const sym = new Symbolizer();
+  try {
+    await sleep(300);
+    const epoch = sym.userEpoch(go.pid!);
+    const reads = sym.stats().mapReads;
+    await sleep(1100); // an address outside every known mapping reads the maps again, at most once a second
+    sym.resolveUser(go.pid!, [0x1000]);
+    assert.equal(sym.stats().mapReads, reads + 1);
+    assert.equal(sym.userEpoch(go.pid!), epoch, 'the answers for this process were thrown away');
+  } finally {
+    sym.close();
+    go.kill('SIGKILL');
+  }
+});
