@@ -922,6 +922,7 @@ Napi::Value BpfObject::RingBufferStart(const Napi::CallbackInfo& info) {
     if (o.Get("maxBatchRecords").IsNumber()) opts.max_batch_records = o.Get("maxBatchRecords").As<Napi::Number>().Uint32Value();
     if (o.Get("maxQueuedBytes").IsNumber()) opts.max_queued_bytes = o.Get("maxQueuedBytes").As<Napi::Number>().Int64Value();
     if (o.Get("minIntervalMs").IsNumber()) opts.min_interval_ms = o.Get("minIntervalMs").As<Napi::Number>().Uint32Value();
+    if (o.Get("followUpMs").IsNumber()) opts.follow_up_ms = o.Get("followUpMs").As<Napi::Number>().Uint32Value();
     if (opts.max_batch_records == 0) opts.max_batch_records = 1;
   }
   auto ring = std::make_unique<RingBufferPoller>(env, bpf_map__fd(m), bpf_map__name(m), info[1].As<Napi::Function>(), opts);

@@ -155,8 +155,10 @@ void RingBufferPoller::Run() {
       thread_error_ = errno;
       break;
     }
+    bool woken = false;  // by a producer
     for (int i = 0; i < n; i++) {
       if (events[i].data.u64 == kStopTag) stop = true;
+      if (events[i].data.u64 == kRingTag) woken = true;
       if (events[i].data.u64 == kReadNowTag) {
         uint64_t asked;
         ssize_t r = read(read_now_fd_, &asked, sizeof(asked));  // resets the count
@@ -188,6 +190,7 @@ void RingBufferPoller::Run() {
     if (read > 0 && ring_bytes_ > 0) {
       wait_ms = std::clamp(static_cast<double>(ring_bytes_) / 2 / (read / elapsed_ms), 1.0, max_wait_ms);
     }
+    if (woken && options_.follow_up_ms > 0) wait_ms = std::min(wait_ms, static_cast<double>(options_.follow_up_ms));
   }
 }
 

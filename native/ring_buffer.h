@@ -36,6 +36,9 @@ class RingBufferPoller {
     // half full sooner. A consumer that needs the records now (a profile's window ended) calls
     // ReadNow().
     uint32_t min_interval_ms = 100;
+    // After a read a producer woke the thread for, the next one comes at most this much later (0: the
+    // interval as usual): records sent right after a wakeup without one of their own wait no longer.
+    uint32_t follow_up_ms = 0;
   };
 
   // Throws a JS error when the ring buffer cannot be set up.

@@ -112,7 +112,7 @@ export interface NativeBpfObject {
   ringBufferStart(
     map: number,
     onBatch: (data: Buffer | null, offsets: Uint32Array | null) => void,
-    options?: { maxBatchRecords?: number; maxQueuedBytes?: number; minIntervalMs?: number },
+    options?: { maxBatchRecords?: number; maxQueuedBytes?: number; minIntervalMs?: number; followUpMs?: number },
   ): number;
   ringBufferStop(id: number): NativeRingStats | undefined;
   ringBufferStats(id: number): NativeRingStats | undefined;

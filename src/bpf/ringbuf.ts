@@ -21,6 +21,11 @@ export interface RingBufferOptions {
    * has what gathered so far read at once.
    */
   minIntervalMs?: number;
+  /**
+   * After a read a producer's wakeup caused, the next read comes at most this much later (default: the interval as
+   * usual), so that records sent right after it without a wakeup of their own do not wait the whole interval.
+   */
+  followUpMs?: number;
   /** Keep the event loop alive while reading (default true). */
   ref?: boolean;
   /** Without onBatch: batches buffered for the iterator before further ones are dropped (default 1024). */
@@ -64,8 +69,9 @@ export class RingBufferReader implements AsyncIterable<Buffer[]> {
     private readonly onEnd: () => void,
   ) {
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
-    const native: { maxBatchRecords?: number; maxQueuedBytes?: number; minIntervalMs?: number } = {};
+    const native: { maxBatchRecords?: number; maxQueuedBytes?: number; minIntervalMs?: number; followUpMs?: number } = {};
     if (options.minIntervalMs !== undefined) native.minIntervalMs = options.minIntervalMs;
+    if (options.followUpMs !== undefined) native.followUpMs = options.followUpMs;
     if (options.maxBatchRecords !== undefined) native.maxBatchRecords = options.maxBatchRecords;
     if (options.maxQueuedBytes !== undefined) native.maxQueuedBytes = options.maxQueuedBytes;
     this.id = nat.ringBufferStart(mapIndex, (data, offsets) => this.deliver(data, offsets), native);

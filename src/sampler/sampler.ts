@@ -211,9 +211,12 @@ const FULL_SCAN_EVERY = 10;
 /**
  * The ring buffer of samples is read this often (sooner when it fills): each read is a batch the event loop
  * handles, whose fixed cost was a fifth of the agent's CPU while profiling at 100 ms. A capture whose window ends
- * asks for the read at once (readNow), so no profile waits for it.
+ * asks for the read at once (readNow), so no profile waits for it. An exec wakes the reader (at most every 50 ms,
+ * profile.bpf.c), and the read after such a wakeup is followed by one EXEC_FOLLOW_UP_MS later: a new program is
+ * looked at within about that long, while it still runs, even when it lives a few hundred milliseconds.
  */
 const SAMPLE_READ_MS = 250;
+const EXEC_FOLLOW_UP_MS = 50;
 
 function defaultRingBytes(cpus: number): number {
   const want = Math.min(64 << 20, Math.max(1 << 20, cpus * (256 << 10)));
@@ -340,7 +343,7 @@ export class Sampler implements SampleSource {
       checkLayouts(obj);
       obj.setGlobal('offcpu_period_ns', BigInt(sampler.offCpuPeriodNs));
       sampler.applyFilter();
-      sampler.reader = obj.ringBuffer('events', { minIntervalMs: SAMPLE_READ_MS, onBatch: (records) => sampler!.onRecords(records) });
+      sampler.reader = obj.ringBuffer('events', { minIntervalMs: SAMPLE_READ_MS, followUpMs: EXEC_FOLLOW_UP_MS, onBatch: (records) => sampler!.onRecords(records) });
       sampler.execLink = sampler.attachOptional('on_exec');
       sampler.exitLink = sampler.attachOptional('on_exit');
       sampler.firstScan = sampler.scan();

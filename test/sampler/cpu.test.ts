@@ -368,6 +368,34 @@ samplerTest('a Go process started after the sampler is configured within 1 s of 
   }
 });
 
+samplerTest('Go programs that live 150 ms are configured while they run: an exec wakes the reader (samples wait for its timer)', async (t) => {
+  const copy = privateCopy(buildFixture({ go: NEWEST, fixture: 'hot', mode: 'plain' }));
+  const added = new Map<number, number>();
+  const sampler = Sampler.start({ onProcess: (e) => e.type === 'added' && added.set(e.process.pid, Date.now()) });
+  await sampler.ready();
+  try {
+    // Its binary is read once, on the first process (a thread's start and a cold read: not what is measured).
+    const first = await run(copy.file, ['-sleeper', '0'], false);
+    assert.ok(await waitFor(() => added.has(first.pid), 10_000), 'the first process was not configured');
+    await first.stop();
+    const lags: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const t0 = Date.now();
+      const fx = await run(copy.file, ['-sleeper', '0'], false);
+      await sleep(150 - (Date.now() - t0));
+      const alive = added.get(fx.pid);
+      await fx.stop();
+      assert.ok(alive !== undefined, `process ${i + 1} (pid ${fx.pid}) was not configured in the 150 ms it lived`);
+      lags.push(alive - t0);
+      await sleep([70, 130, 20, 190, 90][i]!); // uneven: no lock-step with the reader's timer
+    }
+    t.diagnostic(`configured ${lags.join(', ')} ms after spawn`);
+  } finally {
+    await sampler.close();
+    copy.remove();
+  }
+});
+
 samplerTest('with exec and exit records complete the timer lists /proc only every 10th tick, and still finds what only a listing shows; an unresolved executable is looked at again next tick', async () => {
   const copy = privateCopy(buildFixture({ go: NEWEST, fixture: 'hot', mode: 'plain' }));
   const proc = isolatedProc();
