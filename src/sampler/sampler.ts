@@ -468,7 +468,7 @@ export class Sampler implements SampleSource {
     // A record lost anywhere, and every process is looked at again.
     const execs = this.execLink?.isAttached === true;
     const exits = this.exitLink?.isAttached === true;
-    const lost = execs ? this.counter('execDrops') + (this.reader?.stats().dropped ?? 0) : undefined;
+    const lost = execs ? this.recordsLost() : undefined;
     const complete = lost !== undefined && lost === this.lastLost;
     this.lastLost = lost;
     for (const pid of pids) {
@@ -717,7 +717,12 @@ export class Sampler implements SampleSource {
   /** Every exec and exit is reported and none was lost since the last scan. */
   private recordsComplete(): boolean {
     if (this.execLink?.isAttached !== true || this.exitLink?.isAttached !== true) return false;
-    return this.lastLost !== undefined && this.counter('execDrops') + (this.reader?.stats().dropped ?? 0) === this.lastLost;
+    return this.lastLost !== undefined && this.recordsLost() === this.lastLost;
+  }
+
+  /** Exec and exit records lost in the kernel so far, plus records of any kind the agent dropped (they may have been). */
+  private recordsLost(): number {
+    return this.counter('execDrops') + (this.reader?.stats().dropped ?? 0);
   }
 
   private safely(fn: () => void): void {
