@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { bpfTest, waitForAsync } from '../bpf/support';
 import { startAgent } from '../support/agent';
+import { sleeps } from '../support/schedstat';
 
 /** This process's cgroup v2 path ("0::/path" in /proc/self/cgroup). */
 function ownCgroup(): string {
@@ -44,11 +45,6 @@ bpfTest('--runqueue-per-cgroup: a run-queue histogram per cgroup, labelled by pa
     await agent.stop();
   }
 });
-
-/** How often the kernel has switched the thread out because it went to sleep (woken again each time). */
-function sleeps(pid: number, tid: number): number {
-  return Number(/^voluntary_ctxt_switches:\s+(\d+)$/m.exec(fs.readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'))![1]);
-}
 
 bpfTest('an idle agent lets its main thread sleep: a few wake-ups a second, event-loop lag series still reported', async () => {
   const agent = await startAgent();

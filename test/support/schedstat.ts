@@ -16,5 +16,15 @@ export function userSystemTicks(pid: number): { user: number; system: number } {
 
 /** How often the thread was switched out preempted (still runnable), as the kernel counts it. */
 export function preemptions(pid: number, tid: number): number {
-  return Number(/^nonvoluntary_ctxt_switches:\s+(\d+)$/m.exec(fs.readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'))![1]);
+  return contextSwitches(pid, tid, 'nonvoluntary');
+}
+
+/** How often the kernel has switched the thread out because it went to sleep (woken again each time). */
+export function sleeps(pid: number, tid: number): number {
+  return contextSwitches(pid, tid, 'voluntary');
+}
+
+function contextSwitches(pid: number, tid: number, kind: 'voluntary' | 'nonvoluntary'): number {
+  const status = fs.readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+  return Number(new RegExp(`^${kind}_ctxt_switches:\\s+(\\d+)$`, 'm').exec(status)![1]);
 }
