@@ -32,6 +32,7 @@
         "native/open_in_root.cc",
         "native/process_memory.cc",
         "native/ring_buffer.cc",
+        "native/sample_coalescer.cc",
         "native/util.cc"
       ],
       "defines": ["NAPI_VERSION=8"],

@@ -23,4 +23,13 @@ struct kv_value {
 	__u32 ids[2];
 };
 
+/* echo_input: bytes the echo program sends to the echoes ring as one record. */
+#define ECHO_MAX 8192
+
+struct echo_input {
+	__u32 len;
+	__u32 pad;
+	__u8 data[ECHO_MAX];
+};
+
 #endif

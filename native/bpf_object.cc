@@ -923,6 +923,7 @@ Napi::Value BpfObject::RingBufferStart(const Napi::CallbackInfo& info) {
     if (o.Get("maxQueuedBytes").IsNumber()) opts.max_queued_bytes = o.Get("maxQueuedBytes").As<Napi::Number>().Int64Value();
     if (o.Get("minIntervalMs").IsNumber()) opts.min_interval_ms = o.Get("minIntervalMs").As<Napi::Number>().Uint32Value();
     if (o.Get("followUpMs").IsNumber()) opts.follow_up_ms = o.Get("followUpMs").As<Napi::Number>().Uint32Value();
+    opts.coalesce_samples = o.Get("coalesceSamples").ToBoolean().Value();
     if (opts.max_batch_records == 0) opts.max_batch_records = 1;
   }
   auto ring = std::make_unique<RingBufferPoller>(env, bpf_map__fd(m), bpf_map__name(m), info[1].As<Napi::Function>(), opts);
@@ -940,6 +941,7 @@ Napi::Object RingStatsObject(Napi::Env env, const RingBufferPoller& ring) {
   o.Set("batches", static_cast<double>(s.batches.load()));
   o.Set("bytes", static_cast<double>(s.bytes.load()));
   o.Set("dropped", static_cast<double>(s.dropped.load()));
+  o.Set("coalesced", static_cast<double>(s.coalesced.load()));
   o.Set("queuedBytes", static_cast<double>(s.queued_bytes.load()));
   o.Set("running", ring.running());
   int err = ring.error();

@@ -21,8 +21,15 @@ namespace qf {
 struct RingBufferPoller::Batch {
   std::vector<uint8_t> data;
   std::vector<uint32_t> offsets{0};
+  std::vector<uint32_t> counts;  // empty while every record stands for itself
   std::shared_ptr<RingStats> stats;
   size_t count() const { return offsets.size() - 1; }
+  // Records read into it (merged ones included).
+  uint64_t read() const {
+    uint64_t n = count();
+    for (uint32_t c : counts) n += c - 1;
+    return n;
+  }
 };
 
 namespace {
@@ -97,14 +104,25 @@ int RingBufferPoller::OnRecord(void* ctx, void* data, size_t size) {
     return 0;
   }
   const uint8_t* p = static_cast<const uint8_t*>(data);
+  if (self->options_.coalesce_samples) {
+    const size_t at = self->coalescer_.Place(p, size, b.count());
+    if (at != b.count()) {
+      if (b.counts.empty()) b.counts.assign(b.count(), 1);
+      b.counts[at]++;
+      st.coalesced.fetch_add(1, std::memory_order_relaxed);
+      return 0;
+    }
+  }
   b.data.insert(b.data.end(), p, p + size);
   b.offsets.push_back(static_cast<uint32_t>(b.data.size()));
+  if (!b.counts.empty()) b.counts.push_back(1);
   if (b.count() >= self->options_.max_batch_records) self->Flush();
   return 0;
 }
 
 void RingBufferPoller::Flush() {
   if (batch_->count() == 0) return;
+  coalescer_.Reset();
   Batch* b = batch_.release();
   batch_ = std::make_unique<Batch>();
   batch_->stats = stats_;
@@ -114,21 +132,27 @@ void RingBufferPoller::Flush() {
     RingStats& stats = *owned->stats;
     stats.queued_bytes.fetch_sub(static_cast<int64_t>(owned->data.size()));
     if (env == nullptr || fn.IsEmpty()) {
-      stats.dropped.fetch_add(owned->count());
+      stats.dropped.fetch_add(owned->read());
       return;
     }
     size_t n = owned->count();
     Napi::Buffer<uint8_t> data = Napi::Buffer<uint8_t>::Copy(env, owned->data.data(), owned->data.size());
     Napi::Uint32Array offsets = Napi::Uint32Array::New(env, owned->offsets.size());
     memcpy(offsets.Data(), owned->offsets.data(), owned->offsets.size() * sizeof(uint32_t));
+    Napi::Value counts = env.Undefined();
+    if (!owned->counts.empty()) {
+      Napi::Uint32Array c = Napi::Uint32Array::New(env, owned->counts.size());
+      memcpy(c.Data(), owned->counts.data(), owned->counts.size() * sizeof(uint32_t));
+      counts = c;
+    }
     stats.delivered.fetch_add(n);
     stats.batches.fetch_add(1);
     owned.reset();
-    fn.Call({data, offsets});
+    fn.Call({data, offsets, counts});
   });
   if (st != napi_ok) {  // closing: the function no longer accepts calls
     stats_->queued_bytes.fetch_sub(static_cast<int64_t>(b->data.size()));
-    stats_->dropped.fetch_add(b->count());
+    stats_->dropped.fetch_add(b->read());
     delete b;
   }
 }

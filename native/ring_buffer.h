@@ -1,6 +1,7 @@
 // A BPF ring buffer drained by its own thread; records reach JS in batches through a
-// ThreadSafeFunction as (data: Buffer, offsets: Uint32Array) — record i is
-// data[offsets[i], offsets[i + 1]).
+// ThreadSafeFunction as (data: Buffer, offsets: Uint32Array, counts?: Uint32Array) — record i is
+// data[offsets[i], offsets[i + 1]), and stands for counts[i] records read (counts only when some
+// were merged: Options::coalesce_samples).
 #pragma once
 
 #include <napi.h>
@@ -12,6 +13,8 @@
 #include <thread>
 #include <vector>
 
+#include "sample_coalescer.h"
+
 struct ring_buffer;
 
 namespace qf {
@@ -22,6 +25,7 @@ struct RingStats {
   std::atomic<uint64_t> batches{0};     // JS callback invocations
   std::atomic<uint64_t> bytes{0};       // record bytes read from the kernel
   std::atomic<uint64_t> dropped{0};     // read but dropped because JS fell too far behind
+  std::atomic<uint64_t> coalesced{0};   // read and folded into an earlier record of their batch
   std::atomic<int64_t> queued_bytes{0}; // handed off, not yet delivered
 };
 
@@ -39,6 +43,9 @@ class RingBufferPoller {
     // After a read a producer woke the thread for, the next one comes at most this much later (0: the
     // interval as usual): records sent right after a wakeup without one of their own wait no longer.
     uint32_t follow_up_ms = 0;
+    // Merge CPU samples (bpf/profile.h's struct sample_record) that differ only in cpu and time_ns
+    // within a batch (SampleCoalescer).
+    bool coalesce_samples = false;
   };
 
   // Throws a JS error when the ring buffer cannot be set up.
@@ -77,6 +84,7 @@ class RingBufferPoller {
   Napi::ThreadSafeFunction tsfn_;
   std::shared_ptr<RingStats> stats_;
   std::unique_ptr<Batch> batch_;  // owned by the polling thread while running
+  SampleCoalescer coalescer_;     // of batch_
   uint64_t ring_bytes_ = 0;       // the map's data size (max_entries), 0 when unknown
   std::atomic<int> thread_error_{0};
   bool running_ = false;

@@ -71,6 +71,8 @@ export interface NativeRingStats {
   batches: number;
   bytes: number;
   dropped: number;
+  /** Records folded into an earlier one of their batch (coalesceSamples). */
+  coalesced: number;
   queuedBytes: number;
   running: boolean;
   error?: string;
@@ -111,8 +113,8 @@ export interface NativeBpfObject {
   dump(map: number, deleteEntries: boolean): NativeDump;
   ringBufferStart(
     map: number,
-    onBatch: (data: Buffer | null, offsets: Uint32Array | null) => void,
-    options?: { maxBatchRecords?: number; maxQueuedBytes?: number; minIntervalMs?: number; followUpMs?: number },
+    onBatch: (data: Buffer | null, offsets: Uint32Array | null, counts?: Uint32Array) => void,
+    options?: { maxBatchRecords?: number; maxQueuedBytes?: number; minIntervalMs?: number; followUpMs?: number; coalesceSamples?: boolean },
   ): number;
   ringBufferStop(id: number): NativeRingStats | undefined;
   ringBufferStats(id: number): NativeRingStats | undefined;

@@ -9,8 +9,11 @@
 import type { NativeBpfObject, NativeRingStats } from './native';
 
 export interface RingBufferOptions {
-  /** Receives each batch (views into one Buffer: copy a record to keep it past the callback cheaply). */
-  onBatch?: (records: Buffer[]) => void;
+  /**
+   * Receives each batch (views into one Buffer: copy a record to keep it past the callback cheaply). With
+   * coalesceSamples, record i stands for counts[i] records read (counts undefined: one each).
+   */
+  onBatch?: (records: Buffer[], counts?: Uint32Array) => void;
   /** Records per batch at most (default 4096). */
   maxBatchRecords?: number;
   /** Bytes read but not yet delivered to JS above which records are dropped (default 64 MiB). */
@@ -26,6 +29,12 @@ export interface RingBufferOptions {
    * usual), so that records sent right after it without a wakeup of their own do not wait the whole interval.
    */
   followUpMs?: number;
+  /**
+   * CPU sample records (bpf/profile.h's struct sample_record) that differ only in cpu and time_ns are delivered
+   * once per batch, with a count (native/sample_coalescer.h); the first one's cpu and time_ns are kept. Exec and
+   * exit records end a run of merges. Needs onBatch.
+   */
+  coalesceSamples?: boolean;
   /** Keep the event loop alive while reading (default true). */
   ref?: boolean;
   /** Without onBatch: batches buffered for the iterator before further ones are dropped (default 1024). */
@@ -42,6 +51,8 @@ export interface RingBufferStats {
   bytes: number;
   /** Records dropped because JS fell behind (native queue or iterator buffer full). */
   dropped: number;
+  /** Records folded into an earlier one of their batch (coalesceSamples): records = delivered + coalesced + dropped. */
+  coalesced: number;
   running: boolean;
   /** errno code if the polling thread stopped on an error. */
   error?: string;
@@ -69,12 +80,16 @@ export class RingBufferReader implements AsyncIterable<Buffer[]> {
     private readonly onEnd: () => void,
   ) {
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
-    const native: { maxBatchRecords?: number; maxQueuedBytes?: number; minIntervalMs?: number; followUpMs?: number } = {};
+    if (options.coalesceSamples && options.onBatch === undefined) {
+      throw new Error(`ring buffer ${mapName}: coalesceSamples needs onBatch (the counts come with each batch)`);
+    }
+    const native: { maxBatchRecords?: number; maxQueuedBytes?: number; minIntervalMs?: number; followUpMs?: number; coalesceSamples?: boolean } = {};
+    if (options.coalesceSamples) native.coalesceSamples = true;
     if (options.minIntervalMs !== undefined) native.minIntervalMs = options.minIntervalMs;
     if (options.followUpMs !== undefined) native.followUpMs = options.followUpMs;
     if (options.maxBatchRecords !== undefined) native.maxBatchRecords = options.maxBatchRecords;
     if (options.maxQueuedBytes !== undefined) native.maxQueuedBytes = options.maxQueuedBytes;
-    this.id = nat.ringBufferStart(mapIndex, (data, offsets) => this.deliver(data, offsets), native);
+    this.id = nat.ringBufferStart(mapIndex, (data, offsets, counts) => this.deliver(data, offsets, counts), native);
     if (options.ref === false) nat.ringBufferRef(this.id, false);
   }
 
@@ -89,7 +104,7 @@ export class RingBufferReader implements AsyncIterable<Buffer[]> {
   stopNow(): void {
     if (this.final !== undefined || this.ended) return;
     this.final = this.nat.state().closed ? undefined : this.nat.ringBufferStop(this.id);
-    this.final ??= { records: 0, delivered: 0, batches: 0, bytes: 0, dropped: 0, queuedBytes: 0, running: false };
+    this.final ??= { records: 0, delivered: 0, batches: 0, bytes: 0, dropped: 0, coalesced: 0, queuedBytes: 0, running: false };
   }
 
   stats(): RingBufferStats {
@@ -100,6 +115,7 @@ export class RingBufferReader implements AsyncIterable<Buffer[]> {
       batches: this.batches,
       bytes: n?.bytes ?? 0,
       dropped: (n?.dropped ?? 0) + this.jsDropped,
+      coalesced: n?.coalesced ?? 0,
       running: n?.running ?? false,
     };
     if (n?.error !== undefined) s.error = n.error;
@@ -156,7 +172,7 @@ export class RingBufferReader implements AsyncIterable<Buffer[]> {
     return this.final !== undefined || this.ended;
   }
 
-  private deliver(data: Buffer | null, offsets: Uint32Array | null): void {
+  private deliver(data: Buffer | null, offsets: Uint32Array | null, counts?: Uint32Array): void {
     if (data === null || offsets === null) {
       this.ended = true;
       for (const w of this.waiters.splice(0)) w({ value: undefined, done: true });
@@ -170,7 +186,7 @@ export class RingBufferReader implements AsyncIterable<Buffer[]> {
     this.delivered += n;
     this.batches++;
     if (this.options.onBatch !== undefined) {
-      this.options.onBatch(records);
+      this.options.onBatch(records, counts);
       return;
     }
     const waiter = this.waiters.shift();

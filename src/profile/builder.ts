@@ -261,9 +261,10 @@ export class ProfileBuilder {
     const cached = resolver.userEpoch !== undefined && resolver.kernelEpoch !== undefined;
     for (const s of samples) {
       const acc = cached ? this.accOfSeen(s) : this.accOf(s);
-      acc.count++;
+      const n = s.count ?? 1;
+      acc.count += n;
       acc.ns += s.offCpu?.weightNs ?? 0;
-      this.total++;
+      this.total += n;
     }
   }
 

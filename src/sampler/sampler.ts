@@ -40,7 +40,7 @@ import {
   recordSize,
   TargetBit,
 } from './records';
-import type { RawSample, SampleFilter, SampleKind, SampleSource } from './types';
+import { sampleCount, type RawSample, type SampleFilter, type SampleKind, type SampleSource } from './types';
 
 export { DEFAULT_LABEL_LIMITS, type LabelLimits } from './records';
 
@@ -343,7 +343,12 @@ export class Sampler implements SampleSource {
       checkLayouts(obj);
       obj.setGlobal('offcpu_period_ns', BigInt(sampler.offCpuPeriodNs));
       sampler.applyFilter();
-      sampler.reader = obj.ringBuffer('events', { minIntervalMs: SAMPLE_READ_MS, followUpMs: EXEC_FOLLOW_UP_MS, onBatch: (records) => sampler!.onRecords(records) });
+      sampler.reader = obj.ringBuffer('events', {
+        minIntervalMs: SAMPLE_READ_MS,
+        followUpMs: EXEC_FOLLOW_UP_MS,
+        coalesceSamples: true,
+        onBatch: (records, counts) => sampler!.onRecords(records, counts),
+      });
       sampler.execLink = sampler.attachOptional('on_exec');
       sampler.exitLink = sampler.attachOptional('on_exit');
       sampler.firstScan = sampler.scan();
@@ -383,6 +388,9 @@ export class Sampler implements SampleSource {
       this.applyFilter();
       throw err;
     }
+    // Records gathered so far are read now: a record with a count (coalesceSamples) then cannot hold samples from
+    // both sides of this subscriber's start (a window keeps or drops a record by its first sample's time).
+    this.reader?.readNow();
     return () => {
       if (this.subscribers.delete(id) && !this.closed) this.applyFilter();
     };
@@ -510,14 +518,19 @@ export class Sampler implements SampleSource {
 
   // ---- samples
 
-  private onRecords(records: Buffer[]): void {
+  private onRecords(records: Buffer[], counts?: Uint32Array): void {
     let cpu: RawSample[] = [];
     let offCpu: RawSample[] = [];
-    for (const r of records) {
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i]!;
       const kind = r.length >= 4 ? r.readUInt32LE(0) : 0;
       const size = recordSize(r);
-      if (kind === RecordKind.SAMPLE && r.length === size) cpu.push(decodeSample(r));
-      else if (kind === RecordKind.OFFCPU && r.length === size) offCpu.push(decodeOffCpu(r));
+      if (kind === RecordKind.SAMPLE && r.length === size) {
+        const s = decodeSample(r);
+        const n = counts?.[i] ?? 1;
+        if (n > 1) s.count = n;
+        cpu.push(s);
+      } else if (kind === RecordKind.OFFCPU && r.length === size) offCpu.push(decodeOffCpu(r));
       else if (kind === RecordKind.EXEC && r.length === size) {
         // Samples before it are of the old image, those after of the new one: hand them over first.
         this.dispatch(cpu, offCpu);
@@ -539,7 +552,7 @@ export class Sampler implements SampleSource {
   }
 
   private dispatch(cpu: RawSample[], offCpu: RawSample[]): void {
-    this.received.cpu += cpu.length;
+    this.received.cpu += sampleCount(cpu);
     this.received.offcpu += offCpu.length;
     if (this.closed || cpu.length + offCpu.length === 0) return;
     for (const sub of [...this.subscribers.values()]) {

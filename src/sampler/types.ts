@@ -10,8 +10,13 @@ export interface RawSample {
   comm: string;
   /** Goroutine ID running on the thread when sampled; undefined for non-Go threads or when unknown. */
   goid: number | undefined;
-  /** Kernel timestamp (CLOCK_MONOTONIC ns) of the sample. */
+  /** Kernel timestamp (CLOCK_MONOTONIC ns) of the sample (of the first of them, with count). */
   timeNs: bigint;
+  /**
+   * CPU samples this record stands for (undefined = 1): the same thread, comm, goroutine, stacks and labels sampled
+   * again before the agent read the ring (at most a read interval apart); cpu and timeNs are the first one's.
+   */
+  count?: number;
   /**
    * User stack as runtime addresses, innermost first. userStack[0] is the sampled PC itself; every later entry is
    * a return address (symbolize it at address - 1, as runtime.CallersFrames does).
@@ -23,6 +28,13 @@ export interface RawSample {
   labels?: PprofLabels;
   /** Off-CPU records only: the time off the CPU this record stands for, and why the thread left it. */
   offCpu?: OffCpuInterval;
+}
+
+/** The samples a batch stands for (records with a count stand for that many). */
+export function sampleCount(batch: readonly RawSample[]): number {
+  let n = 0;
+  for (const s of batch) n += s.count ?? 1;
+  return n;
 }
 
 /** A goroutine's pprof labels. Records with the same labels share one object. */

@@ -6,7 +6,7 @@
 // (CLOCK_MONOTONIC, as bpf_ktime_get_ns) falls in [start, start + seconds]. A busy event loop then delays the
 // answer, never the window: after its end the capture waits `settleMs` for records still on their way.
 
-import { RawSample, SampleFilter, SampleKind, SampleSource } from '../sampler/types';
+import { RawSample, sampleCount, SampleFilter, SampleKind, SampleSource } from '../sampler/types';
 import type { Profile } from '../profile/pprof';
 
 /** Where a capture's samples go as they arrive (symbolizing then, while the processes most likely still run). */
@@ -96,7 +96,7 @@ export class CaptureManager {
         let inWindow = batch;
         if (batch.some((s) => s.timeNs < start || s.timeNs > end)) inWindow = batch.filter((s) => s.timeNs >= start && s.timeNs <= end);
         if (inWindow.length === 0) return;
-        samples += inWindow.length;
+        samples += sampleCount(inWindow);
         sink.add(inWindow);
       });
     } catch (e) {

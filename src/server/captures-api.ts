@@ -11,7 +11,7 @@ import { flameModel } from '../profile/flame';
 import type { GoroutineDump } from '../goroutines/model';
 import type { ReadGoroutines } from '../goroutines/snapshotter';
 import type { Finding } from '../diagnose/types';
-import type { SampleKind } from '../sampler/types';
+import { sampleCount, type SampleKind } from '../sampler/types';
 import { BadRequest, parsePid, parseSeconds, type QueryValue } from './params';
 import { trySnapshot } from './diagnosis';
 import type { CaptureManager, NewProfile, SampleSink } from './capture';
@@ -70,7 +70,7 @@ export function registerCaptureApi(app: FastifyInstance, deps: CaptureApiDeps): 
     const sink: SampleSink = {
       add: (batch) => {
         profile.add(batch);
-        samples += batch.length;
+        samples += sampleCount(batch);
         store.progress(info.id, samples);
       },
     };

@@ -23,6 +23,7 @@ bpfTest('open lists programs, maps and globals before load', () => {
         ['on_switch', 'tp_btf/sched_switch', 'tracing'],
         ['on_sample', 'perf_event', 'perf_event'],
         ['on_exec', 'tracepoint/sched/sched_process_exec', 'tracepoint'],
+        ['echo', 'tp_btf/sys_enter', 'tracing'],
         ['verifier_reject', 'tp_btf/sched_switch', 'tracing'],
       ],
     );
@@ -36,12 +37,13 @@ bpfTest('open lists programs, maps and globals before load', () => {
     assert.deepEqual(
       obj.globals().map((g) => [g.name, g.section, g.size, g.readOnly]).sort(),
       [
+        ['echo_tgid', '.rodata', 4, true],
         ['execs', '.bss', 8, false],
         ['ringbuf_drops', '.bss', 8, false],
         ['target_tgid', '.rodata', 4, true],
       ],
     );
-    assert.equal(obj.programs()[3]?.autoload, false, '"?" sections are not loaded by default');
+    assert.equal(obj.programs()[4]?.autoload, false, '"?" sections are not loaded by default');
     assert.equal(obj.loaded, false);
   } finally {
     obj.close();

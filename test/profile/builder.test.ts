@@ -172,6 +172,19 @@ test('with resolver epochs, a repeated stack is resolved once per epoch and the 
   assert.equal(p.sample.find((s) => fnNames(s)[0] === 'main.leaf+main.mid+main.outer')!.value[0], 6, 'the earlier samples keep their answer');
 });
 
+test('a record with a count adds that many samples, the same as the samples one by one', () => {
+  for (const r of [resolver, epochResolver()]) {
+    const one = new ProfileBuilder({ resolver: r, hz: 99, startTimeNs: 1n });
+    one.add([sample({}), sample({}), sample({}), sample({ tid: 102 })]);
+    const counted = new ProfileBuilder({ resolver: r, hz: 99, startTimeNs: 1n });
+    counted.add([sample({ count: 3, timeNs: 5n }), sample({ tid: 102 })]);
+    assert.equal(counted.sampleCount, 4);
+    const p = counted.build(2n);
+    assert.deepEqual(p, one.build(2n));
+    assert.deepEqual(p.sample.map((s) => s.value).sort(), [[1, 10101010], [3, 30303030]]);
+  }
+});
+
 test('with resolver epochs, off-CPU weights and states add up as without', () => {
   const off = (state: 'blocked' | 'runnable', weightNs: number): RawSample =>
     sample({ offCpu: { weightNs, startNs: 0n, state } });

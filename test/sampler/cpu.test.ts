@@ -14,7 +14,7 @@ import { ProcConfig } from '../../src/symbols/injector';
 import { buildFixture, newestToolchain } from '../support/go-toolchains';
 import { spawnWithPid } from '../proc/support';
 import { userSystemTicks } from '../support/schedstat';
-import { collect, isolatedProc, privateCopy, run, samplerTest, share, sleep, symbolizer, waitFor } from './support';
+import { collect, expandCounts, isolatedProc, privateCopy, run, samplerTest, share, sleep, symbolizer, waitFor } from './support';
 
 const NEWEST = newestToolchain().version;
 const SAMPLE_MS = 3000;
@@ -95,6 +95,38 @@ samplerTest('frameless leaf: its caller is in the stack with the unwind table, a
   });
   assert.ok(withoutTable.withCaller / withoutTable.leafSamples < 0.1, 'without the table the caller is lost: the check above can fail');
   assert.ok(withTable.withCaller / withTable.leafSamples >= 0.95);
+});
+
+samplerTest('repeats of a sample in one read arrive once with a count, and the counts add up to every sample sent', async (t) => {
+  // leaf and framed workers spin in small loops: the same few stacks come again and again within a read.
+  const fx = await run(buildFixture({ go: NEWEST, fixture: 'hot', mode: 'plain' }), ['-leaf', '1', '-framed', '1', '-sleeper', '0']);
+  const sampler = Sampler.start({ hz: 99 });
+  await sampler.ready();
+  try {
+    assert.ok(await waitFor(() => sampler.goProcesses().some((p) => p.pid === fx.pid), 2000), 'configured');
+    const records: SampleWithFlags[] = [];
+    const sent0 = sampler.stats().counters.sent; // none of it before: no subscriber, FILTER_NONE
+    const stop = sampler.subscribe({ pid: fx.pid }, (b) => records.push(...(b as SampleWithFlags[])));
+    await sleep(1500);
+    fx.child.kill('SIGSTOP'); // a stopped process is not sampled: what was sent is all there is
+    await sleep(50);
+    const sent = sampler.stats().counters.sent - sent0;
+    sampler.readNow();
+    await sleep(300);
+    stop();
+    const samples = expandCounts(records).length;
+    t.diagnostic(`${sent} samples sent, ${records.length} records delivered for them (largest count ${Math.max(...records.map((r) => r.count ?? 1))})`);
+    assert.ok(sent >= 100, `${sent} samples sent`);
+    assert.equal(samples, sent, 'every sample sent is counted once');
+    assert.ok(records.length < sent * 0.8, `repeats merged: ${records.length} records for ${sent} samples`);
+    assert.ok(records.every((r) => r.count === undefined || r.count > 1), 'a count only where samples were merged');
+    const st = sampler.stats();
+    assert.equal(st.samples.lost, 0);
+    assert.ok(st.samples.received >= sent, 'received counts samples, not records');
+  } finally {
+    await sampler.close();
+    await fx.stop();
+  }
 });
 
 /** Every PC of every user stack lies in a mapping of the process (read while it still runs). */
@@ -448,7 +480,7 @@ samplerTest('filters: a pid subscriber gets only its process; nobody subscribed,
     assert.equal(sampler.stats().counters.samples, c0, 'FILTER_NONE: the program returns before counting');
 
     const all: SampleWithFlags[] = [];
-    const stopAll = sampler.subscribe({}, (b) => all.push(...(b as SampleWithFlags[])));
+    const stopAll = sampler.subscribe({}, (b) => all.push(...expandCounts(b as SampleWithFlags[])));
     const ticks0 = userSystemTicks(busy.pid!);
     const mine = (await collect(sampler, { pid: busy.pid! }, 1500)) as SampleWithFlags[];
     const ticks1 = userSystemTicks(busy.pid!);

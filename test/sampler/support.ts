@@ -82,10 +82,17 @@ export function symbolizer(binary: string, bias: number): { names(stack: readonl
   };
 }
 
-/** Subscribes for ms milliseconds and returns what arrived. */
+/** Each record as many times as the samples it stands for (RawSample.count): these tests count samples. */
+export function expandCounts<T extends RawSample>(batch: readonly T[]): T[] {
+  const out: T[] = [];
+  for (const s of batch) for (let n = s.count ?? 1; n > 0; n--) out.push(s);
+  return out;
+}
+
+/** Subscribes for ms milliseconds and returns the samples that arrived (a record with a count as that many). */
 export async function collect(sampler: Sampler, filter: SampleFilter, ms: number): Promise<RawSample[]> {
   const out: RawSample[] = [];
-  const stop = sampler.subscribe(filter, (batch) => out.push(...batch));
+  const stop = sampler.subscribe(filter, (batch) => out.push(...expandCounts(batch)));
   await new Promise((resolve) => setTimeout(resolve, ms));
   stop();
   return out;
