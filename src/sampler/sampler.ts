@@ -209,13 +209,15 @@ const MAX_ATTEMPTS = 5;
  */
 const FULL_SCAN_EVERY = 10;
 /**
- * The ring buffer of samples is read this often (sooner when it fills): each read is a batch the event loop
- * handles, whose fixed cost was a fifth of the agent's CPU while profiling at 100 ms. A capture whose window ends
- * asks for the read at once (readNow), so no profile waits for it. An exec wakes the reader (at most every 50 ms,
- * profile.bpf.c), and the read after such a wakeup is followed by one EXEC_FOLLOW_UP_MS later: a new program is
- * looked at within about that long, while it still runs, even when it lives a few hundred milliseconds.
+ * The ring buffer of samples is read this often (sooner when it would fill: it holds about 1.25 s of samples at
+ * 99 Hz on every CPU): each read is a batch the event loop handles, whose fixed cost was a fifth of the agent's CPU
+ * while profiling at 100 ms, and the longer a batch, the more repeats of a sample it merges (coalesceSamples). A
+ * capture asks for a read when its window starts and ends (readNow), so no profile waits for it. An exec wakes the
+ * reader (at most every 50 ms, profile.bpf.c), and the read after such a wakeup is followed by one
+ * EXEC_FOLLOW_UP_MS later: a new program is looked at within about that long, while it still runs, even when it
+ * lives a few hundred milliseconds.
  */
-const SAMPLE_READ_MS = 250;
+const SAMPLE_READ_MS = 1000;
 const EXEC_FOLLOW_UP_MS = 50;
 
 function defaultRingBytes(cpus: number): number {
