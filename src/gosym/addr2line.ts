@@ -14,6 +14,7 @@ export type WriteChunk = (chunk: Buffer) => void;
 
 /** Output is handed over in chunks of about this many bytes: a 200,000-address answer is 13 MB. */
 const CHUNK = 1 << 18;
+const FIRST_CHUNK = 1 << 12;
 
 /** Grows as bytes are appended (by doubling: capacity that is never written costs no memory). */
 class OutputBuffer {
@@ -236,19 +237,25 @@ function noteAnswers(pcln: Pclntab, runs: FunctionRuns, order: Uint32Array, line
   }
 }
 
-/** Writes the answers in input order, in chunks: dictionary entry + decimal line + newline each. */
+/**
+ * Writes the answers in input order, in chunks: dictionary entry + decimal line + newline each. The first chunk
+ * is small, so the write of a full chunk has run before the JIT compiles the loop: compiled without it, the loop
+ * was thrown away at the first full chunk and ran uncompiled for the next thousands of answers.
+ */
 function writeAnswers(dict: Dictionary, entryOf: Int32Array, lineOf: Int32Array, write: WriteChunk): void {
   const heads = dict.offsets();
   const start = dict.bytes.len;
   const room = dict.longest + 12; // 12: "-2147483648\n"
   dict.bytes.reserve(Math.min(CHUNK, entryOf.length * room) + room);
   const out = dict.bytes.buf;
-  const limit = Math.min(out.length - room, start + CHUNK); // the same pages, chunk after chunk
+  const fullLimit = Math.min(out.length - room, start + CHUNK); // the same pages, chunk after chunk
+  let limit = Math.min(fullLimit, start + FIRST_CHUNK);
   let at = start;
   for (let i = 0; i < entryOf.length; i++) {
     if (at > limit) {
       write(out.subarray(start, at));
       at = start;
+      limit = fullLimit;
     }
     const e = entryOf[i]!;
     const from = heads[e]!;
