@@ -6,7 +6,7 @@
 import { REVERSE_SYNTAX } from './address-lines';
 import { GoBinary } from './binary';
 import { FormatError } from './bytes';
-import { Pclntab } from './pclntab';
+import { FunctionRuns, Pclntab } from './pclntab';
 import { radixSortPairs } from './radix';
 
 /** Takes output as it is produced; the chunk's memory is reused once the call returns, so write it synchronously. */
@@ -14,6 +14,7 @@ export type WriteChunk = (chunk: Buffer) => void;
 
 /** Output is handed over in chunks of about this many bytes: a 200,000-address answer is 13 MB. */
 const CHUNK = 1 << 18;
+const FIRST_CHUNK = 1 << 12;
 
 /** Grows as bytes are appended (by doubling: capacity that is never written costs no memory). */
 class OutputBuffer {
@@ -188,24 +189,28 @@ function gatherPcs(pcs: Float64Array, order: Uint32Array): Float64Array {
 }
 
 /**
- * Function by function: decodes its line and file tables once for all its PCs and notes each answer. A function
- * whose code alternates between files (inlined calls) reuses its entry for a file it has already had.
+ * Run by run (one per function): decodes every run's line table, then every file table, then notes each answer.
+ * Three short loops rather than one long one: each is compiled on its own, early, and quickly. A function whose
+ * code alternates between files (inlined calls) reuses its entry for a file it has already had.
  */
 function findAnswers(pcln: Pclntab, sorted: Float64Array, order: Uint32Array, dict: Dictionary, entryOf: Int32Array, lineOf: Int32Array): void {
-  const count = sorted.length;
-  const lines = new Int32Array(count);
-  const fnos = new Int32Array(count);
+  const lines = new Int32Array(sorted.length);
+  const fnos = new Int32Array(sorted.length);
+  const runs = pcln.functionRuns(sorted);
+  pcln.linesOfRuns(runs, sorted, lines);
+  pcln.fileNumbersOfRuns(runs, sorted, fnos);
+  noteAnswers(pcln, runs, order, lines, fnos, dict, entryOf, lineOf);
+}
+
+function noteAnswers(pcln: Pclntab, runs: FunctionRuns, order: Uint32Array, lines: Int32Array, fnos: Int32Array, dict: Dictionary, entryOf: Int32Array, lineOf: Int32Array): void {
   const seenFno = new Int32Array(16); // this function's files so far, and their entries
   const seenEntry = new Int32Array(16);
   const data = pcln.data;
-  let fi = -1;
-  for (let k = 0; k < count; ) {
-    fi = pcln.findIndexFrom(sorted[k]!, fi);
-    const f = pcln.funcAt(fi);
-    let end = k + 1;
-    while (end < count && sorted[end]! < f.end) end++;
-    pcln.linesAt(f, sorted, k, end, lines);
-    pcln.fileNumbersAt(f, sorted, k, end, fnos);
+  const { funcs, ends } = runs;
+  let k = 0;
+  for (let r = 0; r < funcs.length; r++) {
+    const f = funcs[r]!;
+    const end = ends[r]!;
     const nameAt = pcln.funcNameOffset(f);
     let seen = 0;
     let entry = 0;
@@ -232,19 +237,25 @@ function findAnswers(pcln: Pclntab, sorted: Float64Array, order: Uint32Array, di
   }
 }
 
-/** Writes the answers in input order, in chunks: dictionary entry + decimal line + newline each. */
+/**
+ * Writes the answers in input order, in chunks: dictionary entry + decimal line + newline each. The first chunk
+ * is small, so the write of a full chunk has run before the JIT compiles the loop: compiled without it, the loop
+ * was thrown away at the first full chunk and ran uncompiled for the next thousands of answers.
+ */
 function writeAnswers(dict: Dictionary, entryOf: Int32Array, lineOf: Int32Array, write: WriteChunk): void {
   const heads = dict.offsets();
   const start = dict.bytes.len;
   const room = dict.longest + 12; // 12: "-2147483648\n"
   dict.bytes.reserve(Math.min(CHUNK, entryOf.length * room) + room);
   const out = dict.bytes.buf;
-  const limit = Math.min(out.length - room, start + CHUNK); // the same pages, chunk after chunk
+  const fullLimit = Math.min(out.length - room, start + CHUNK); // the same pages, chunk after chunk
+  let limit = Math.min(fullLimit, start + FIRST_CHUNK);
   let at = start;
   for (let i = 0; i < entryOf.length; i++) {
     if (at > limit) {
       write(out.subarray(start, at));
       at = start;
+      limit = fullLimit;
     }
     const e = entryOf[i]!;
     const from = heads[e]!;

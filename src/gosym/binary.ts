@@ -6,8 +6,7 @@ import { applyRelativeRelocs, ElfFile, EM_AARCH64, EM_X86_64, ET_DYN } from './e
 import { GoVersion, parseGoVersion, readGoBuildId, readGoVersionString, versionFromLayout } from './buildinfo';
 import { findModuledata, findTextStart, locatePclntab, ModuleData } from './locate';
 import { FuncInfo, Pclntab } from './pclntab';
-import { Frame, InlineExpander, inlineLayout } from './inline';
-import { wrapperFuncId } from './wrappers';
+import type { Frame, InlineExpander } from './inline';
 
 export type GoArch = 'amd64' | 'arm64';
 
@@ -29,7 +28,8 @@ export class GoBinary {
   /** Link-time address of file offset 0 (PIE executables are linked at 0x400000, not 0). */
   readonly baseVaddr: number;
   readonly isPie: boolean;
-  private readonly expander: InlineExpander;
+  private readonly gofunc: number;
+  private expander: InlineExpander | undefined;
   private wrapperId: number | undefined | null = null;
 
   static open(path: string): GoBinary {
@@ -63,8 +63,7 @@ export class GoBinary {
     const versionString = readGoVersionString(elf);
     this.version = (versionString && parseGoVersion(versionString)) || versionFromLayout(loc.header.generation, elf.section('.go.module') !== undefined);
     this.buildId = readGoBuildId(elf);
-    const gofunc = this.findGofunc();
-    this.expander = new InlineExpander(this.pcln, elf, inlineLayout(this.pcln, this.version.exact ? this.version.minor : undefined), gofunc);
+    this.gofunc = this.findGofunc();
   }
 
   /** Base of 1.18+ funcdata offsets: moduledata.gofunc, else the go:func.* symbol (which costs a .symtab scan). */
@@ -73,6 +72,18 @@ export class GoBinary {
     if (this.moduledata && this.moduledata.gofunc !== 0 && this.elf.segmentAt(this.moduledata.gofunc)) return this.moduledata.gofunc;
     const sym = this.elf.symbol('go:func.*') ?? this.elf.symbol('go.func.*');
     return sym ? sym.value : 0;
+  }
+
+  /**
+   * Made (and its module loaded) on first use, like wrappers.ts below: `addr2line` without --inline never
+   * expands inlined calls, and each module costs a short-lived process a millisecond or two of start-up.
+   */
+  private inlineExpander(): InlineExpander {
+    if (this.expander === undefined) {
+      const { InlineExpander, inlineLayout } = require('./inline') as typeof import('./inline');
+      this.expander = new InlineExpander(this.pcln, this.elf, inlineLayout(this.pcln, this.version.exact ? this.version.minor : undefined), this.gofunc);
+    }
+    return this.expander;
   }
 
   close(): void {
@@ -101,14 +112,14 @@ export class GoBinary {
    */
   frames(pc: number, pcs?: number[]): Frame[] {
     const f = this.pcln.find(pc);
-    return f ? this.expander.frames(f, pc, pcs) : [];
+    return f ? this.inlineExpander().frames(f, pc, pcs) : [];
   }
 
   /** Is the function at this link-time PC a compiler-generated wrapper (see wrappers.ts)? */
   isWrapper(pc: number): boolean {
     const f = this.pcln.find(pc);
     if (!f) return false;
-    if (this.wrapperId === null) this.wrapperId = wrapperFuncId(this.pcln);
+    if (this.wrapperId === null) this.wrapperId = (require('./wrappers') as typeof import('./wrappers')).wrapperFuncId(this.pcln);
     return this.wrapperId !== undefined && this.pcln.funcId(f) === this.wrapperId;
   }
 

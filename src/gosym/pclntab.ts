@@ -108,6 +108,12 @@ export interface FuncInfo {
   readonly off: number; // offset of the _func record in the table data
 }
 
+/** Ascending PCs by function: run r is funcs[r], for the PCs at [ends[r - 1], ends[r]) (from 0 for the first). */
+export interface FunctionRuns {
+  readonly funcs: FuncInfo[];
+  readonly ends: Int32Array;
+}
+
 export class Pclntab {
   readonly header: PclnHeader;
   readonly generation: PclnGeneration;
@@ -341,10 +347,15 @@ export class Pclntab {
     let val = -1;
     let k = from;
     for (;;) {
-      if (pos >= len) break;
-      let uv = d[pos++]!;
-      if (uv >= 0x80) {
-        uv = uvarintAt(d, pos - 1); // a quarter of line-table values: plain functions, no state in fields
+      if (pos + 1 >= len) break; // a step is two varints
+      let uv = d[pos]!;
+      if (uv < 0x80) {
+        pos++;
+      } else if (d[pos + 1]! < 0x80) {
+        uv = (uv & 0x7f) | (d[pos + 1]! << 7); // most of the rest: inline, not a call
+        pos += 2;
+      } else {
+        uv = uvarintAt(d, pos);
         if (uv < 0) break;
         pos = uvarintEnd(d, pos);
       }
@@ -355,7 +366,7 @@ export class Pclntab {
         if (pd < 0) break;
         pos = uvarintEnd(d, pos);
       }
-      val = (val + (uv & 1 ? -((uv - 1) / 2) - 1 : uv / 2)) | 0;
+      val = (val + ((uv >>> 1) ^ -(uv & 1))) | 0; // zigzag: an odd uv is -(uv >> 1) - 1
       pc += pd * quantum;
       while (k < to && targets[k]! < pc) out[k++] = val;
       if (k === to) return;
@@ -372,14 +383,44 @@ export class Pclntab {
     return this.pcvalue(this.field(f, 6), f.entry, pc);
   }
 
-  /** Lines at many PCs of f (ascending targets[from..to)) in one pass over its table. */
-  linesAt(f: FuncInfo, targets: Float64Array, from: number, to: number, out: Int32Array): void {
-    this.pcvalues(this.field(f, 6), f.entry, targets, from, to, out);
+  /**
+   * Splits ascending PCs, all in [minPc, maxPc), into runs by function (see FunctionRuns): the decoding that
+   * follows is then one loop over the runs, which the JIT compiles once for the whole batch.
+   */
+  functionRuns(pcs: Float64Array): FunctionRuns {
+    const funcs: FuncInfo[] = [];
+    const ends = new Int32Array(Math.min(pcs.length, this.nfunc));
+    let fi = -1;
+    for (let k = 0; k < pcs.length; ) {
+      fi = this.findIndexFrom(pcs[k]!, fi);
+      const f = this.funcAt(fi);
+      let end = k + 1;
+      while (end < pcs.length && pcs[end]! < f.end) end++;
+      ends[funcs.length] = end;
+      funcs.push(f);
+      k = end;
+    }
+    return { funcs, ends };
   }
 
-  /** File numbers at many PCs of f; turn each into a name with fileName. */
-  fileNumbersAt(f: FuncInfo, targets: Float64Array, from: number, to: number, out: Int32Array): void {
-    this.pcvalues(this.field(f, 5), f.entry, targets, from, to, out);
+  /** Lines at the PCs of every run (the same ascending pcs that made the runs), into out. */
+  linesOfRuns(runs: FunctionRuns, pcs: Float64Array, out: Int32Array): void {
+    this.valuesOfRuns(6, runs, pcs, out);
+  }
+
+  /** File numbers at the PCs of every run; turn each into a name with fileName. */
+  fileNumbersOfRuns(runs: FunctionRuns, pcs: Float64Array, out: Int32Array): void {
+    this.valuesOfRuns(5, runs, pcs, out);
+  }
+
+  private valuesOfRuns(field: number, runs: FunctionRuns, pcs: Float64Array, out: Int32Array): void {
+    const { funcs, ends } = runs;
+    let from = 0;
+    for (let r = 0; r < funcs.length; r++) {
+      const f = funcs[r]!;
+      this.pcvalues(this.field(f, field), f.entry, pcs, from, ends[r]!, out);
+      from = ends[r]!;
+    }
   }
 
   /** File name at pc, '' when unknown (debug/gosym's go12PCToFile). */
