@@ -173,10 +173,13 @@ function readLines(path: string, c: Collector): void {
 }
 
 export class KernelSymbols {
-  /** Offsets from KERNEL_BASE, sorted; symbol k is symbol order[k] of the file (order undefined: the same). */
-  private starts = new Float64Array(0);
-  private order: Uint32Array | undefined;
-  /** By file position: where each name ends in names (strings are made on lookup), and its module. */
+  /**
+   * Symbol starts in ascending order, as offsets from KERNEL_BASE + startBase: 32-bit when the table spans less
+   * than 4 GiB (the kernel, its modules and BPF programs lie within 2 GiB of each other), else 64-bit.
+   */
+  private starts: Uint32Array | Float64Array = new Uint32Array(0);
+  private startBase = 0;
+  /** In the same order: where each name ends in names (strings are made on lookup), and its module. */
   private names: Buffer = Buffer.alloc(0);
   private nameEnds = new Uint32Array(0);
   private moduleOf = new Uint16Array(0);
@@ -196,23 +199,35 @@ export class KernelSymbols {
       this.clear();
       return;
     }
+    // Laid out again in address order (equal addresses in file order: a lookup then finds the last of them), so
+    // that no permutation is kept beside the table.
     const n = c.n;
-    // Sorted by address, equal addresses in file order (a lookup then finds the last of them).
     const order = sortedOrder(c.offs, n);
-    let identity = true;
-    for (let k = 0; k < n && identity; k++) identity = order[k] === k;
-    this.starts = new Float64Array(n);
-    for (let k = 0; k < n; k++) this.starts[k] = c.offs[order[k]!]!;
-    this.order = identity ? undefined : order;
-    this.names = c.names.length > c.nameBytes * 1.1 ? Buffer.from(c.names.subarray(0, c.nameBytes)) : c.names;
-    this.nameEnds = c.nameEnds.slice(0, n);
-    this.moduleOf = c.mods.slice(0, n);
+    const base = n > 0 ? c.offs[order[0]!]! : 0;
+    const span = n > 0 ? c.offs[order[n - 1]!]! - base : 0;
+    const starts = span < 2 ** 32 ? new Uint32Array(n) : new Float64Array(n);
+    const names = Buffer.allocUnsafe(c.nameBytes);
+    const nameEnds = new Uint32Array(n);
+    const moduleOf = new Uint16Array(n);
+    let at = 0;
+    for (let k = 0; k < n; k++) {
+      const i = order[k]!;
+      starts[k] = c.offs[i]! - base;
+      at += c.names.copy(names, at, i > 0 ? c.nameEnds[i - 1]! : 0, c.nameEnds[i]!);
+      nameEnds[k] = at;
+      moduleOf[k] = c.mods[i]!;
+    }
+    this.starts = starts;
+    this.startBase = base;
+    this.names = names;
+    this.nameEnds = nameEnds;
+    this.moduleOf = moduleOf;
     this.moduleNames = c.moduleNames;
   }
 
   private clear(): void {
-    this.starts = new Float64Array(0);
-    this.order = undefined;
+    this.starts = new Uint32Array(0);
+    this.startBase = 0;
     this.names = Buffer.alloc(0);
     this.nameEnds = new Uint32Array(0);
     this.moduleOf = new Uint16Array(0);
@@ -232,8 +247,8 @@ export class KernelSymbols {
   range(): { start: bigint; end: bigint } | undefined {
     if (this.starts.length === 0) return undefined;
     return {
-      start: KERNEL_BASE + BigInt(this.starts[0]!),
-      end: KERNEL_BASE + BigInt(this.starts[this.starts.length - 1]!),
+      start: KERNEL_BASE + BigInt(this.startBase + this.starts[0]!),
+      end: KERNEL_BASE + BigInt(this.startBase + this.starts[this.starts.length - 1]!),
     };
   }
 
@@ -242,10 +257,9 @@ export class KernelSymbols {
     if (this.loadedAt === 0) this.load();
     const off = offsetOf(BigInt.asUintN(64, addr));
     if (off === undefined) return undefined;
-    const k = lastAtOrBelow(this.starts, off);
+    const k = lastAtOrBelow(this.starts, off - this.startBase);
     if (k < 0) return undefined;
-    const i = this.order ? this.order[k]! : k;
-    const name = this.names.toString('latin1', i > 0 ? this.nameEnds[i - 1]! : 0, this.nameEnds[i]!);
-    return { name, module: this.moduleNames[this.moduleOf[i]!], start: KERNEL_BASE + BigInt(this.starts[k]!) };
+    const name = this.names.toString('latin1', k > 0 ? this.nameEnds[k - 1]! : 0, this.nameEnds[k]!);
+    return { name, module: this.moduleNames[this.moduleOf[k]!], start: KERNEL_BASE + BigInt(this.startBase + this.starts[k]!) };
   }
 }

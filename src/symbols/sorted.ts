@@ -1,7 +1,7 @@
 // Lookups in sorted tables of symbol start addresses, and the sort that makes them.
 
 /** Index of the last element <= x in an ascending array, or -1 when every element is above x. */
-export function lastAtOrBelow(sorted: Float64Array, x: number): number {
+export function lastAtOrBelow(sorted: Float64Array | Uint32Array, x: number): number {
   let lo = 0;
   let hi = sorted.length;
   while (lo < hi) {
