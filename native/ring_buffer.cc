@@ -24,11 +24,12 @@ struct RingBufferPoller::Batch {
   std::vector<uint32_t> counts;  // empty while every record stands for itself
   std::shared_ptr<RingStats> stats;
   size_t count() const { return offsets.size() - 1; }
-  // Records read into it (merged ones included).
-  uint64_t read() const {
-    uint64_t n = count();
-    for (uint32_t c : counts) n += c - 1;
-    return n;
+  // Every record read into it is dropped: merged ones move from coalesced to dropped.
+  void Drop(RingStats& st) const {
+    uint64_t merged = 0;
+    for (uint32_t c : counts) merged += c - 1;
+    st.coalesced.fetch_sub(merged);
+    st.dropped.fetch_add(count() + merged);
   }
 };
 
@@ -132,7 +133,7 @@ void RingBufferPoller::Flush() {
     RingStats& stats = *owned->stats;
     stats.queued_bytes.fetch_sub(static_cast<int64_t>(owned->data.size()));
     if (env == nullptr || fn.IsEmpty()) {
-      stats.dropped.fetch_add(owned->read());
+      owned->Drop(stats);
       return;
     }
     size_t n = owned->count();
@@ -152,7 +153,7 @@ void RingBufferPoller::Flush() {
   });
   if (st != napi_ok) {  // closing: the function no longer accepts calls
     stats_->queued_bytes.fetch_sub(static_cast<int64_t>(b->data.size()));
-    stats_->dropped.fetch_add(b->read());
+    b->Drop(*stats_);
     delete b;
   }
 }
