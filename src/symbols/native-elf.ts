@@ -23,8 +23,7 @@ const NAME_CACHE_LIMIT = 4096;
  * string table the index of the file (of those given to fromData) its names are read from, or its bytes.
  */
 export interface NativeSymbolsData {
-  starts: Float64Array;
-  ends: Float64Array;
+  ranges: Ranges;
   nameOff: Uint32Array;
   nameTable: Uint8Array;
   names: Array<{ file: number; offset: number; size: number } | { bytes: Uint8Array }>;
@@ -75,10 +74,32 @@ function better(a: Buffer, ao: number, b: Buffer, bo: number): boolean {
   return la !== lb ? la < lb : first < 0;
 }
 
+/**
+ * Sorted, non-empty [start, start + length) address ranges, one per address: starts as offsets from base. 32-bit
+ * where they fit (a file's functions span far less than 4 GiB, and few are longer), else 64-bit.
+ */
+export interface Ranges {
+  base: number;
+  starts: Uint32Array | Float64Array;
+  lengths: Uint32Array | Float64Array;
+}
+
+function compactRanges(starts: Float64Array, ends: Float64Array): Ranges {
+  const n = starts.length;
+  const base = n > 0 ? starts[0]! : 0;
+  let maxLength = 0;
+  for (let i = 0; i < n; i++) maxLength = Math.max(maxLength, ends[i]! - starts[i]!);
+  const offsets = n > 0 && starts[n - 1]! - base < 2 ** 32 ? new Uint32Array(n) : new Float64Array(n);
+  const lengths = maxLength < 2 ** 32 ? new Uint32Array(n) : new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    offsets[i] = starts[i]! - base;
+    lengths[i] = ends[i]! - starts[i]!;
+  }
+  return { base, starts: offsets, lengths };
+}
+
 export class NativeSymbols {
-  /** Sorted, one entry per address. */
-  private readonly starts: Float64Array;
-  private readonly ends: Float64Array;
+  private readonly ranges: Ranges;
   /** Name of entry i: offset nameOff[i] in the string table of nameSources[nameTable[i]]. */
   private readonly nameOff: Uint32Array;
   private readonly nameTable: Uint8Array;
@@ -97,7 +118,7 @@ export class NativeSymbols {
       .filter((s) => (s.flags & SHF_EXECINSTR) !== 0n && s.addr !== 0 && s.size > 0)
       .map((s) => [s.addr, s.addr + s.size] as const);
     const t = build(tables, text);
-    return new NativeSymbols(t.starts, t.ends, t.nameOff, t.nameTable, t.sources);
+    return new NativeSymbols(t.ranges, t.nameOff, t.nameTable, t.sources);
   }
 
   /**
@@ -133,7 +154,7 @@ export class NativeSymbols {
       if (!source) throw new Error(`symbol names in file ${n.file}, which was not given`);
       return { source, offset: n.offset, size: n.size, bytes: undefined };
     });
-    return new NativeSymbols(d.starts, d.ends, d.nameOff, d.nameTable, sources);
+    return new NativeSymbols(d.ranges, d.nameOff, d.nameTable, sources);
   }
 
   /** What fromData makes this table again from; `files` are the sources (in order) the names are read from. */
@@ -145,39 +166,39 @@ export class NativeSymbols {
       if (file < 0) throw new Error('symbol names in a file that was not given');
       return { file, offset: n.offset, size: n.size };
     });
-    return { starts: this.starts, ends: this.ends, nameOff: this.nameOff, nameTable: this.nameTable, names };
+    return { ranges: this.ranges, nameOff: this.nameOff, nameTable: this.nameTable, names };
   }
 
   /** The ArrayBuffers of a table's data, to hand over rather than copy. */
   static transferables(d: NativeSymbolsData): ArrayBuffer[] {
-    const arrays: ArrayBufferView[] = [d.starts, d.ends, d.nameOff, d.nameTable];
+    const arrays: ArrayBufferView[] = [d.ranges.starts, d.ranges.lengths, d.nameOff, d.nameTable];
     for (const n of d.names) if ('bytes' in n) arrays.push(n.bytes);
     return [...new Set(arrays.map((a) => a.buffer as ArrayBuffer))];
   }
 
   /** An empty table. */
   static empty(): NativeSymbols {
-    return new NativeSymbols(new Float64Array(0), new Float64Array(0), new Uint32Array(0), new Uint8Array(0), []);
+    return new NativeSymbols({ base: 0, starts: new Uint32Array(0), lengths: new Uint32Array(0) }, new Uint32Array(0), new Uint8Array(0), []);
   }
 
-  private constructor(starts: Float64Array, ends: Float64Array, nameOff: Uint32Array, nameTable: Uint8Array, sources: NameSource[]) {
-    this.starts = starts;
-    this.ends = ends;
+  private constructor(ranges: Ranges, nameOff: Uint32Array, nameTable: Uint8Array, sources: NameSource[]) {
+    this.ranges = ranges;
     this.nameOff = nameOff;
     this.nameTable = nameTable;
     this.nameSources = sources;
   }
 
   get size(): number {
-    return this.starts.length;
+    return this.ranges.starts.length;
   }
 
   /** The function containing a link-time address, or undefined (also when its name can no longer be read). */
   lookup(vaddr: number): { name: string; start: number } | undefined {
-    const i = lastAtOrBelow(this.starts, vaddr);
-    if (i < 0 || vaddr >= this.ends[i]!) return undefined;
+    const { base, starts, lengths } = this.ranges;
+    const i = lastAtOrBelow(starts, vaddr - base);
+    if (i < 0 || vaddr - base - starts[i]! >= lengths[i]!) return undefined;
     const name = this.name(i);
-    return name === undefined ? undefined : { name, start: this.starts[i]! };
+    return name === undefined ? undefined : { name, start: base + starts[i]! };
   }
 
   private name(i: number): string | undefined {
@@ -289,8 +310,7 @@ function collect(data: Buffer, str: Buffer, t: number, c: Collected): void {
 }
 
 interface Built {
-  starts: Float64Array;
-  ends: Float64Array;
+  ranges: Ranges;
   nameOff: Uint32Array;
   nameTable: Uint8Array;
   sources: NameSource[];
@@ -334,7 +354,7 @@ function build(tables: ReadonlyArray<readonly [ElfFile, string]>, text: Readonly
     nameOff[j] = c.off[i]!;
     nameTable[j] = c.tab[i]!;
   }
-  return { starts, ends: endsOf(starts, sizes, u, text), nameOff, nameTable, sources: strtabs.map((s) => s.src) };
+  return { ranges: compactRanges(starts, endsOf(starts, sizes, u, text)), nameOff, nameTable, sources: strtabs.map((s) => s.src) };
 }
 
 /** Ends: a symbol without a size ends at the next symbol or at the end of its section, whichever is first. */
