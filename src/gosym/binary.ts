@@ -42,7 +42,15 @@ export class GoBinary {
     }
   }
 
-  constructor(readonly elf: ElfFile) {
+  /**
+   * @param opts.pcTablesOnDemand the pclntab's pc-value tables are read from the file when looked up instead of
+   *   held (Pclntab.withPcTablesOnDemand): for a table kept long and asked little, such as the agent's. The file
+   *   must stay open meanwhile.
+   */
+  constructor(
+    readonly elf: ElfFile,
+    opts: { pcTablesOnDemand?: boolean } = {},
+  ) {
     if (elf.machine === EM_X86_64) this.arch = 'amd64';
     else if (elf.machine === EM_AARCH64) this.arch = 'arm64';
     else throw new FormatError(`unsupported machine type ${elf.machine} (only amd64 and arm64)`);
@@ -59,7 +67,8 @@ export class GoBinary {
     }
     this.moduledata = findModuledata(elf, loc);
     this.textStart = loc.header.generation === 'go1.18' || loc.header.generation === 'go1.20' ? findTextStart(elf, loc, this.moduledata) : 0;
-    this.pcln = new Pclntab(loc.data, this.textStart);
+    const pcln = new Pclntab(loc.data, this.textStart);
+    this.pcln = opts.pcTablesOnDemand ? pcln.withPcTablesOnDemand((off, length) => elf.readAt(loc.vaddr + off, length)) : pcln;
     const versionString = readGoVersionString(elf);
     this.version = (versionString && parseGoVersion(versionString)) || versionFromLayout(loc.header.generation, elf.section('.go.module') !== undefined);
     this.buildId = readGoBuildId(elf);

@@ -3,6 +3,7 @@
 // Semantics follow debug/gosym for file/line (what `go tool addr2line` prints) and runtime/symtab.go for pcdata.
 
 import { FormatError, readCString } from './bytes';
+import { PcTablesOnDemand, type PcChunking } from './pc-tables';
 
 export type PclnGeneration = 'go1.2' | 'go1.16' | 'go1.18' | 'go1.20';
 
@@ -139,8 +140,13 @@ export class Pclntab {
   /**
    * @param data the table, starting at its header (bytes after the table may follow).
    * @param textStart for 1.18+: the address functab offsets are relative to (see findTextStart); ignored before.
+   * @param pcTables set by withPcTablesOnDemand: data then lacks the pctab (functab follows filetab at once).
    */
-  constructor(readonly data: Buffer, textStart: number) {
+  constructor(
+    readonly data: Buffer,
+    textStart: number,
+    private readonly pcTables?: PcTablesOnDemand,
+  ) {
     const h = parsePclnHeader(data);
     this.view = new DataView(data.buffer, data.byteOffset, data.length);
     this.header = h;
@@ -178,6 +184,7 @@ export class Pclntab {
         this.functabEntrySize = 8;
         this.textStart = textStart;
     }
+    if (pcTables !== undefined) this.functabBase = this.pctabBase; // the pctab was cut out of data
     if (h.nfunc <= 0 || h.nfunc > 1e8) throw new FormatError(`implausible function count ${h.nfunc}`);
     for (const [what, off] of [['funcnametab', this.funcnameBase], ['cutab', this.cutabBase], ['filetab', this.filetabBase], ['pctab', this.pctabBase]] as const) {
       if (off >= data.length) throw new FormatError(`pclntab ${what} offset ${off} is outside the table (${data.length} bytes)`);
@@ -297,13 +304,17 @@ export class Pclntab {
   }
 
   // pcvalue decoding state, kept in fields so the hot loop allocates nothing.
+  private stepBytes: Buffer = Buffer.alloc(0);
   private stepPos = 0;
   private stepPc = 0;
   private stepVal = -1;
+  /** A varint ran off stepBytes (or was too long): with bytes that are not whole, the table is read again. */
+  private stepShort = false;
 
   private readVarint(): number {
-    const v = uvarintAt(this.data, this.stepPos);
-    if (v >= 0) this.stepPos = uvarintEnd(this.data, this.stepPos);
+    const v = uvarintAt(this.stepBytes, this.stepPos);
+    if (v >= 0) this.stepPos = uvarintEnd(this.stepBytes, this.stepPos);
+    else this.stepShort = true;
     return v;
   }
 
@@ -318,10 +329,22 @@ export class Pclntab {
     return true;
   }
 
-  private startTable(tableOff: number, entry: number): void {
-    this.stepPos = this.pctabBase + tableOff;
+  /** Starts stepping through a table; true when its bytes are whole (see PcWindow). */
+  private startTable(tableOff: number, entry: number, whole: boolean): boolean {
+    let complete = true;
+    if (this.pcTables === undefined) {
+      this.stepBytes = this.data;
+      this.stepPos = this.pctabBase + tableOff;
+    } else {
+      const w = this.pcTables.window(tableOff, whole);
+      this.stepBytes = w.bytes;
+      this.stepPos = w.pos;
+      complete = w.whole;
+    }
     this.stepPc = entry;
     this.stepVal = -1;
+    this.stepShort = false;
+    return complete;
   }
 
   private readonly scratchTarget = new Float64Array(1);
@@ -334,18 +357,31 @@ export class Pclntab {
     return this.scratchValue[0]!;
   }
 
-  /**
-   * Values of one table at many PCs in one pass: targets[from..to) ascending, answers into out[from..to).
-   * This is the hot path of every lookup: locals only, one-byte varints (most of them) inline.
-   */
+  /** Values of one table at many PCs in one pass: targets[from..to) ascending, answers into out[from..to). */
   private pcvalues(tableOff: number, entry: number, targets: Float64Array, from: number, to: number, out: Int32Array): void {
-    const d = this.data;
+    const tables = this.pcTables;
+    if (tables === undefined) {
+      this.decodeValues(this.data, this.pctabBase + tableOff, entry, targets, from, to, out);
+      return;
+    }
+    const w = tables.window(tableOff, false);
+    if (this.decodeValues(w.bytes, w.pos, entry, targets, from, to, out) || w.whole) return;
+    const all = tables.window(tableOff, true); // the table runs past the chunk
+    this.decodeValues(all.bytes, all.pos, entry, targets, from, to, out);
+  }
+
+  /**
+   * The decoding of pcvalues, over the table at d[pos]. This is the hot path of every lookup: locals only, one-
+   * and two-byte varints (most of them) inline. False when the bytes ended (or a varint was too long) before the
+   * table did or every target was answered: answers past that point are -1.
+   */
+  private decodeValues(d: Buffer, pos: number, entry: number, targets: Float64Array, from: number, to: number, out: Int32Array): boolean {
     const len = d.length;
     const quantum = this.quantum;
-    let pos = this.pctabBase + tableOff;
     let pc = entry;
     let val = -1;
     let k = from;
+    let ended = false;
     for (;;) {
       if (pos + 1 >= len) break; // a step is two varints
       let uv = d[pos]!;
@@ -359,7 +395,11 @@ export class Pclntab {
         if (uv < 0) break;
         pos = uvarintEnd(d, pos);
       }
-      if ((uv === 0 && pc !== entry) || pos >= len) break;
+      if (uv === 0 && pc !== entry) {
+        ended = true;
+        break;
+      }
+      if (pos >= len) break;
       let pd = d[pos++]!;
       if (pd >= 0x80) {
         pd = uvarintAt(d, pos - 1);
@@ -369,9 +409,10 @@ export class Pclntab {
       val = (val + ((uv >>> 1) ^ -(uv & 1))) | 0; // zigzag: an odd uv is -(uv >> 1) - 1
       pc += pd * quantum;
       while (k < to && targets[k]! < pc) out[k++] = val;
-      if (k === to) return;
+      if (k === to) return true;
     }
     while (k < to) out[k++] = -1; // the table ended first
+    return ended;
   }
 
   /** pcdata as the runtime reads it: an absent table (offset 0) gives -1. */
@@ -455,6 +496,20 @@ export class Pclntab {
     return nameOff === 0xffffffff ? -1 : this.filetabBase + nameOff;
   }
 
+  /**
+   * The same table without its pctab in memory (three quarters of it): the pc-value tables are read through
+   * `read(offset in the pclntab, length)` a chunk at a time (PcTablesOnDemand), the answers are the same. Itself
+   * for the go1.2 layout, whose tables lie among the function records.
+   */
+  withPcTablesOnDemand(read: (offset: number, length: number) => Buffer, chunking?: PcChunking): Pclntab {
+    const start = this.pctabBase;
+    const end = this.functabBase; // the pctab lies between filetab and functab
+    if (this.pcTables !== undefined || this.generation === 'go1.2') return this;
+    if (!(this.funcnameBase < start && this.cutabBase < start && this.filetabBase < start && start <= end)) return this;
+    const data = Buffer.concat([this.data.subarray(0, start), this.data.subarray(end)]);
+    return new Pclntab(data, this.textStart, new PcTablesOnDemand((off, length) => read(start + off, length), end - start, chunking));
+  }
+
   /** Bytes the function has below its entry SP at pc (runtime pcsp), or -1 when unknown. */
   spDelta(f: FuncInfo, pc: number): number {
     return this.pcvalueOrAbsent(this.field(f, 4), f.entry, pc);
@@ -468,12 +523,17 @@ export class Pclntab {
     const ranges: Array<[number, number]> = [];
     const off = this.field(f, 4);
     if (off === 0) return { ranges, end: f.entry };
-    this.startTable(off, f.entry);
     let start = f.entry;
-    while (this.step(f.entry)) {
-      if (ranges.length === 0 || ranges[ranges.length - 1]![1] !== this.stepVal) ranges.push([start, this.stepVal]);
-      start = this.stepPc;
-      if (start >= f.end) break;
+    for (const whole of [false, true]) {
+      const complete = this.startTable(off, f.entry, whole);
+      ranges.length = 0;
+      start = f.entry;
+      while (this.step(f.entry)) {
+        if (ranges.length === 0 || ranges[ranges.length - 1]![1] !== this.stepVal) ranges.push([start, this.stepVal]);
+        start = this.stepPc;
+        if (start >= f.end) break;
+      }
+      if (complete || !this.stepShort) break; // else the table runs past the chunk: read it whole
     }
     return { ranges, end: Math.min(start, f.end) };
   }

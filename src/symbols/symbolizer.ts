@@ -677,7 +677,7 @@ export class Symbolizer {
     let go: GoBinary | undefined;
     if (looksLikeGo(elf)) {
       try {
-        go = new GoBinary(elf);
+        go = new GoBinary(elf, { pcTablesOnDemand: true }); // kept while its processes run, asked for few PCs
       } catch {
         go = undefined; // Go, but its table is gone or corrupt (the sampler logs why): the ELF symbols may still help
       }

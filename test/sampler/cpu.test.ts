@@ -482,8 +482,8 @@ samplerTest('filters: a pid subscriber gets only its process; nobody subscribed,
     const all: SampleWithFlags[] = [];
     const stopAll = sampler.subscribe({}, (b) => all.push(...expandCounts(b as SampleWithFlags[])));
     const ticks0 = userSystemTicks(busy.pid!);
-    const mine = (await collect(sampler, { pid: busy.pid! }, 1500)) as SampleWithFlags[];
-    const ticks1 = userSystemTicks(busy.pid!);
+    let ticks1 = ticks0;
+    const mine = (await collect(sampler, { pid: busy.pid! }, 1500, () => (ticks1 = userSystemTicks(busy.pid!)))) as SampleWithFlags[];
     stopAll();
     // As many samples as dd had CPU time in the window by the kernel's own account (the machine may be busy).
     const ticks = ticks1.user + ticks1.system - ticks0.user - ticks0.system;

@@ -89,11 +89,22 @@ export function expandCounts<T extends RawSample>(batch: readonly T[]): T[] {
   return out;
 }
 
-/** Subscribes for ms milliseconds and returns the samples that arrived (a record with a count as that many). */
-export async function collect(sampler: Sampler, filter: SampleFilter, ms: number): Promise<RawSample[]> {
+/**
+ * The samples of a window of ms milliseconds (a record with a count as that many), as a capture takes them: at
+ * the window's end the ring is read at once (the sampler reads it only every second otherwise), and what was
+ * sampled after the end is left out. atEnd runs as the window ends.
+ */
+export async function collect(sampler: Sampler, filter: SampleFilter, ms: number, atEnd?: () => void): Promise<RawSample[]> {
   const out: RawSample[] = [];
-  const stop = sampler.subscribe(filter, (batch) => out.push(...expandCounts(batch)));
+  let end: bigint | undefined;
+  const stop = sampler.subscribe(filter, (batch) => {
+    for (const s of expandCounts(batch)) if (end === undefined || s.timeNs <= end) out.push(s);
+  });
   await new Promise((resolve) => setTimeout(resolve, ms));
+  end = process.hrtime.bigint();
+  atEnd?.();
+  sampler.readNow();
+  await new Promise((resolve) => setTimeout(resolve, 300));
   stop();
   return out;
 }
