@@ -68,7 +68,7 @@ export class GoBinary {
     this.moduledata = findModuledata(elf, loc);
     this.textStart = loc.header.generation === 'go1.18' || loc.header.generation === 'go1.20' ? findTextStart(elf, loc, this.moduledata) : 0;
     const pcln = new Pclntab(loc.data, this.textStart);
-    this.pcln = opts.pcTablesOnDemand ? pcln.withPcTablesOnDemand((off, length) => elf.readAt(loc.vaddr + off, length)) : pcln;
+    this.pcln = opts.pcTablesOnDemand ? pcln.withPcTablesOnDemand(pclntabReader(elf, loc.vaddr)) : pcln;
     const versionString = readGoVersionString(elf);
     this.version = (versionString && parseGoVersion(versionString)) || versionFromLayout(loc.header.generation, elf.section('.go.module') !== undefined);
     this.buildId = readGoBuildId(elf);
@@ -137,4 +137,12 @@ export class GoBinary {
     const f = this.pcln.find(pc);
     return f ? this.pcln.spDelta(f, pc) : -1;
   }
+}
+
+/**
+ * Reads of the pclntab at `vaddr` by its own offsets. A function of its own so that the closure holds the file and
+ * the address only: one made in GoBinary's constructor would keep the whole table it was opened from alive.
+ */
+function pclntabReader(elf: ElfFile, vaddr: number): (offset: number, length: number) => Buffer {
+  return (offset, length) => elf.readAt(vaddr + offset, length);
 }

@@ -7,9 +7,14 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as v8 from 'node:v8';
+import * as vm from 'node:vm';
 import { GoBinary } from '../../src/gosym/binary';
 import { ElfFile } from '../../src/gosym/elf';
 import { build, fixtureMatrix } from '../support/matrix';
+
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc') as () => void;
 
 /** PCs of f to look at: its entry, its last byte and some in between. */
 function pcsOf(entry: number, end: number): number[] {
@@ -101,5 +106,27 @@ test('pc-value tables on demand: a file cut short under the table gives unknown 
     }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('pc-value tables on demand: the whole table the binary was opened from is let go', async () => {
+  const [b] = fixtureMatrix(['inline']).filter((x) => x.go === '1.26' && x.mode === 'plain' && x.goarch === 'amd64');
+  const file = build(b!);
+  let whole: GoBinary | undefined = GoBinary.open(file);
+  const table = new WeakRef(whole.pcln.data);
+  const lazy = new GoBinary(ElfFile.open(file), { pcTablesOnDemand: true }); // opened from that same read (shared)
+  try {
+    const pc = lazy.pcln.funcAt(Math.floor(lazy.pcln.nfunc / 2)).entry;
+    const answer = whole.lineInfo(pc);
+    whole.close();
+    whole = undefined;
+    for (let i = 0; i < 10 && table.deref() !== undefined; i++) {
+      await new Promise((r) => setImmediate(r)); // WeakRefs are cleared only after the job that made them
+      gc();
+    }
+    assert.equal(table.deref(), undefined, 'the whole pclntab was collected while the binary lives on');
+    assert.deepEqual(lazy.lineInfo(pc), answer);
+  } finally {
+    lazy.close();
   }
 });
