@@ -10,7 +10,7 @@ import { ReaderThread } from '../symbols/reader-thread';
 import { Symbolizer } from '../symbols/symbolizer';
 import { setMaxTableBytes } from '../gosym/limits';
 import { ProfileBuilder } from '../profile/builder';
-import { encodePprof, type Profile } from '../profile/pprof';
+import { encodePprof, warmPprofEncoder, type Profile } from '../profile/pprof';
 import { RunqueueLatency } from '../metrics/runqlat';
 import { createMetricsRegistry, registerMapStats, type AgentHealth } from '../metrics/registry';
 import { ensureTracefs } from '../bpf/mount';
@@ -136,6 +136,7 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
     // the agent's own files (node: ~80k symbols) likewise, as the agent is in every node-wide profile it takes.
     symbolizer.refreshKernel();
     symbolizer.keepProcess(process.pid);
+    warmPprofEncoder(); // protobufjs generates its encoders on first use: at start, not in the first profile
     const kallsymsTimer = setInterval(() => symbolizer.refreshKernel(), 60_000).unref();
     cleanups.push(() => clearInterval(kallsymsTimer));
     for (const name of ['unwind_pages', 'proc_configs', 'target_pids'] as const) {

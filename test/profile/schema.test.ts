@@ -6,8 +6,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as zlib from 'node:zlib';
 import * as protobuf from 'protobufjs';
-import { decodePprof, encodeProfile, Profile, PROFILE_DESCRIPTOR, profileMessageType, profileProblems } from '../../src/profile/pprof';
+import { decodePprof, encodeProfile, Profile, PROFILE_DESCRIPTOR, profileMessageType, profileProblems, warmPprofEncoder } from '../../src/profile/pprof';
 import { repoRoot } from '../support/go-toolchains';
 
 /** §1 of the reference, transcribed: message → field → [number, type, repeated]. */
@@ -91,6 +92,28 @@ test('the encoder\'s descriptor is what protobufjs makes of profile.proto', () =
   // And it encodes repeated scalars packed, as proto3 (and Go's encoder) do.
   const T = profileMessageType();
   assert.equal(T.lookupType('Sample').fields['locationId']!.packed, true);
+});
+
+test('the encoder warm-up sets every field of every message once, and profileProblems finds none', () => {
+  const bytes = warmPprofEncoder();
+  const T = profileMessageType();
+  const raw = T.decode(zlib.gunzipSync(bytes));
+  const missing: string[] = [];
+  const visit = (type: protobuf.Type, msg: Record<string, unknown>): void => {
+    for (const f of type.fieldsArray) {
+      const v = msg[f.name]; // a decoded message's own properties are the fields on the wire
+      if (!Object.prototype.hasOwnProperty.call(msg, f.name) || (Array.isArray(v) && v.length === 0)) {
+        missing.push(`${type.name}.${f.name}`);
+        continue;
+      }
+      if (f.resolvedType instanceof protobuf.Type) {
+        for (const m of Array.isArray(v) ? v : [v]) visit(f.resolvedType, m as Record<string, unknown>);
+      }
+    }
+  };
+  visit(T, raw as unknown as Record<string, unknown>);
+  assert.deepEqual(missing, []);
+  assert.deepEqual(profileProblems(decodePprof(bytes)), []);
 });
 
 function tiny(strings: string[]): Profile {
