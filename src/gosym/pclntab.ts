@@ -109,6 +109,24 @@ export interface FuncInfo {
   readonly off: number; // offset of the _func record in the table data
 }
 
+/** Where a pc-value table's value changes: pcs[i] starts values[i] (count of them), up to `end`. Reused. */
+export class ChangePoints {
+  pcs = new Float64Array(64);
+  values = new Int32Array(64);
+  count = 0;
+  /** The first PC the table does not cover (or the function's end). */
+  end = 0;
+
+  grow(): void {
+    const pcs = new Float64Array(this.pcs.length * 2);
+    pcs.set(this.pcs);
+    this.pcs = pcs;
+    const values = new Int32Array(this.values.length * 2);
+    values.set(this.values);
+    this.values = values;
+  }
+}
+
 /** Ascending PCs by function: run r is funcs[r], for the PCs at [ends[r - 1], ends[r]) (from 0 for the first). */
 export interface FunctionRuns {
   readonly funcs: FuncInfo[];
@@ -303,50 +321,6 @@ export class Pclntab {
     return this.data[f.off + this.layout.funcIdOff]!;
   }
 
-  // pcvalue decoding state, kept in fields so the hot loop allocates nothing.
-  private stepBytes: Buffer = Buffer.alloc(0);
-  private stepPos = 0;
-  private stepPc = 0;
-  private stepVal = -1;
-  /** A varint ran off stepBytes (or was too long): with bytes that are not whole, the table is read again. */
-  private stepShort = false;
-
-  private readVarint(): number {
-    const v = uvarintAt(this.stepBytes, this.stepPos);
-    if (v >= 0) this.stepPos = uvarintEnd(this.stepBytes, this.stepPos);
-    else this.stepShort = true;
-    return v;
-  }
-
-  /** One (value delta, pc delta) step; false at the end of the table (debug/gosym's step). */
-  private step(entry: number): boolean {
-    const uv = this.readVarint();
-    if (uv < 0 || (uv === 0 && this.stepPc !== entry)) return false;
-    const pd = this.readVarint();
-    if (pd < 0) return false;
-    this.stepVal = (this.stepVal + (uv & 1 ? -(Math.floor(uv / 2) + 1) : uv / 2)) | 0;
-    this.stepPc += pd * this.quantum;
-    return true;
-  }
-
-  /** Starts stepping through a table; true when its bytes are whole (see PcWindow). */
-  private startTable(tableOff: number, entry: number, whole: boolean): boolean {
-    let complete = true;
-    if (this.pcTables === undefined) {
-      this.stepBytes = this.data;
-      this.stepPos = this.pctabBase + tableOff;
-    } else {
-      const w = this.pcTables.window(tableOff, whole);
-      this.stepBytes = w.bytes;
-      this.stepPos = w.pos;
-      complete = w.whole;
-    }
-    this.stepPc = entry;
-    this.stepVal = -1;
-    this.stepShort = false;
-    return complete;
-  }
-
   private readonly scratchTarget = new Float64Array(1);
   private readonly scratchValue = new Int32Array(1);
 
@@ -520,22 +494,83 @@ export class Pclntab {
    * PC it does not cover (spDelta is -1 from there: alignment padding after the code), or f.end at most.
    */
   spDeltaRanges(f: FuncInfo): { ranges: Array<[pc: number, delta: number]>; end: number } {
+    const c = new ChangePoints();
+    this.spDeltaChanges(f, c);
     const ranges: Array<[number, number]> = [];
+    for (let i = 0; i < c.count; i++) ranges.push([c.pcs[i]!, c.values[i]!]);
+    return { ranges, end: c.end };
+  }
+
+  /** spDeltaRanges into reusable arrays: what the unwind table's builder calls once per function. */
+  spDeltaChanges(f: FuncInfo, out: ChangePoints): void {
+    out.count = 0;
+    out.end = f.entry;
     const off = this.field(f, 4);
-    if (off === 0) return { ranges, end: f.entry };
-    let start = f.entry;
-    for (const whole of [false, true]) {
-      const complete = this.startTable(off, f.entry, whole);
-      ranges.length = 0;
-      start = f.entry;
-      while (this.step(f.entry)) {
-        if (ranges.length === 0 || ranges[ranges.length - 1]![1] !== this.stepVal) ranges.push([start, this.stepVal]);
-        start = this.stepPc;
-        if (start >= f.end) break;
-      }
-      if (complete || !this.stepShort) break; // else the table runs past the chunk: read it whole
+    if (off === 0) return;
+    const tables = this.pcTables;
+    if (tables === undefined) {
+      this.decodeChanges(this.data, this.pctabBase + off, f.entry, f.end, out);
+      return;
     }
-    return { ranges, end: Math.min(start, f.end) };
+    const w = tables.window(off, false);
+    if (this.decodeChanges(w.bytes, w.pos, f.entry, f.end, out) || w.whole) return;
+    const all = tables.window(off, true); // the table runs past the chunk
+    this.decodeChanges(all.bytes, all.pos, f.entry, f.end, out);
+  }
+
+  /**
+   * Every change of value of the table at d[pos] below endPc, into out (the decoding of decodeValues, recording
+   * where the value changes instead of answering PCs). False when the bytes ended (or a varint was too long)
+   * before the table or endPc did.
+   */
+  private decodeChanges(d: Buffer, pos: number, entry: number, endPc: number, out: ChangePoints): boolean {
+    const len = d.length;
+    const quantum = this.quantum;
+    let pc = entry;
+    let val = -1;
+    let n = 0;
+    let ended = false;
+    for (;;) {
+      if (pos + 1 >= len) break; // a step is two varints
+      let uv = d[pos]!;
+      if (uv < 0x80) {
+        pos++;
+      } else if (d[pos + 1]! < 0x80) {
+        uv = (uv & 0x7f) | (d[pos + 1]! << 7);
+        pos += 2;
+      } else {
+        uv = uvarintAt(d, pos);
+        if (uv < 0) break;
+        pos = uvarintEnd(d, pos);
+      }
+      if (uv === 0 && pc !== entry) {
+        ended = true;
+        break;
+      }
+      if (pos >= len) break;
+      let pd = d[pos++]!;
+      if (pd >= 0x80) {
+        pd = uvarintAt(d, pos - 1);
+        if (pd < 0) break;
+        pos = uvarintEnd(d, pos);
+      }
+      const next = (val + ((uv >>> 1) ^ -(uv & 1))) | 0;
+      if (n === 0 || next !== val) {
+        if (n === out.pcs.length) out.grow();
+        out.pcs[n] = pc;
+        out.values[n] = next;
+        n++;
+      }
+      val = next;
+      pc += pd * quantum;
+      if (pc >= endPc) {
+        ended = true;
+        break;
+      }
+    }
+    out.count = n;
+    out.end = Math.min(pc, endPc);
+    return ended;
   }
 
   private npcdata(f: FuncInfo): number {

@@ -10,7 +10,7 @@
 
 import { array, i32, struct, u16, u32, u8 } from '../bpf/codec';
 import type { GoBinary } from '../gosym/binary';
-import { FUNC_FLAG_ASM, FUNC_FLAG_SPWRITE, FUNC_FLAG_TOPFRAME } from '../gosym/pclntab';
+import { ChangePoints, FUNC_FLAG_ASM, FUNC_FLAG_SPWRITE, FUNC_FLAG_TOPFRAME } from '../gosym/pclntab';
 
 export const UNWIND_PAGE_SHIFT = 12;
 export const UNWIND_PAGE_SIZE = 1 << UNWIND_PAGE_SHIFT;
@@ -193,7 +193,8 @@ export class UnwindTable {
    * thousands of small allocations for a big binary.
    */
   *entries(binaryId: number, reuse = false): IterableIterator<[Buffer, Buffer]> {
-    const shared = reuse ? [Buffer.alloc(UnwindKey.size), Buffer.alloc(UnwindChunk.size)] as const : undefined;
+    let shared: [Buffer, ChunkWriter] | undefined;
+    if (reuse) shared = [Buffer.alloc(UnwindKey.size), new ChunkWriter()];
     for (let p = 0; p < this.pageCount; p++) {
       const base = this.minpc + p * UNWIND_PAGE_SIZE;
       const pageEnd = Math.min(UNWIND_PAGE_SIZE, this.maxpc - base);
@@ -205,17 +206,41 @@ export class UnwindTable {
         const count = Math.min(UNWIND_CHUNK_RANGES, first + n - from);
         const next = from + count;
         const end = next < first + n ? this.starts[next]! - base : pageEnd;
-        const value = shared ? shared[1].fill(0) : Buffer.alloc(UnwindChunk.size);
-        value.writeUInt16LE(count, OFF_COUNT);
-        value.writeUInt16LE(end, OFF_END);
-        for (let i = 0; i < count; i++) {
-          value.writeUInt16LE(Math.max(0, this.starts[from + i]! - base), OFF_START + 2 * i);
-          value.writeInt32LE(this.deltas[from + i]!, OFF_SPDELTA + 4 * i);
-          value[OFF_FLAGS + i] = this.flags[from + i]!;
-        }
-        yield [unwindKey(binaryId, p, c, shared?.[0]), value];
+        const w = shared ? shared[1] : new ChunkWriter();
+        w.write(count, end, this.starts, this.deltas, this.flags, from, base);
+        yield [unwindKey(binaryId, p, c, shared?.[0]), w.bytes];
       }
     }
+  }
+}
+
+/**
+ * One struct unwind_chunk written through typed-array views of its bytes (in the host's byte order, as BPF maps
+ * hold them): a few array stores per range rather than a Buffer method call per field.
+ */
+class ChunkWriter {
+  readonly bytes: Buffer;
+  private readonly u16: Uint16Array;
+  private readonly spdelta: Int32Array;
+
+  constructor() {
+    const ab = new ArrayBuffer(UnwindChunk.size);
+    this.bytes = Buffer.from(ab);
+    this.u16 = new Uint16Array(ab, 0, OFF_SPDELTA / 2); // count, end, start[] (count and end come first)
+    this.spdelta = new Int32Array(ab, OFF_SPDELTA, UNWIND_CHUNK_RANGES);
+  }
+
+  /** Ranges [from, from + count) of the table, starts as offsets from the page's base; the rest zeroed. */
+  write(count: number, end: number, starts: Float64Array, deltas: Int32Array, flags: Uint8Array, from: number, base: number): void {
+    const u16 = this.u16;
+    u16[OFF_COUNT / 2] = count;
+    u16[OFF_END / 2] = end;
+    for (let i = 0; i < count; i++) u16[OFF_START / 2 + i] = Math.max(0, starts[from + i]! - base);
+    u16.fill(0, OFF_START / 2 + count, OFF_START / 2 + UNWIND_CHUNK_RANGES);
+    this.spdelta.set(deltas.subarray(from, from + count));
+    this.spdelta.fill(0, count);
+    this.bytes.set(flags.subarray(from, from + count), OFF_FLAGS);
+    this.bytes.fill(0, OFF_FLAGS + count);
   }
 }
 
@@ -298,6 +323,7 @@ export function buildUnwindTable(bin: GoBinary): UnwindTable {
   const topFrames: Array<[number, number]> = [];
   const switches: Partial<Record<StackSwitch, readonly [number, number]>> = {};
   let asmFunctions = 0;
+  const changes = new ChangePoints();
   for (let i = 0; i < n; i++) {
     const f = pcln.funcAt(i);
     if (f.end <= f.entry) continue;
@@ -315,16 +341,16 @@ export function buildUnwindTable(bin: GoBinary): UnwindTable {
       topFrames.push([f.entry, f.end]);
     }
     if (ff & FUNC_FLAG_SPWRITE) fl |= UnwindFlag.SPWRITE;
-    const { ranges, end } = pcln.spDeltaRanges(f);
-    if (ranges.length === 0) {
+    pcln.spDeltaChanges(f, changes);
+    if (changes.count === 0) {
       push(f.entry, -1, fl | UnwindFlag.NO_INFO);
       continue;
     }
-    for (const [start, delta] of ranges) {
-      if (start >= f.end) break;
-      push(start, delta, delta < 0 ? fl | UnwindFlag.NO_INFO : fl);
+    for (let k = 0; k < changes.count; k++) {
+      const delta = changes.values[k]!;
+      push(changes.pcs[k]!, delta, delta < 0 ? fl | UnwindFlag.NO_INFO : fl);
     }
-    if (end < f.end) push(end, -1, fl | UnwindFlag.NO_INFO);
+    if (changes.end < f.end) push(changes.end, -1, fl | UnwindFlag.NO_INFO);
   }
   const minpc = pcln.minPc;
   const maxpc = pcln.maxPc;
