@@ -17,17 +17,10 @@ export interface AllgsLocation {
   source: 'symtab' | 'code';
 }
 
-/** A function's record by exact name, or undefined (a linear scan comparing bytes: no strings made). */
+/** A function's record by exact name, or undefined (a search of the name bytes: no strings made). */
 export function findFuncByName(bin: GoBinary, name: string): FuncInfo | undefined {
-  const pcln = bin.pcln;
-  const want = Buffer.from(name + '\0', 'utf8');
-  const data = pcln.data;
-  for (let i = 0; i < pcln.nfunc; i++) {
-    const f = pcln.funcAt(i);
-    const at = pcln.funcNameOffset(f);
-    if (at >= 0 && at + want.length <= data.length && data[at] === want[0] && data.compare(want, 0, want.length, at, at + want.length) === 0) return f;
-  }
-  return undefined;
+  const [i] = bin.pcln.funcIndexesNamed(name, true);
+  return i === undefined ? undefined : bin.pcln.funcAt(i);
 }
 
 /** Largest runtime.allgadd seen is under 1 KiB; anything far larger is not the function we think. */

@@ -303,6 +303,30 @@ export class Pclntab {
     return this.funcnameBase + this.field(f, 1);
   }
 
+  /**
+   * Indexes of the functions whose names end with `suffix` (are `suffix`, with whole), ascending: one search of the
+   * name bytes for every name that matches, then one integer compare per function, no string per function.
+   */
+  funcIndexesNamed(suffix: string, whole = false): number[] {
+    const d = this.data;
+    const needle = Buffer.from(`${suffix}\0`, 'utf8');
+    // go1.16+: funcnametab ends where cutab starts; go1.2: names lie anywhere in the table.
+    const end = this.cutabBase > this.funcnameBase ? this.cutabBase : d.length;
+    const starts = new Set<number>();
+    for (let at = d.indexOf(needle, this.funcnameBase); at >= 0 && at + needle.length <= end; at = d.indexOf(needle, at + 1)) {
+      const start = at > this.funcnameBase ? Math.max(this.funcnameBase, d.lastIndexOf(0, at - 1) + 1) : at;
+      if (!whole || start === at) starts.add(start - this.funcnameBase);
+    }
+    const out: number[] = [];
+    if (starts.size === 0) return out;
+    const nameField = this.layout.entrySize;
+    for (let i = 0; i < this.nfunc; i++) {
+      const off = this.funcOffAt(i);
+      if (off >= 0 && off + this.layout.size <= d.length && starts.has(this.u32(off + nameField))) out.push(i);
+    }
+    return out;
+  }
+
   /** A function name by its offset in funcnametab (also used by inline tree records). */
   nameAt(nameOff: number): string {
     let s = this.nameCache.get(nameOff);

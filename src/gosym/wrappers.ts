@@ -15,17 +15,12 @@ const ENOUGH = 16;
 
 export function wrapperFuncId(pcln: Pclntab): number | undefined {
   const votes = new Map<number, number>();
-  const suffix = Buffer.from('-fm\0');
-  for (let i = 0; i < pcln.nfunc; i++) {
-    const f = pcln.funcAt(i);
-    const at = pcln.funcNameOffset(f);
-    const end = pcln.data.indexOf(0, at);
-    if (end < 3 || pcln.data.compare(suffix, 0, 4, end - 3, end + 1) !== 0) continue;
-    const id = pcln.funcId(f);
+  for (const i of pcln.funcIndexesNamed('-fm')) {
+    const id = pcln.funcId(pcln.funcAt(i));
     if (id === 0) continue;
     const n = (votes.get(id) ?? 0) + 1;
     votes.set(id, n);
-    if (n >= ENOUGH && votes.size === 1) return id; // unanimous: no need to read every name (60k+ in big binaries)
+    if (n >= ENOUGH && votes.size === 1) return id;
   }
   let best: number | undefined;
   for (const [id, n] of votes) if (best === undefined || n > votes.get(best)!) best = id;

@@ -54,6 +54,7 @@ function exercise(bin: GoBinary, rng: Rng): void {
     bin.lineInfo(pc);
     bin.frames(pc);
     bin.spDelta(pc);
+    bin.isWrapper(pc); // the name search behind it (Pclntab.funcIndexesNamed)
   }
   goAddr2line(bin, pcs, () => {}); // the CLI's batch path: its own table walk and byte copies
   void bin.version;
