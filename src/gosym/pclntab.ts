@@ -37,6 +37,46 @@ function uvarintEnd(d: Buffer, pos: number): number {
   return pos;
 }
 
+/** The step readStep read last: its value delta (zigzag decoded) and its PC delta (in quanta). */
+let stepValueDelta = 0;
+let stepPcDelta = 0;
+/** readStep: the bytes ended, or a varint was longer than a table writes. */
+const STEP_TRUNCATED = -1;
+/** readStep: the table ended (a zero value delta after its first step). */
+const STEP_END = -2;
+
+/**
+ * Reads the (value delta, PC delta) step of a pc-value table at d[pos] into stepValueDelta/stepPcDelta and returns
+ * the position after it, or STEP_TRUNCATED / STEP_END (debug/gosym's step). One- and two-byte varints, most of
+ * them, are read inline: this is the hot path of every lookup.
+ */
+function readStep(d: Buffer, pos: number, atEntry: boolean): number {
+  const len = d.length;
+  if (pos + 1 >= len) return STEP_TRUNCATED; // a step is two varints
+  let uv = d[pos]!;
+  if (uv < 0x80) {
+    pos++;
+  } else if (d[pos + 1]! < 0x80) {
+    uv = (uv & 0x7f) | (d[pos + 1]! << 7);
+    pos += 2;
+  } else {
+    uv = uvarintAt(d, pos);
+    if (uv < 0) return STEP_TRUNCATED;
+    pos = uvarintEnd(d, pos);
+  }
+  if (uv === 0 && !atEntry) return STEP_END;
+  if (pos >= len) return STEP_TRUNCATED;
+  let pd = d[pos++]!;
+  if (pd >= 0x80) {
+    pd = uvarintAt(d, pos - 1);
+    if (pd < 0) return STEP_TRUNCATED;
+    pos = uvarintEnd(d, pos);
+  }
+  stepValueDelta = (uv >>> 1) ^ -(uv & 1); // zigzag: an odd uv is -(uv >> 1) - 1
+  stepPcDelta = pd;
+  return pos;
+}
+
 export function pclnGenerationOf(magic: number): PclnGeneration | undefined {
   return MAGICS[magic];
 }
@@ -369,48 +409,23 @@ export class Pclntab {
   }
 
   /**
-   * The decoding of pcvalues, over the table at d[pos]. This is the hot path of every lookup: locals only, one-
-   * and two-byte varints (most of them) inline. False when the bytes ended (or a varint was too long) before the
-   * table did or every target was answered: answers past that point are -1.
+   * The decoding of pcvalues, over the table at d[pos] (readStep, step by step). False when the bytes ended (or a
+   * varint was too long) before the table did or every target was answered: answers past that point are -1.
    */
   private decodeValues(d: Buffer, pos: number, entry: number, targets: Float64Array, from: number, to: number, out: Int32Array): boolean {
-    const len = d.length;
     const quantum = this.quantum;
     let pc = entry;
     let val = -1;
     let k = from;
-    let ended = false;
-    for (;;) {
-      if (pos + 1 >= len) break; // a step is two varints
-      let uv = d[pos]!;
-      if (uv < 0x80) {
-        pos++;
-      } else if (d[pos + 1]! < 0x80) {
-        uv = (uv & 0x7f) | (d[pos + 1]! << 7); // most of the rest: inline, not a call
-        pos += 2;
-      } else {
-        uv = uvarintAt(d, pos);
-        if (uv < 0) break;
-        pos = uvarintEnd(d, pos);
-      }
-      if (uv === 0 && pc !== entry) {
-        ended = true;
-        break;
-      }
-      if (pos >= len) break;
-      let pd = d[pos++]!;
-      if (pd >= 0x80) {
-        pd = uvarintAt(d, pos - 1);
-        if (pd < 0) break;
-        pos = uvarintEnd(d, pos);
-      }
-      val = (val + ((uv >>> 1) ^ -(uv & 1))) | 0; // zigzag: an odd uv is -(uv >> 1) - 1
-      pc += pd * quantum;
+    let at = pos;
+    while ((at = readStep(d, at, pc === entry)) >= 0) {
+      val = (val + stepValueDelta) | 0;
+      pc += stepPcDelta * quantum;
       while (k < to && targets[k]! < pc) out[k++] = val;
       if (k === to) return true;
     }
     while (k < to) out[k++] = -1; // the table ended first
-    return ended;
+    return at === STEP_END;
   }
 
   /** pcdata as the runtime reads it: an absent table (offset 0) gives -1. */
@@ -543,58 +558,30 @@ export class Pclntab {
   }
 
   /**
-   * Every change of value of the table at d[pos] below endPc, into out (the decoding of decodeValues, recording
-   * where the value changes instead of answering PCs). False when the bytes ended (or a varint was too long)
-   * before the table or endPc did.
+   * Every change of value of the table at d[pos] below endPc, into out (decodeValues' steps, recording where the
+   * value changes instead of answering PCs). False when the bytes ended (or a varint was too long) before the
+   * table or endPc did.
    */
   private decodeChanges(d: Buffer, pos: number, entry: number, endPc: number, out: ChangePoints): boolean {
-    const len = d.length;
     const quantum = this.quantum;
     let pc = entry;
     let val = -1;
     let n = 0;
-    let ended = false;
-    for (;;) {
-      if (pos + 1 >= len) break; // a step is two varints
-      let uv = d[pos]!;
-      if (uv < 0x80) {
-        pos++;
-      } else if (d[pos + 1]! < 0x80) {
-        uv = (uv & 0x7f) | (d[pos + 1]! << 7);
-        pos += 2;
-      } else {
-        uv = uvarintAt(d, pos);
-        if (uv < 0) break;
-        pos = uvarintEnd(d, pos);
-      }
-      if (uv === 0 && pc !== entry) {
-        ended = true;
-        break;
-      }
-      if (pos >= len) break;
-      let pd = d[pos++]!;
-      if (pd >= 0x80) {
-        pd = uvarintAt(d, pos - 1);
-        if (pd < 0) break;
-        pos = uvarintEnd(d, pos);
-      }
-      const next = (val + ((uv >>> 1) ^ -(uv & 1))) | 0;
-      if (n === 0 || next !== val) {
+    let at = pos;
+    while (pc < endPc && (at = readStep(d, at, pc === entry)) >= 0) {
+      const v = (val + stepValueDelta) | 0;
+      if (n === 0 || v !== val) {
         if (n === out.pcs.length) out.grow();
         out.pcs[n] = pc;
-        out.values[n] = next;
+        out.values[n] = v;
         n++;
       }
-      val = next;
-      pc += pd * quantum;
-      if (pc >= endPc) {
-        ended = true;
-        break;
-      }
+      val = v;
+      pc += stepPcDelta * quantum;
     }
     out.count = n;
     out.end = Math.min(pc, endPc);
-    return ended;
+    return pc >= endPc || at === STEP_END;
   }
 
   private npcdata(f: FuncInfo): number {
