@@ -93,6 +93,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("possibleCpus", Napi::Function::New<PossibleCpus>(env, "possibleCpus"));
   exports.Set("readProcessMemory", Napi::Function::New<ReadProcessMemory>(env, "readProcessMemory"));
   exports.Set("openInRoot", Napi::Function::New<OpenInRoot>(env, "openInRoot"));
+  exports.Set("closeDescriptor", Napi::Function::New<CloseDescriptor>(env, "closeDescriptor"));
   exports.Set("onlineCpus", Napi::Function::New<OnlineCpuList>(env, "onlineCpus"));
   exports.Set("releaseFreeMemory", Napi::Function::New<ReleaseFreeMemory>(env, "releaseFreeMemory"));
   exports.Set("libbpfVersion",

@@ -6,5 +6,7 @@ namespace qf {
 
 // openInRoot(root: string, path: string) -> fd (see open_in_root.cc).
 Napi::Value OpenInRoot(const Napi::CallbackInfo& info);
+// closeDescriptor(fd: number): closes a descriptor openInRoot gave.
+Napi::Value CloseDescriptor(const Napi::CallbackInfo& info);
 
 }  // namespace qf

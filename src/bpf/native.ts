@@ -138,6 +138,8 @@ export interface NativeAddon {
   readProcessMemory(pid: number, requests: Float64Array, out: Buffer): Int32Array;
   /** openat2(open(root), path, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS), O_RDONLY | O_NONBLOCK | O_CLOEXEC: a raw fd. */
   openInRoot(root: string, path: string): number;
+  /** close(2) of a descriptor openInRoot gave (fs.closeSync would make a worker thread warn: it did not open it). */
+  closeDescriptor(fd: number): void;
   libbpfVersion: string;
 }
 

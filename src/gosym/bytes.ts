@@ -43,11 +43,15 @@ export class FileSource implements ByteSource {
   readonly size: number;
   readonly identity: string;
 
+  private readonly closeFd: ((fd: number) => void) | undefined;
+
   /**
-   * Opens `path`, or takes over `fd` (closed by close(), or at once when it is not a regular file). A `borrowed`
-   * fd is never closed here: another thread's source, whose owner keeps it open while this one reads.
+   * Opens `path`, or takes over `fd` (closed by close(), or at once when it is not a regular file). `ownership`:
+   * 'borrowed' — never closed here (another thread's source, whose owner keeps it open while this one reads); or
+   * how to close a descriptor that fs did not open (default fs.closeSync).
    */
-  constructor(readonly path: string, fd?: number, private readonly borrowed = false) {
+  constructor(readonly path: string, fd?: number, ownership: 'borrowed' | ((fd: number) => void) = fs.closeSync) {
+    this.closeFd = ownership === 'borrowed' ? undefined : ownership;
     this.fd = fd ?? fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY);
     try {
       const st = fs.fstatSync(this.fd);
@@ -56,7 +60,7 @@ export class FileSource implements ByteSource {
       this.size = st.size;
       this.identity = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
     } catch (e) {
-      if (!borrowed) fs.closeSync(this.fd);
+      this.closeFd?.(this.fd);
       throw e;
     }
   }
@@ -81,7 +85,7 @@ export class FileSource implements ByteSource {
   }
 
   close(): void {
-    if (this.fd !== undefined && !this.borrowed) fs.closeSync(this.fd);
+    if (this.fd !== undefined) this.closeFd?.(this.fd);
     this.fd = undefined;
   }
 }

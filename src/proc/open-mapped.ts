@@ -85,13 +85,13 @@ function tryOpen(open: () => number): number | undefined {
 export function openMappedFile(pid: number, m: Mapping, opts: OpenMappedOptions = {}): MappedFileSource | undefined {
   const procRoot = opts.procRoot ?? '/proc';
   const dir = `${procRoot}/${pid}`;
-  const ways: Array<[MappedFileSource['how'], () => number]> = [];
-  if (opts.mapFiles ?? true) ways.push(['map_files', () => fs.openSync(`${dir}/map_files/${m.start.toString(16)}-${m.end.toString(16)}`, OPEN_FLAGS)]);
-  if (opts.isExe) ways.push(['exe', () => fs.openSync(`${dir}/exe`, OPEN_FLAGS)]);
-  if (!m.deleted && m.path.startsWith('/')) ways.push(['root', () => native().openInRoot(`${dir}/root`, m.path)]);
+  const ways: Array<[MappedFileSource['how'], () => number, (fd: number) => void]> = [];
+  if (opts.mapFiles ?? true) ways.push(['map_files', () => fs.openSync(`${dir}/map_files/${m.start.toString(16)}-${m.end.toString(16)}`, OPEN_FLAGS), fs.closeSync]);
+  if (opts.isExe) ways.push(['exe', () => fs.openSync(`${dir}/exe`, OPEN_FLAGS), fs.closeSync]);
+  if (!m.deleted && m.path.startsWith('/')) ways.push(['root', () => native().openInRoot(`${dir}/root`, m.path), closeNative]);
   let maps: Mapping[] | undefined;
   let refused: string | undefined;
-  for (const [how, open] of ways) {
+  for (const [how, open, close] of ways) {
     const fd = tryOpen(open);
     if (fd === undefined) continue;
     let keep = false;
@@ -107,11 +107,11 @@ export function openMappedFile(pid: number, m: Mapping, opts: OpenMappedOptions 
         continue;
       }
       keep = true;
-      return { source: new FileSource(`${dir}:${m.path}`, fd), how, key: fileKey(st) };
+      return { source: new FileSource(`${dir}:${m.path}`, fd, close), how, key: fileKey(st) };
     } catch (e) {
       refused ??= `pid ${pid}: ${m.path} (via ${how}): ${(e as Error).message}`;
     } finally {
-      if (!keep) closeQuietly(fd);
+      if (!keep) closeQuietly(fd, close);
     }
   }
   if (refused !== undefined) throw new RefusedFileError(refused);
@@ -143,19 +143,24 @@ export function openInProcessRoot(pid: number, path: string, procRoot = '/proc')
   if (fd === undefined) return undefined;
   try {
     if (!fs.fstatSync(fd).isFile()) {
-      closeQuietly(fd);
+      closeQuietly(fd, closeNative);
       return undefined;
     }
-    return new FileSource(`${procRoot}/${pid}/root:${path}`, fd);
+    return new FileSource(`${procRoot}/${pid}/root:${path}`, fd, closeNative);
   } catch {
-    closeQuietly(fd);
+    closeQuietly(fd, closeNative);
     return undefined;
   }
 }
 
-function closeQuietly(fd: number): void {
+/** Closes what openInRoot opened (natively: fs.closeSync in a worker thread warns about descriptors fs did not open). */
+function closeNative(fd: number): void {
+  native().closeDescriptor(fd);
+}
+
+function closeQuietly(fd: number, close: (fd: number) => void): void {
   try {
-    fs.closeSync(fd);
+    close(fd);
   } catch {
     // already closed
   }

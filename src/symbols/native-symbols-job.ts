@@ -21,7 +21,7 @@ export function readNativeSymbols(req: NativeSymbolsRequest): { data: NativeSymb
   setMaxTableBytes(req.maxTableBytes);
   // Only ever the agent's descriptors: a path from another container is never opened here.
   if (!req.files.every((f) => Number.isInteger(f.fd) && f.fd >= 0)) throw new Error('no open descriptor to read symbols through');
-  const sources = req.files.map((f) => new FileSource(f.path, f.fd, true));
+  const sources = req.files.map((f) => new FileSource(f.path, f.fd, 'borrowed'));
   const [elf, debug] = sources.map((src, i) => new ElfFile(src, req.files[i]!.path));
   if (!elf) throw new Error('no file to read symbols from');
   const data = NativeSymbols.bestOf(elf, debug).toData(sources);

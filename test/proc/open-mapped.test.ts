@@ -85,3 +85,35 @@ rootTest('a mapped file is opened only as the very inode mapped; a swapped path 
     await c.kill();
   }
 });
+
+rootTest('in a worker thread, descriptors opened inside a process root close quietly (the reader thread opens them there)', async () => {
+  // Node's fs.closeSync in a worker warns of any descriptor the thread did not open through fs: openInRoot's are
+  // closed natively. What the worker does: open its own executable by path inside its root (kept, then closed),
+  // and a file that is not the mapped one (refused and closed at once).
+  const script = `
+    const { parentPort } = require('node:worker_threads');
+    const { readMaps } = require(${JSON.stringify(path.resolve(__dirname, '../../src/proc/maps'))});
+    const { openInProcessRoot, openMappedFile } = require(${JSON.stringify(path.resolve(__dirname, '../../src/proc/open-mapped'))});
+    const warnings = [];
+    process.on('warning', (w) => warnings.push(w.message));
+    const exe = readMaps(process.pid).find((m) => m.perms[2] === 'x' && m.path === process.execPath);
+    const kept = openMappedFile(process.pid, exe, { mapFiles: false });
+    const how = kept && kept.how;
+    kept.source.close();
+    let refused = '';
+    try { openMappedFile(process.pid, { ...exe, path: '/etc/hostname' }, { mapFiles: false }); } catch (e) { refused = e.message; }
+    openInProcessRoot(process.pid, '/etc/hostname').close();
+    openInProcessRoot(process.pid, '/dev/null');
+    setTimeout(() => parentPort.postMessage({ how, refused, warnings }), 50);
+  `;
+  const { Worker } = await import('node:worker_threads');
+  const w = new Worker(script, { eval: true });
+  const got = await new Promise<{ how: string; refused: string; warnings: string[] }>((resolve, reject) => {
+    w.once('message', resolve);
+    w.once('error', reject);
+  });
+  await w.terminate();
+  assert.equal(got.how, 'root');
+  assert.match(got.refused, /is not the file it has mapped/);
+  assert.deepEqual(got.warnings, []);
+});
