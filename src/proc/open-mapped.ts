@@ -80,7 +80,7 @@ function tryOpen(open: () => number): number | undefined {
 /**
  * Opens the file behind mapping `m` of process `pid`. Throws RefusedFileError when a descriptor was opened but is
  * not that file (another file now sits at the path, a FIFO, a device…) and no other way gave it; returns undefined
- * when nothing could be opened at all (the process is gone, no permission).
+ * when nothing could be opened at all (the process is gone, no permission) or the process no longer maps it.
  */
 export function openMappedFile(pid: number, m: Mapping, opts: OpenMappedOptions = {}): MappedFileSource | undefined {
   const procRoot = opts.procRoot ?? '/proc';
@@ -102,7 +102,10 @@ export function openMappedFile(pid: number, m: Mapping, opts: OpenMappedOptions 
         continue;
       }
       maps ??= readMaps(pid, procRoot) ?? [];
-      if (!maps.some((x) => isExecutable(x) && x.start === m.start && x.inode === m.inode) || !isMappedFile(fd, st, m, maps)) {
+      // Gone from a fresh read of the maps: the process exec'd or exited since `m` was read (short-lived processes
+      // do this all the time). Nothing to read, and nothing was refused.
+      if (!maps.some((x) => isExecutable(x) && x.start === m.start && x.inode === m.inode)) return undefined;
+      if (!isMappedFile(fd, st, m, maps)) {
         refused ??= `pid ${pid}: ${m.path} (via ${how}) is not the file it has mapped (inode ${st.ino} on ${devString(st.dev)}, mapped ${m.inode} on ${m.dev}); not read`;
         continue;
       }

@@ -117,3 +117,17 @@ rootTest('in a worker thread, descriptors opened inside a process root close qui
   assert.match(got.refused, /is not the file it has mapped/);
   assert.deepEqual(got.warnings, []);
 });
+
+rootTest('a mapping the process no longer has (it exec\'d or exited since) is not read, and not reported as refused', () => {
+  const exe = readMaps(process.pid)?.find((m) => m.perms[2] === 'x' && m.path === process.execPath);
+  assert.ok(exe, 'this process maps its executable');
+  // The same file, at an address this process does not map: what a process that exec'd again leaves behind.
+  const stale = { ...exe, start: exe.start + 2 ** 40, end: exe.end + 2 ** 40 };
+  for (const opts of [{ mapFiles: true }, { mapFiles: false }]) {
+    assert.equal(openMappedFile(process.pid, stale, opts), undefined, JSON.stringify(opts));
+  }
+  // Still there: read.
+  const got = openMappedFile(process.pid, exe, { mapFiles: false });
+  assert.equal(got?.how, 'root');
+  got?.source.close();
+});
