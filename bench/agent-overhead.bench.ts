@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { decodePprof } from '../src/profile/pprof';
 import { startAgentProcess, type AgentProcess } from './support/agent';
-import { bpfRunSeconds, cpuSeconds, memoryMiB, statCpuSeconds } from './support/proc-stats';
+import { bpfRunSeconds, countBpfRunTime, cpuSeconds, memoryMiB, statCpuSeconds } from './support/proc-stats';
 import { buildBigBinary, buildFixture, newestToolchain } from '../test/support/go-toolchains';
 
 const WINDOW = Number(process.argv[2] ?? 20);
@@ -65,8 +65,7 @@ function startGo(binary: string, args: string[]): ChildProcess {
 async function main(): Promise<void> {
   const go = newestToolchain().version;
   const cpus = os.cpus().length;
-  const statsWas = fs.readFileSync('/proc/sys/kernel/bpf_stats_enabled', 'utf8').trim();
-  fs.writeFileSync('/proc/sys/kernel/bpf_stats_enabled', '1');
+  const stats = countBpfRunTime();
   const procs: ChildProcess[] = [];
   let agent: AgentProcess | undefined;
   try {
@@ -110,7 +109,7 @@ async function main(): Promise<void> {
   } finally {
     await agent?.stop();
     for (const p of procs) p.kill('SIGKILL');
-    fs.writeFileSync('/proc/sys/kernel/bpf_stats_enabled', statsWas);
+    stats.close();
   }
 }
 

@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { median, startAgentProcess } from './support/agent';
-import { bpfRunSeconds, cpuSeconds, memoryMiB } from './support/proc-stats';
+import { bpfRunSeconds, countBpfRunTime, cpuSeconds, memoryMiB } from './support/proc-stats';
 import { buildFixture, newestToolchain } from '../test/support/go-toolchains';
 
 const ROUNDS = Number(process.argv[2] ?? 3);
@@ -108,8 +108,7 @@ async function main(): Promise<void> {
   const cpus = os.cpus().length;
   const binary = buildFixture({ go, fixture: 'hot', mode: 'plain' });
   const args = ['-leaf', String(Math.ceil(cpus / 2)), '-framed', String(Math.floor(cpus / 2)), '-sleeper', '0'];
-  const statsWas = fs.readFileSync('/proc/sys/kernel/bpf_stats_enabled', 'utf8').trim();
-  fs.writeFileSync('/proc/sys/kernel/bpf_stats_enabled', '1');
+  const stats = countBpfRunTime();
   const base = process.env.BASE_CLI;
   const variants: Array<[string, string | undefined]> = base !== undefined ? [['base', base], ['new', undefined]] : [['this build', undefined]];
   const runs = new Map<string, Run[]>(variants.map(([name]) => [name, []]));
@@ -123,7 +122,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    fs.writeFileSync('/proc/sys/kernel/bpf_stats_enabled', statsWas);
+    stats.close();
   }
   const medians = new Map<string, number[]>();
   for (const [name, rs] of runs) {

@@ -7,10 +7,9 @@
 // Prints numbers; asserts nothing.
 
 import { spawn } from 'node:child_process';
-import * as fs from 'node:fs';
 import { decodePprof } from '../src/profile/pprof';
 import { bpfPrograms, median, startAgentProcess, type AgentProcess } from './support/agent';
-import { cpuSeconds } from './support/proc-stats';
+import { countBpfRunTime, cpuSeconds } from './support/proc-stats';
 import { buildFixture, newestToolchain } from '../test/support/go-toolchains';
 
 const WINDOW = Number(process.argv[2] ?? 10);
@@ -50,8 +49,7 @@ interface Round {
 }
 
 async function main(): Promise<void> {
-  const statsWas = fs.readFileSync('/proc/sys/kernel/bpf_stats_enabled', 'utf8').trim();
-  fs.writeFileSync('/proc/sys/kernel/bpf_stats_enabled', '1');
+  const stats = countBpfRunTime();
   const fixture = spawn(buildFixture({ go: newestToolchain().version, fixture: 'labels', mode: 'plain' }), ['-workers', '2'], { stdio: 'ignore' });
   const agents: Array<[string, AgentProcess]> = [];
   try {
@@ -89,7 +87,7 @@ async function main(): Promise<void> {
   } finally {
     for (const [, a] of agents) await a.stop();
     fixture.kill('SIGKILL');
-    fs.writeFileSync('/proc/sys/kernel/bpf_stats_enabled', statsWas);
+    stats.close();
   }
 }
 

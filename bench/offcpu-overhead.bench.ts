@@ -8,6 +8,7 @@
 
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { median, startAgentProcess } from './support/agent';
+import { bpfStatsOff } from './support/proc-stats';
 
 const ROUNDS = Number(process.argv[2] ?? 5);
 const LOOPS = Number(process.argv[3] ?? 100_000);
@@ -80,12 +81,7 @@ async function withAgent<T>(offCpuProfile: boolean, fn: () => T, cli?: string): 
   }
 }
 
-async function main(): Promise<void> {
-  const base = process.env.BASE_CLI;
-  const runs: Record<string, number[]> = { none: [], agent: [], 'agent + off-CPU profile': [], 'bpftrace offcputime': [] };
-  if (base !== undefined) runs['base agent + profile'] = [];
-  const records: number[] = [];
-  pipeBench(); // warm-up
+async function rounds(runs: Record<string, number[]>, records: number[], base: string | undefined): Promise<void> {
   for (let round = 0; round < ROUNDS; round++) {
     runs['none']!.push(pipeBench());
     runs['agent']!.push((await withAgent(false, pipeBench)).value);
@@ -95,6 +91,20 @@ async function main(): Promise<void> {
     runs['bpftrace offcputime']!.push(await withBpftrace(pipeBench));
     if (base !== undefined) runs['base agent + profile']!.push((await withAgent(true, pipeBench, base)).value);
     console.error(`round ${round + 1}/${ROUNDS}: ${Object.entries(runs).map(([k, v]) => `${k} ${v.at(-1)}`).join(', ')}`);
+  }
+}
+
+async function main(): Promise<void> {
+  const base = process.env.BASE_CLI;
+  const runs: Record<string, number[]> = { none: [], agent: [], 'agent + off-CPU profile': [], 'bpftrace offcputime': [] };
+  if (base !== undefined) runs['base agent + profile'] = [];
+  const records: number[] = [];
+  const restoreStats = bpfStatsOff();
+  try {
+    pipeBench(); // warm-up
+    await rounds(runs, records, base);
+  } finally {
+    restoreStats();
   }
   const none = median(runs['none']!);
   console.log(`perf bench sched pipe -l ${LOOPS}, ${ROUNDS} alternated rounds, median ops/sec and ratio to none:`);

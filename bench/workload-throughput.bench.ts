@@ -10,6 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { median, startAgentProcess } from './support/agent';
 import { buildBenchFixture } from './support/build';
+import { bpfStatsOff } from './support/proc-stats';
 
 const ROUNDS = Number(process.argv[2] ?? 5);
 const SECONDS = Number(process.argv[3] ?? 5);
@@ -77,11 +78,16 @@ async function main(): Promise<void> {
   const spin = buildBenchFixture('spin');
   const setups: Setup[] = ['none', 'agent', 'perf'];
   const runs: Record<Setup, Run[]> = { none: [], agent: [], perf: [] };
-  for (let round = 0; round < ROUNDS; round++) {
-    for (let i = 0; i < setups.length; i++) {
-      const setup = setups[(round + i) % setups.length]!;
-      runs[setup].push(await runOnce(setup, spin, cpus));
+  const restoreStats = bpfStatsOff();
+  try {
+    for (let round = 0; round < ROUNDS; round++) {
+      for (let i = 0; i < setups.length; i++) {
+        const setup = setups[(round + i) % setups.length]!;
+        runs[setup].push(await runOnce(setup, spin, cpus));
+      }
     }
+  } finally {
+    restoreStats();
   }
   const rel = (r: Run, base: Run, cpu: boolean): number =>
     cpu ? (r.leafCpu / base.leafCpu + r.framedCpu / base.framedCpu) / 2 : (r.leaf / base.leaf + r.framed / base.framed) / 2;

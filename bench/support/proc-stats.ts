@@ -2,6 +2,7 @@
 // (kernel.bpf_stats_enabled): the measures every bench reports.
 
 import * as fs from 'node:fs';
+import { enableRunTimeStats } from '../../src/bpf';
 import { bpfPrograms } from './agent';
 
 const TICK = 100; // USER_HZ
@@ -29,4 +30,27 @@ export function memoryMiB(pid: number): Record<'rss' | 'hwm' | 'anon' | 'file', 
 export function bpfRunSeconds(ids: readonly number[]): number {
   const now = bpfPrograms();
   return ids.reduce((sum, id) => sum + (now.get(id)?.runTimeNs ?? 0), 0) / 1e9;
+}
+
+/**
+ * BPF programs' run time is counted while the handle lives (BPF_ENABLE_STATS): the kernel ends it with the
+ * descriptor, so a bench killed half-way does not leave every BPF program on the node paying the stats' two clock
+ * reads a run, as a kernel.bpf_stats_enabled=1 left behind does (it made the off-CPU overhead look 0.05–0.15× worse).
+ */
+export function countBpfRunTime(): { close(): void } {
+  return enableRunTimeStats();
+}
+
+const BPF_STATS_SYSCTL = '/proc/sys/kernel/bpf_stats_enabled';
+
+/**
+ * For benches of what the agent costs a workload: kernel.bpf_stats_enabled off while they measure (left on by a tool
+ * or a killed bench, it adds two clock reads to every BPF program run). Returns what puts it back.
+ */
+export function bpfStatsOff(): () => void {
+  const was = fs.readFileSync(BPF_STATS_SYSCTL, 'utf8').trim();
+  if (was === '0') return () => {};
+  console.log(`kernel.bpf_stats_enabled was ${was}: 0 while measuring (run-time stats cost every BPF program run two clock reads)`);
+  fs.writeFileSync(BPF_STATS_SYSCTL, '0');
+  return () => fs.writeFileSync(BPF_STATS_SYSCTL, was);
 }
