@@ -529,18 +529,10 @@ export class Pclntab {
   }
 
   /**
-   * The pcsp table as [startPc, delta] change points, for the BPF side (which cannot decode varints), and the first
-   * PC it does not cover (spDelta is -1 from there: alignment padding after the code), or f.end at most.
+   * The pcsp table's change points into out (reused): where the SP delta changes, for the BPF side (which cannot
+   * decode varints), and the first PC it does not cover (spDelta is -1 from there: alignment padding after the
+   * code), or f.end at most.
    */
-  spDeltaRanges(f: FuncInfo): { ranges: Array<[pc: number, delta: number]>; end: number } {
-    const c = new ChangePoints();
-    this.spDeltaChanges(f, c);
-    const ranges: Array<[number, number]> = [];
-    for (let i = 0; i < c.count; i++) ranges.push([c.pcs[i]!, c.values[i]!]);
-    return { ranges, end: c.end };
-  }
-
-  /** spDeltaRanges into reusable arrays: what the unwind table's builder calls once per function. */
   spDeltaChanges(f: FuncInfo, out: ChangePoints): void {
     out.count = 0;
     out.end = f.entry;

@@ -193,8 +193,7 @@ export class UnwindTable {
    * thousands of small allocations for a big binary.
    */
   *entries(binaryId: number, reuse = false): IterableIterator<[Buffer, Buffer]> {
-    let shared: [Buffer, ChunkWriter] | undefined;
-    if (reuse) shared = [Buffer.alloc(UnwindKey.size), new ChunkWriter()];
+    const shared: [Buffer, ChunkWriter] | undefined = reuse ? [Buffer.alloc(UnwindKey.size), new ChunkWriter()] : undefined;
     for (let p = 0; p < this.pageCount; p++) {
       const base = this.minpc + p * UNWIND_PAGE_SIZE;
       const pageEnd = Math.min(UNWIND_PAGE_SIZE, this.maxpc - base);
