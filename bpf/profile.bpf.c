@@ -52,10 +52,11 @@ const volatile __u32 target_tgid = 0;
 __u32 filter_mode = FILTER_NONE;
 __u32 offcpu_filter_mode = FILTER_NONE;
 /* Off-CPU sampling period (struct offcpu_record; at most 1 s, so an interval shorter than it, shifted left by 32,
- * fits in 64 bits), and the time the off-CPU programs were attached: intervals that
- * began before it were timed by an earlier attachment and are not sent. */
+ * fits in 64 bits), and which attachment of the off-CPU program this is (the agent counts them from 1): a thread
+ * last seen leaving in an earlier one may have run and left again while the program was detached, so that interval
+ * is not timed. */
 __u64 offcpu_period_ns = 10000000;
-__u64 offcpu_since_ns = 0;
+__u32 offcpu_attachment = 0;
 /* When an exec record last woke the agent's reader (bpf_ktime_get_ns); racing CPUs only cost an extra wakeup. */
 __u64 exec_wakeup_ns = 0;
 /* Exec records wake the reader at most this often: the agent learns of a new program within about this long
@@ -601,14 +602,18 @@ int do_sample(struct bpf_perf_event_data *ctx)
 /* What a thread left the CPU with. Its user stack cannot change while it is off the CPU, and only the thread
  * itself can read it (bpf_probe_read_user reads the current address space), so it is walked here, at the switch. */
 struct offcpu_slot {
-	__u64 start_ns; /* left the CPU; 0 = not timed */
-	__u64 avg_ns;   /* moving average of its off-CPU intervals; 0 = none yet */
+	__u64 left_at;    /* left the CPU, by switch_clock; 0 = not timed */
+	__u64 avg_ns;     /* moving average of its off-CPU intervals, by switch_clock; 0 = none yet */
+	__u64 start_ns;   /* left the CPU, bpf_ktime_get_ns(): taken only when the stack is read */
 	__u64 goid;
-	__u32 state;    /* OFFCPU_* */
-	__u32 flags;    /* SAMPLE_F_* */
-	__u32 read_p;   /* probability the user stack was read at this switch-out, OFFCPU_P_ONE = 1; 0 = not read */
+	__u64 rng;        /* slot_random's state; 0 = not seeded */
+	__u32 attachment; /* offcpu_attachment when it left */
+	__u32 state;      /* OFFCPU_* */
+	__u32 flags;      /* SAMPLE_F_* */
+	__u32 read_p;     /* probability the user stack was read at this switch-out, OFFCPU_P_ONE = 1; 0 = not read */
 	__u16 user_len;
 	__u16 labels_len; /* bytes in the thread's offcpu_labels */
+	__u32 pad;
 	__u64 user_stack[MAX_USER_STACK];
 };
 
@@ -656,8 +661,24 @@ static __always_inline __u32 read_probability(__u64 avg_ns, __u64 period)
 	return p < OFFCPU_P_MIN ? OFFCPU_P_MIN : p;
 }
 
-/* prev (the current task) leaves the CPU: note when, why, and (maybe) its user stack. */
-static __always_inline void offcpu_leave(struct task_struct *prev, __u64 now)
+/* A thread's own xorshift64 generator, for the decision made at every switch-out. bpf_get_prandom_u32 is a helper
+ * call, and a call's return costs ~25 ns on CPUs whose kernel guards returns against speculation (AMD's SRSO "safe
+ * RET", this project's machines): as much as the rest of a switch-out that reads no stack. The helper seeds it. */
+static __always_inline __u32 slot_random(struct offcpu_slot *slot)
+{
+	__u64 x = slot->rng;
+
+	if (!x)
+		x = (__u64)bpf_get_prandom_u32() << 32 | bpf_get_prandom_u32() | 1;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	slot->rng = x;
+	return x >> 32;
+}
+
+/* prev (the current task) leaves the CPU at clock (switch_clock): note when, why, and (maybe) its user stack. */
+static __always_inline void offcpu_leave(struct task_struct *prev, __u64 clock)
 {
 	struct offcpu_slot *slot = bpf_task_storage_get(&offcpu_slots, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	struct offcpu_labels *labels;
@@ -668,16 +689,21 @@ static __always_inline void offcpu_leave(struct task_struct *prev, __u64 now)
 		count(COUNTER_OFFCPU_NO_SLOT);
 		return;
 	}
-	slot->start_ns = now;
+	slot->left_at = clock;
+	slot->attachment = offcpu_attachment;
 	slot->state = task_state(prev) == TASK_RUNNING ? OFFCPU_RUNNABLE : OFFCPU_BLOCKED;
 	slot->flags = 0;
 	slot->user_len = 0;
 	slot->labels_len = 0;
 	slot->read_p = read_probability(slot->avg_ns, offcpu_period_ns);
-	if (slot->read_p < OFFCPU_P_ONE && (bpf_get_prandom_u32() >> (32 - OFFCPU_P_SHIFT)) >= slot->read_p) {
+	if (slot->read_p < OFFCPU_P_ONE && (slot_random(slot) >> (32 - OFFCPU_P_SHIFT)) >= slot->read_p) {
 		slot->read_p = 0;
 		return;
 	}
+	/* Only an interval whose stack is read can be sent: it alone is timed by the records' clock. From before the
+	 * read, as the kernel counts it: prev's CPU time was last updated before this tracepoint, and the time spent
+	 * here is charged to next. */
+	slot->start_ns = bpf_ktime_get_ns();
 	count(COUNTER_OFFCPU_READS);
 	slot->user_len = capture_user(prev->tgid, slot->user_stack, &slot->flags, &slot->goid, &c, WALK_OFFCPU);
 	if (!c.cfg || !(lp = labels_of(c.cfg, c.g)))
@@ -687,33 +713,43 @@ static __always_inline void offcpu_leave(struct task_struct *prev, __u64 now)
 		slot->labels_len = read_labels(c.cfg, lp, labels->data, WALK_OFFCPU, &slot->flags);
 }
 
-/* next is about to run again: send its interval, or a sample of the short ones (struct offcpu_record). */
-static __always_inline void offcpu_return(struct task_struct *next, __u64 now)
+/* next is about to run again, at clock (switch_clock): send its interval, or a sample of the short ones (struct
+ * offcpu_record). */
+static __always_inline void offcpu_return(struct task_struct *next, __u64 clock)
 {
 	struct offcpu_slot *slot = bpf_task_storage_get(&offcpu_slots, next, 0, 0);
-	__u64 begin, delta, weight, keep, period = offcpu_period_ns;
+	__u64 now, begin, delta, weight, keep, period = offcpu_period_ns;
 	struct offcpu_labels *labels;
 	struct offcpu_record *rec;
 	struct offcpu_buf *buf;
 	__u32 zero = 0, labels_len;
 	long len;
 
-	if (!slot || !slot->start_ns)
+	if (!slot || !slot->left_at)
 		return;
+	begin = slot->left_at;
+	slot->left_at = 0;
+	if (slot->attachment != offcpu_attachment) /* it left before this attachment, maybe long before: not timed */
+		return;
+	if (clock > begin) {
+		delta = clock - begin;
+		if (delta > OFFCPU_MAX_NS)
+			delta = OFFCPU_MAX_NS;
+		slot->avg_ns = slot->avg_ns ? slot->avg_ns - (slot->avg_ns >> OFFCPU_AVG_SHIFT) + (delta >> OFFCPU_AVG_SHIFT)
+					    : delta;
+	}
+	if (!period)
+		return;
+	count(COUNTER_OFFCPU_ENDS);
+	if (!slot->read_p)
+		return;
+	now = bpf_ktime_get_ns();
 	begin = slot->start_ns;
-	slot->start_ns = 0;
 	if (now <= begin)
 		return;
 	delta = now - begin;
 	if (delta > OFFCPU_MAX_NS)
 		delta = OFFCPU_MAX_NS;
-	slot->avg_ns = slot->avg_ns ? slot->avg_ns - (slot->avg_ns >> OFFCPU_AVG_SHIFT) + (delta >> OFFCPU_AVG_SHIFT)
-				    : delta;
-	if (begin < offcpu_since_ns || !period)
-		return;
-	count(COUNTER_OFFCPU_ENDS);
-	if (!slot->read_p)
-		return;
 
 	/* Sent with probability keep = min(1, delta / period), in 1/2^32. The stack was read with probability
 	 * read_p: if that is below keep every read one is sent with weight delta / read_p, else a read one is sent
@@ -722,6 +758,7 @@ static __always_inline void offcpu_return(struct task_struct *next, __u64 now)
 	if (keep >= (__u64)slot->read_p << (32 - OFFCPU_P_SHIFT)) {
 		weight = (delta << OFFCPU_P_SHIFT) / slot->read_p;
 	} else {
+		/* The helper, not slot_random: independent of the draw that decided the read. */
 		if (bpf_get_prandom_u32() >= (keep << OFFCPU_P_SHIFT) / slot->read_p)
 			return;
 		weight = period;
@@ -762,14 +799,25 @@ static __always_inline void offcpu_return(struct task_struct *next, __u64 now)
 	count(COUNTER_OFFCPU_SENT);
 }
 
+/* This CPU's scheduler clock (rq->clock), when the kernel has CONFIG_FAIR_GROUP_SCHED to reach it by: a load, where
+ * bpf_ktime_get_ns() reads the clock source (~70 ns a call on this project's KVM guests, more than the rest of the
+ * program at most switches). It drives the moving averages only: it is sched_clock, not CLOCK_MONOTONIC, and a
+ * wakeup that preempts leaves it at the time of the wakeup (rq_clock_skip_update), a little before the switch. */
+static __always_inline __u64 switch_clock(struct task_struct *next)
+{
+	if (bpf_core_field_exists(next->se.cfs_rq))
+		return next->se.cfs_rq->rq->clock;
+	return bpf_ktime_get_ns();
+}
+
 SEC("tp_btf/sched_switch")
 int BPF_PROG(offcpu_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
-	__u64 now = bpf_ktime_get_ns();
+	__u64 clock = switch_clock(next);
 
 	if (wanted(prev->tgid, offcpu_filter_mode, TARGET_OFFCPU) && !(prev->flags & PF_KTHREAD))
-		offcpu_leave(prev, now);
-	offcpu_return(next, now);
+		offcpu_leave(prev, clock);
+	offcpu_return(next, clock);
 	return 0;
 }
 

@@ -256,6 +256,8 @@ export class Sampler implements SampleSource {
   /** The sched_switch program that runs ours after its own while off-CPU profiles are in flight (shareSwitch). */
   private switchHost: SwitchHost | undefined;
   private chainedOffCpu = false;
+  /** Times the off-CPU program was attached (bpf's offcpu_attachment): intervals from an earlier one are not sent. */
+  private offCpuAttachments = 0;
   private reader: RingBufferReader | undefined;
   private timer: NodeJS.Timeout | undefined;
   private execQueue = new Set<number>();
@@ -628,7 +630,7 @@ export class Sampler implements SampleSource {
     if (this.offCpuLinks.length > 0 || this.chainedOffCpu) return;
     const off = this.disabled.get('offcpu_switch');
     if (off !== undefined) throw new FeatureUnavailable(`off-CPU profiles are not available on this kernel: ${off}`);
-    this.obj.setGlobal('offcpu_since_ns', process.hrtime.bigint());
+    this.obj.setGlobal('offcpu_attachment', ++this.offCpuAttachments);
     const host = this.switchHost;
     if (host?.attached) {
       try {
