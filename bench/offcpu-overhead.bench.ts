@@ -4,11 +4,14 @@
 // user stack on every sched_switch (the method of bcc's offcputime). Conditions alternate; medians reported.
 //   npm run build && node dist/bench/offcpu-overhead.bench.js [ROUNDS] [LOOPS]
 // BASE_CLI=/path/to/other/dist/src/cli.js: also that build's agent with a profile in flight (an A/B in one run).
+// Then, with BPF run-time stats on (they add clock reads to every run, so not while throughput is measured), the
+// agent's sched_switch program's time per switch over one more pipe run for each agent condition (the off-CPU
+// program, tail-called, counts in it).
 // Prints numbers; asserts nothing.
 
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { median, startAgentProcess } from './support/agent';
-import { bpfStatsOff } from './support/proc-stats';
+import { bpfPrograms, median, startAgentProcess } from './support/agent';
+import { bpfStatsOff, countBpfRunTime } from './support/proc-stats';
 
 const ROUNDS = Number(process.argv[2] ?? 5);
 const LOOPS = Number(process.argv[3] ?? 100_000);
@@ -57,8 +60,8 @@ async function withBpftrace<T>(fn: () => T): Promise<T> {
   }
 }
 
-async function withAgent<T>(offCpuProfile: boolean, fn: () => T, cli?: string): Promise<{ value: T; records: number }> {
-  const agent = await startAgentProcess([], cli !== undefined ? { cli } : {});
+async function withAgent<T>(offCpuProfile: boolean, fn: (programIds: number[]) => T, cli?: string): Promise<{ value: T; records: number }> {
+  const agent = await startAgentProcess([], { programIds: true, ...(cli !== undefined ? { cli } : {}) });
   await new Promise((r) => setTimeout(r, SETTLE_MS));
   const abort = new AbortController();
   let records = 0;
@@ -68,7 +71,7 @@ async function withAgent<T>(offCpuProfile: boolean, fn: () => T, cli?: string): 
       profile = fetch(`${agent.url}/debug/pprof/offcpu?seconds=300`, { signal: abort.signal }).catch(() => undefined);
       await new Promise((r) => setTimeout(r, 300)); // the request has subscribed
     }
-    const value = fn();
+    const value = fn(agent.programIds);
     const metrics = await (await fetch(`${agent.url}/metrics`)).text();
     const m = /^quietflame_samples_total\{kind="offcpu"\} (\S+)$/m.exec(metrics);
     if (offCpuProfile && !m) throw new Error(`no quietflame_samples_total{kind="offcpu"} in /metrics:\n${metrics}`);
@@ -94,6 +97,40 @@ async function rounds(runs: Record<string, number[]>, records: number[], base: s
   }
 }
 
+/** The run time per run of the agent's programs on sched_switch (by name: the run-queue program, or the off-CPU
+ * program when it runs on its own) over one pipe run, stats on. */
+function switchNsPerRun(programIds: number[]): number {
+  const names = new Set(['on_switch', 'offcpu_switch']);
+  const loaded = bpfPrograms();
+  const ids = programIds.filter((id) => names.has(loaded.get(id)?.name ?? ''));
+  const stats = countBpfRunTime();
+  try {
+    const before = bpfPrograms();
+    pipeBench();
+    const after = bpfPrograms();
+    let ns = 0;
+    let runs = 0;
+    for (const id of ids) {
+      ns += (after.get(id)?.runTimeNs ?? 0) - (before.get(id)?.runTimeNs ?? 0);
+      runs += (after.get(id)?.runCount ?? 0) - (before.get(id)?.runCount ?? 0);
+    }
+    if (runs === 0) throw new Error(`no sched_switch program of the agent ran (programs ${programIds.join(', ')})`);
+    return ns / runs;
+  } finally {
+    stats.close();
+  }
+}
+
+async function bpfTimes(base: string | undefined): Promise<void> {
+  const conditions: Array<[string, boolean, string | undefined]> = [['agent', false, undefined], ['agent + off-CPU profile', true, undefined]];
+  if (base !== undefined) conditions.push(['base agent + profile', true, base]);
+  console.log('BPF time per sched_switch run (stats on, one run each):');
+  for (const [name, profile, cli] of conditions) {
+    const ns = (await withAgent(profile, switchNsPerRun, cli)).value;
+    console.log(`  ${name.padEnd(26)} ${ns.toFixed(1).padStart(7)} ns`);
+  }
+}
+
 async function main(): Promise<void> {
   const base = process.env.BASE_CLI;
   const runs: Record<string, number[]> = { none: [], agent: [], 'agent + off-CPU profile': [], 'bpftrace offcputime': [] };
@@ -110,6 +147,7 @@ async function main(): Promise<void> {
   console.log(`perf bench sched pipe -l ${LOOPS}, ${ROUNDS} alternated rounds, median ops/sec and ratio to none:`);
   for (const [k, v] of Object.entries(runs)) console.log(`  ${k.padEnd(26)} ${String(median(v)).padStart(7)}  ${(median(v) / none).toFixed(3)}`);
   console.log(`  off-CPU records sent to the agent per run (median): ${median(records)}`);
+  await bpfTimes(base);
 }
 
 main().catch((err: unknown) => {

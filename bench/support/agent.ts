@@ -25,12 +25,12 @@ export interface AgentStartOptions {
   nodeFlags?: string[];
 }
 
-/** Every BPF program loaded on the node: id → name and run time (counted while kernel.bpf_stats_enabled=1). */
-export function bpfPrograms(): Map<number, { name: string; runTimeNs: number }> {
+/** Every BPF program loaded on the node: id → name, run time and runs (counted while run-time stats are on). */
+export function bpfPrograms(): Map<number, { name: string; runTimeNs: number; runCount: number }> {
   const r = spawnSync('bpftool', ['prog', 'show', '--json'], { encoding: 'utf8' });
-  const out = new Map<number, { name: string; runTimeNs: number }>();
-  for (const p of JSON.parse(r.stdout || '[]') as Array<{ id: number; name?: string; run_time_ns?: number }>) {
-    out.set(p.id, { name: p.name ?? '?', runTimeNs: p.run_time_ns ?? 0 });
+  const out = new Map<number, { name: string; runTimeNs: number; runCount: number }>();
+  for (const p of JSON.parse(r.stdout || '[]') as Array<{ id: number; name?: string; run_time_ns?: number; run_cnt?: number }>) {
+    out.set(p.id, { name: p.name ?? '?', runTimeNs: p.run_time_ns ?? 0, runCount: p.run_cnt ?? 0 });
   }
   return out;
 }

@@ -9,11 +9,14 @@ import { sleep, waitFor } from '../bpf/support';
 export const MARK_ON = 2147483600;
 export const MARK_OFF = 2147483601;
 
-/** Probes for a script: prints "ready" once attached, sets @on between the markers, prints "on", exits at MARK_OFF. */
+/**
+ * Probes for a script: prints "ready" once attached, sets @on between the markers, prints "on", exits at MARK_OFF.
+ * Only this process's markers count: another test run on the machine at the same time must not move the window.
+ */
 export const MARKER_PROBES = `
 BEGIN { printf("ready\\n"); }
-tracepoint:syscalls:sys_enter_kill /args->sig == 0 && args->pid == ${MARK_ON}/ { @on = 1; printf("on\\n"); }
-tracepoint:syscalls:sys_enter_kill /args->sig == 0 && args->pid == ${MARK_OFF}/ { @on = 0; exit(); }
+tracepoint:syscalls:sys_enter_kill /args->sig == 0 && args->pid == ${MARK_ON} && pid == ${process.pid}/ { @on = 1; printf("on\\n"); }
+tracepoint:syscalls:sys_enter_kill /args->sig == 0 && args->pid == ${MARK_OFF} && pid == ${process.pid}/ { @on = 0; exit(); }
 `;
 
 /** Makes the marker syscall (see MARK_ON, MARK_OFF). */
