@@ -718,7 +718,7 @@ static __always_inline void offcpu_leave(struct task_struct *prev, __u64 clock)
 static __always_inline void offcpu_return(struct task_struct *next, __u64 clock)
 {
 	struct offcpu_slot *slot = bpf_task_storage_get(&offcpu_slots, next, 0, 0);
-	__u64 now, begin, delta, weight, keep, period = offcpu_period_ns;
+	__u64 left, now, begin, delta, weight, keep, period = offcpu_period_ns;
 	struct offcpu_labels *labels;
 	struct offcpu_record *rec;
 	struct offcpu_buf *buf;
@@ -727,12 +727,12 @@ static __always_inline void offcpu_return(struct task_struct *next, __u64 clock)
 
 	if (!slot || !slot->left_at)
 		return;
-	begin = slot->left_at;
+	left = slot->left_at;
 	slot->left_at = 0;
 	if (slot->attachment != offcpu_attachment) /* it left before this attachment, maybe long before: not timed */
 		return;
-	if (clock > begin) {
-		delta = clock - begin;
+	if (clock > left) {
+		delta = clock - left;
 		if (delta > OFFCPU_MAX_NS)
 			delta = OFFCPU_MAX_NS;
 		slot->avg_ns = slot->avg_ns ? slot->avg_ns - (slot->avg_ns >> OFFCPU_AVG_SHIFT) + (delta >> OFFCPU_AVG_SHIFT)
