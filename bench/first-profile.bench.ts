@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { median, startAgentProcess } from './support/agent';
-import { bpfRunSeconds, countBpfRunTime, cpuSeconds, memoryMiB } from './support/proc-stats';
+import { bpfRunSeconds, countBpfRunTime, cpuSeconds, memoryMiB, minorFaults } from './support/proc-stats';
 import { buildFixture, newestToolchain } from '../test/support/go-toolchains';
 
 const ROUNDS = Number(process.argv[2] ?? 3);
@@ -55,7 +55,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 interface Run {
   /** Per profile: share of the window's CPU, user+sys s, BPF s. */
-  profiles: Array<{ share: number; userSys: number; bpf: number }>;
+  profiles: Array<{ share: number; userSys: number; bpf: number; faults: number }>;
   peakMiB: number;
 }
 
@@ -76,6 +76,7 @@ async function oneAgent(cli: string | undefined, binary: string, args: string[])
     await sleep(IDLE * 1000);
     for (let i = 0; i < PROFILES; i++) {
       const cpu0 = cpuSeconds(pid);
+      const faults0 = minorFaults(pid);
       const threads0 = process.env.THREADS ? threadSeconds(pid) : undefined;
       const bpf0 = bpfRunSeconds(agent.programIds);
       const go = spawn(binary, args, { stdio: 'ignore' });
@@ -85,7 +86,7 @@ async function oneAgent(cli: string | undefined, binary: string, args: string[])
         await r.arrayBuffer();
         const userSys = cpuSeconds(pid) - cpu0;
         const bpf = bpfRunSeconds(agent.programIds) - bpf0;
-        run.profiles.push({ share: (userSys + bpf) / (WINDOW * cpus), userSys, bpf });
+        run.profiles.push({ share: (userSys + bpf) / (WINDOW * cpus), userSys, bpf, faults: minorFaults(pid) - faults0 });
         if (threads0) console.log(`    profile #${i + 1} by thread: ${threadDelta(threads0, threadSeconds(pid))}`);
       } finally {
         go.kill('SIGKILL');
@@ -118,7 +119,7 @@ async function main(): Promise<void> {
       for (const [name, cli] of round % 2 === 0 ? variants : [...variants].reverse()) {
         const r = await oneAgent(cli, binary, args);
         runs.get(name)!.push(r);
-        console.log(`  ${name} round ${round + 1}: ${r.profiles.map((p, i) => `#${i + 1} ${pct(p.share)} (user+sys ${p.userSys.toFixed(2)} s, BPF ${p.bpf.toFixed(3)} s)`).join(', ')}; peak RSS ${r.peakMiB.toFixed(0)} MiB`);
+        console.log(`  ${name} round ${round + 1}: ${r.profiles.map((p, i) => `#${i + 1} ${pct(p.share)} (user+sys ${p.userSys.toFixed(2)} s, BPF ${p.bpf.toFixed(3)} s, ${p.faults} page faults)`).join(', ')}; peak RSS ${r.peakMiB.toFixed(0)} MiB`);
       }
     }
   } finally {
