@@ -495,6 +495,13 @@ static __always_inline __u16 capture_user(__u32 tgid, __u64 *stack, __u32 *flags
 		*flags |= SAMPLE_F_EXITING;
 		return 0;
 	}
+	/* In execve: past its point of no return the address space is the new image's while the user registers are
+	 * still the old one's (the execve call) until the new image's are set, so the stack would be read from the
+	 * wrong memory and named from neither binary. Kernel stack only, as above; the exec is brief. */
+	if (bpf_core_field_exists(task->in_execve) && BPF_CORE_READ_BITFIELD(task, in_execve)) {
+		*flags |= SAMPLE_F_EXECVE;
+		return 0;
+	}
 	/* The user-mode registers, also when the task is in the kernel (a syscall, a fault, a switch). */
 	regs = (struct pt_regs *)bpf_task_pt_regs(task);
 	cfg = config_of(task, tgid);

@@ -187,6 +187,7 @@ struct proc_config {
 #define SAMPLE_F_LABELS_CUT 0x400 /* some of the goroutine's labels or bytes of them were left out */
 #define SAMPLE_F_SWITCHED 0x800   /* the walk went from the system stack (g0) on to the goroutine's stack */
 #define SAMPLE_F_EXITING 0x1000   /* the thread is exiting: no user stack (its address space may be gone) */
+#define SAMPLE_F_EXECVE 0x2000    /* in execve: no user stack (the old image's registers, maybe the new image's memory) */
 
 struct sample_record {
 	__u32 kind;       /* RECORD_SAMPLE */

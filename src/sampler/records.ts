@@ -25,6 +25,7 @@ export const SampleFlag = {
   LABELS_CUT: 0x400,
   SWITCHED: 0x800,
   EXITING: 0x1000,
+  EXECVE: 0x2000,
 } as const;
 
 /** The most the BPF side can read of a goroutine's labels (LABELS_MAX, LABEL_KEY_MAX, LABEL_VALUE_MAX). */

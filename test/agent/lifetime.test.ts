@@ -150,7 +150,9 @@ bpfTest('churn: short-lived Go processes leave the BPF maps within a second of e
     // A churned process's frames are named from its own binary (or the vDSO), never from another; and its user
     // stacks are named: its mappings are read within the ring buffer's 100 ms read interval of its exec, and the
     // samples of its exit (the address space torn down, the mappings forgotten) carry no user stack. (Before,
-    // about 10% of these samples had no user frame named: all of them taken in do_exit.)
+    // about 10% of these samples had no user frame named: all of them taken in do_exit. Then, on a machine where exec
+    // is slow, 3-4%: taken in execve after the comm changed, the old image's registers read in the new image's
+    // memory; such samples now carry their kernel stack only too.)
     const named = withUser.flatMap((s) => user(s)).filter((f) => f.functions.some((n) => n !== ''));
     assert.ok(named.length > 0 && burn.length > 0, 'some churned samples are symbolized');
     const nameless = withUser.filter((s) => user(s).every((f) => f.functions.every((n) => n === '')));
