@@ -7,10 +7,15 @@ import { bpfPrograms } from './agent';
 
 const TICK = 100; // USER_HZ
 
+/** The fields of a /proc/…/stat file after the comm: [0] is the state, [7] minflt, [11] utime, [12] stime. */
+function statFields(statPath: string): string[] {
+  const stat = fs.readFileSync(statPath, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
 /** user+sys seconds in a /proc/…/stat file: the thread group's (/proc/PID/stat) or one thread's (task/TID/stat). */
 export function statCpuSeconds(statPath: string): number {
-  const stat = fs.readFileSync(statPath, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const f = statFields(statPath);
   return (Number(f[11]) + Number(f[12])) / TICK; // utime, stime
 }
 
@@ -19,8 +24,7 @@ export function statCpuSeconds(statPath: string): number {
  * each fault costs ~11 µs of system time, so fresh memory touched is a cost of its own.
  */
 export function minorFaults(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[7]); // minflt
+  return Number(statFields(`/proc/${pid}/stat`)[7]);
 }
 
 /** user+sys seconds of a process's whole thread group. */
