@@ -75,7 +75,9 @@ test('an error the job throws fails that job with the revived error; the thread 
 });
 
 test('over its time, over its heap, or ending the thread: that job fails with its kind, the next runs on a new thread', async () => {
-  const j = jobs({ timeoutMs: 300, maxHeapMiB: 32 });
+  // The time limit must be well above what filling a 32 MiB heap takes (330-650 ms where a page fault costs ~11 µs;
+  // with 300 ms the 'grow' job was cut short as a timeout in 2 runs of 5 there).
+  const j = jobs({ timeoutMs: 3000, maxHeapMiB: 32 });
   try {
     const t0 = (await j.run({ op: 'echo', value: '' })).threadId;
     const cases: Array<[FixtureJob, JobThreadError['kind']]> = [[{ op: 'spin', ms: 60_000 }, 'timeout'], [{ op: 'grow' }, 'memory'], [{ op: 'exit' }, 'crashed']];
