@@ -3,6 +3,7 @@
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <napi.h>
+#include <pthread.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -76,6 +77,17 @@ Napi::Value ReleaseFreeMemory(const Napi::CallbackInfo& info) {
 #endif
 }
 
+// setThreadName(name): the calling thread's name (comm, 15 bytes) as `top -H` and /proc/PID/task/TID/comm show it,
+// so a worker thread's CPU can be told from V8's own threads, which are all "node".
+Napi::Value SetThreadName(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) ThrowUsage(env, "setThreadName(name): a string expected", true);
+  std::string name = info[0].As<Napi::String>();
+  int err = pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
+  if (err != 0) ThrowErrno(env, err, "pthread_setname_np(" + name + ")", "");
+  return env.Undefined();
+}
+
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -96,6 +108,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("closeDescriptor", Napi::Function::New<CloseDescriptor>(env, "closeDescriptor"));
   exports.Set("onlineCpus", Napi::Function::New<OnlineCpuList>(env, "onlineCpus"));
   exports.Set("releaseFreeMemory", Napi::Function::New<ReleaseFreeMemory>(env, "releaseFreeMemory"));
+  exports.Set("setThreadName", Napi::Function::New<SetThreadName>(env, "setThreadName"));
   exports.Set("libbpfVersion",
               Napi::String::New(env, std::to_string(libbpf_major_version()) + "." + std::to_string(libbpf_minor_version())));
   return exports;

@@ -131,6 +131,8 @@ export interface NativeAddon {
   onlineCpus(): number[];
   /** malloc_trim(0): glibc's free heap pages back to the kernel; true when some were released. */
   releaseFreeMemory(): boolean;
+  /** The calling thread's name (first 15 bytes), as /proc/PID/task/TID/comm and `top -H` show it. */
+  setThreadName(name: string): void;
   /**
    * process_vm_readv in batches: requests are [addr, len] pairs, their bytes laid end to end in `out`; the result
    * holds the bytes read per request (less than asked where the remote range runs into unmapped memory).

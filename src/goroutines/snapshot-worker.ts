@@ -2,6 +2,7 @@
 // unwinding, which must not stall the agent's event loop (ring buffers, captures in flight, /healthz). Holds its own
 // binaries' tables (TargetCache) between requests. SnapshotRequest in, a GoroutineDump out (JobThread).
 
+import { native } from '../bpf/native';
 import { serveJobs } from '../worker/job-worker';
 import { GoroutineReadError, type GoroutineReadErrorKind } from './errors';
 import type { GoroutineDump } from './model';
@@ -20,6 +21,7 @@ export interface SnapshotError {
   message: string;
 }
 
+native().setThreadName('qf-goroutines'); // its CPU apart from V8's threads in `top -H`
 const targets = new TargetCache();
 serveJobs<SnapshotRequest, GoroutineDump>(
   (req) => ({ result: snapshotGoroutines(req.pid, targets, { ...req.options, stacks: true }) }),

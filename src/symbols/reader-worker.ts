@@ -11,6 +11,7 @@ import { readNativeSymbols } from './native-symbols-job';
 import type { ReaderReply, ReaderRequest } from './reader-thread';
 
 const QUIET_MS = 1000;
+native().setThreadName('qf-reader'); // its CPU apart from V8's threads in `top -H`
 const jobDone = compactWhenQuiet(QUIET_MS, () => native().releaseFreeMemory());
 
 serveJobs<ReaderRequest, ReaderReply>((job) => {
