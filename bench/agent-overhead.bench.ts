@@ -6,13 +6,12 @@
 // tables of what it samples, and compiles its hot paths, on the way) and, the target, for a profile after that.
 // Prints numbers; asserts nothing. (bench/workload-throughput.bench.ts measures what the workload loses.)
 
-import { ChildProcess, spawn } from 'node:child_process';
-import * as fs from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
 import * as os from 'node:os';
 import { decodePprof } from '../src/profile/pprof';
 import { startAgentProcess, type AgentProcess } from './support/agent';
 import { bpfRunSeconds, countBpfRunTime, cpuSeconds, memoryMiB, statCpuSeconds } from './support/proc-stats';
-import { buildBigBinary, buildFixture, newestToolchain } from '../test/support/go-toolchains';
+import { startFiveMoreGoProcesses, startHotFixture } from './support/go-workload';
 
 const WINDOW = Number(process.argv[2] ?? 20);
 /** user+sys of the whole thread group, and of its main thread alone (the JS thread). */
@@ -58,19 +57,14 @@ async function jsMemory(url: string): Promise<{ heap: number; young: number; ext
   };
 }
 
-function startGo(binary: string, args: string[]): ChildProcess {
-  return spawn(binary, args, { stdio: 'ignore' });
-}
-
 async function main(): Promise<void> {
-  const go = newestToolchain().version;
   const cpus = os.cpus().length;
   const stats = countBpfRunTime();
   const procs: ChildProcess[] = [];
   let agent: AgentProcess | undefined;
   try {
     // 1. CPU share with a CPU-bound fixture on every core and a node-wide profile in flight.
-    const hot = startGo(buildFixture({ go, fixture: 'hot', mode: 'plain' }), ['-leaf', String(Math.ceil(cpus / 2)), '-framed', String(Math.floor(cpus / 2)), '-sleeper', '0']);
+    const hot = startHotFixture(cpus);
     procs.push(hot);
     agent = await startAgentProcess(['--log-level', 'info'], { programIds: true });
     const ours = [hot.pid!, agent.proc.pid!];
@@ -91,19 +85,14 @@ async function main(): Promise<void> {
     }
 
     // 2. Memory with six Go processes, one of them ≥ 50 MB, after node-wide profiles.
-    const big = buildBigBinary();
-    procs.push(startGo(big, ['spin']));
-    procs.push(startGo(buildFixture({ go: '1.19', fixture: 'hot', mode: 'plain' }), ['-leaf', '0', '-framed', '0', '-sleeper', '1']));
-    procs.push(startGo(buildFixture({ go: '1.15', fixture: 'hot', mode: 'stripped-pie' }), ['-leaf', '0', '-framed', '0', '-sleeper', '1']));
-    procs.push(startGo(buildFixture({ go: '1.23', fixture: 'hot', mode: 'stripped-pie' }), ['-leaf', '0', '-framed', '0', '-sleeper', '1']));
-    procs.push(startGo(buildFixture({ go, fixture: 'cgo', mode: 'cgo-external' }), ['spin']));
-    await new Promise((r) => setTimeout(r, 3000));
+    const more = await startFiveMoreGoProcesses();
+    procs.push(...more.procs);
     const ours6 = [...ours, ...procs.map((p) => p.pid!)];
     let others = 0;
     for (let i = 0; i < 3; i++) others += (await profile(agent.url, 5, ours6)).others;
     const mem = memoryMiB(agent.proc.pid!);
     const js = await jsMemory(agent.url);
-    console.log(`six Go processes (bigbin ${(fs.statSync(big).size / 2 ** 20).toFixed(0)} MiB among them; the agent tracks ${await goProcesses(agent.url)} on the node), after three node-wide profiles (${others} samples from other processes):`);
+    console.log(`six Go processes (bigbin ${(more.bigBytes / 2 ** 20).toFixed(0)} MiB among them; the agent tracks ${await goProcesses(agent.url)} on the node), after three node-wide profiles (${others} samples from other processes):`);
     console.log(`  agent RSS ${mem.rss.toFixed(1)} MiB (anonymous ${mem.anon.toFixed(1)}, file-backed ${mem.file.toFixed(1)}), peak ${mem.hwm.toFixed(1)} MiB (target ≤ 128 MiB)`);
     console.log(`  of which V8 heap ${js.heap.toFixed(1)} MiB committed (young generation ${js.young.toFixed(1)}), Buffers and typed arrays ${js.external.toFixed(1)} MiB`);
   } finally {

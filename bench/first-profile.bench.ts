@@ -4,7 +4,7 @@
 // its BPF programs' run time from kernel.bpf_stats_enabled) / (window × CPUs).
 //   npm run build && node dist/bench/first-profile.bench.js [ROUNDS] [WINDOW] [IDLE]
 // BASE_CLI=/path/to/other/dist/src/cli.js: alternate that build (base) with this one (new), ROUNDS agents each;
-// medians and new/base ratios. AGENT_NODE_FLAGS='--flag …': extra node flags for the agents (both builds). THREADS=1: each profile's CPU by agent thread. CPU_PROF_DIR=dir: V8 CPU profiles of the agents into dir (support/cpu-profile-preload.ts; for diagnosis).
+// medians and new/base ratios. AGENT_NODE_FLAGS='--flag …': extra node flags for the agents (both builds); BASE_NODE_FLAGS='--flag …': for the base's only (without BASE_CLI the base is this build: a flag measured against none). THREADS=1: each profile's CPU by agent thread. CPU_PROF_DIR=dir: V8 CPU profiles of the agents into dir (support/cpu-profile-preload.ts; for diagnosis).
 // Prints numbers; asserts nothing.
 
 import { spawn } from 'node:child_process';
@@ -59,14 +59,17 @@ interface Run {
   peakMiB: number;
 }
 
-async function oneAgent(cli: string | undefined, binary: string, args: string[]): Promise<Run> {
+const flagList = (flags: string | undefined): string[] => (flags ?? '').split(' ').filter((f) => f !== '');
+
+async function oneAgent(cli: string | undefined, extraFlags: string[], binary: string, args: string[]): Promise<Run> {
   const cpus = os.cpus().length;
   const profDir = process.env.CPU_PROF_DIR;
   const agent = await startAgentProcess(['--log-level', 'info'], {
     programIds: true,
     ...(cli !== undefined ? { cli } : {}),
     nodeFlags: [
-      ...(process.env.AGENT_NODE_FLAGS ?? '').split(' ').filter((f) => f !== ''),
+      ...flagList(process.env.AGENT_NODE_FLAGS),
+      ...extraFlags,
       ...(profDir !== undefined ? ['-r', path.join(__dirname, 'support', 'cpu-profile-preload.js')] : []),
     ],
   });
@@ -111,13 +114,15 @@ async function main(): Promise<void> {
   const args = ['-leaf', String(Math.ceil(cpus / 2)), '-framed', String(Math.floor(cpus / 2)), '-sleeper', '0'];
   const stats = countBpfRunTime();
   const base = process.env.BASE_CLI;
-  const variants: Array<[string, string | undefined]> = base !== undefined ? [['base', base], ['new', undefined]] : [['this build', undefined]];
+  const baseFlags = flagList(process.env.BASE_NODE_FLAGS);
+  const compared = base !== undefined || baseFlags.length > 0;
+  const variants: Array<[string, string | undefined, string[]]> = compared ? [['base', base, baseFlags], ['new', undefined, []]] : [['this build', undefined, []]];
   const runs = new Map<string, Run[]>(variants.map(([name]) => [name, []]));
   console.log(`${cpus} CPUs, agent idle ${IDLE} s, then ${PROFILES} node-wide ${WINDOW} s profiles at 99 Hz, each with a new process of a CPU-bound Go binary filling every core; ${ROUNDS} agents per build`);
   try {
     for (let round = 0; round < ROUNDS; round++) {
-      for (const [name, cli] of round % 2 === 0 ? variants : [...variants].reverse()) {
-        const r = await oneAgent(cli, binary, args);
+      for (const [name, cli, flags] of round % 2 === 0 ? variants : [...variants].reverse()) {
+        const r = await oneAgent(cli, flags, binary, args);
         runs.get(name)!.push(r);
         console.log(`  ${name} round ${round + 1}: ${r.profiles.map((p, i) => `#${i + 1} ${pct(p.share)} (user+sys ${p.userSys.toFixed(2)} s, BPF ${p.bpf.toFixed(3)} s, ${p.faults} page faults)`).join(', ')}; peak RSS ${r.peakMiB.toFixed(0)} MiB`);
       }
@@ -131,7 +136,7 @@ async function main(): Promise<void> {
     medians.set(name, m);
     console.log(`${name}: median share of the window's CPU ${m.map((x, i) => `#${i + 1} ${pct(x)}`).join(', ')} (goals: first ≤ 1%, third ≤ 0.3%); median peak RSS ${median(rs.map((r) => r.peakMiB)).toFixed(0)} MiB`);
   }
-  if (base !== undefined) {
+  if (compared) {
     const b = medians.get('base')!;
     const n = medians.get('new')!;
     console.log(`new/base: ${n.map((x, i) => `#${i + 1} ${(x / b[i]!).toFixed(2)}×`).join(', ')}`);

@@ -22,6 +22,11 @@ import { KubeletLogs, PodIdentities } from '../kube/identity';
 import { PodWatch } from '../kube/api-watch';
 import { GoroutineSnapshotter } from '../goroutines/snapshotter';
 import { loadAccessControl, type AccessFlags } from './access';
+import { native } from '../bpf/native';
+import { compactWhenQuiet } from '../worker/compact-when-quiet';
+
+/** After a burst of work (a profile, a goroutine dump, new binaries read), this long without more before compacting. */
+const QUIET_MS = 1000;
 
 export interface AgentOptions {
   host: string;
@@ -67,9 +72,13 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
   // The symbolizer reads a new Go process's mappings while a profile runs (a short-lived one is gone by the time
   // its samples would be looked at), and forgets a process when its exit comes through the ring buffer.
   // One thread reads binaries for both: new executables for the sampler, big native symbol tables for the symbolizer.
-  const reader = new ReaderThread();
-  const symbolizer = new Symbolizer({ onWarning: (message) => logger.warn(message), reader });
+  // The heap is compacted a second after each burst of work, once no profile is in flight (a profile's end calls it
+  // again): the Buffers a profile, a dump or a binary's tables leave behind (kallsyms' text alone is ~8 MiB at start)
+  // are otherwise freed only by V8's next full collection, which an agent at rest may not run for hours: ~12 MiB.
   let sampler: Sampler | undefined;
+  const compactHeap = compactWhenQuiet(QUIET_MS, () => native().releaseFreeMemory(), () => sampler?.subscribed === true);
+  const reader = new ReaderThread({ afterJob: compactHeap });
+  const symbolizer = new Symbolizer({ onWarning: (message) => logger.warn(message), reader });
   try {
     sampler = Sampler.start({
       reader,
@@ -162,6 +171,7 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
           let built: Profile | undefined;
           const finish = async (w: CaptureWindow): Promise<Buffer> => {
             await builder.settle(); // native symbol tables still being read for it
+            compactHeap();
             return encodePprof((built = builder.build(w.endUnixNs)));
           };
           return { add, finish, built: () => built };
@@ -174,7 +184,7 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
           }),
         podOf: (pid) => identities.of(pid),
         processExists: (pid) => isProcess(pid),
-        goroutines: (pid, o) => goroutineReader.snapshot(pid, o?.locations ? symbolizer : undefined),
+        goroutines: (pid, o) => goroutineReader.snapshot(pid, o?.locations ? symbolizer : undefined).finally(compactHeap),
         metrics: createMetricsRegistry({
           runqueueLatency: () => runqueue,
           health: () => agentHealth(started.stats(), symbolizationNs),
@@ -199,6 +209,7 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
     const port = typeof addr === 'object' && addr ? addr.port : opts.port;
     const url = `${access.scheme}://${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${port}`;
     logger.info({ url, hz: opts.hz }, 'quietflame agent listening');
+    compactHeap(); // what start-up read and parsed
     return { url, close: () => runCleanups(cleanups) };
   } catch (e) {
     await runCleanups(cleanups);

@@ -32,12 +32,16 @@ export interface ReaderThreadOptions {
    * first profile ~0.2 s of CPU and the agent a higher peak; kept, it holds ~8 MiB.
    */
   idleMs?: number;
+  /** Called once each job has settled (its answer taken in), e.g. to compact the caller's heap when work is over. */
+  afterJob?: () => void;
 }
 
 export class ReaderThread {
   private readonly jobs: JobThread<ReaderRequest, ReaderReply>;
+  private readonly afterJob: () => void;
 
   constructor(opts: ReaderThreadOptions = {}) {
+    this.afterJob = opts.afterJob ?? (() => {});
     this.jobs = new JobThread({
       script: path.join(__dirname, 'reader-worker.js'),
       name: 'the binary reader',
@@ -57,6 +61,8 @@ export class ReaderThread {
       return fromWire(wire as BinaryInfoWire);
     } catch (e) {
       return { kind: 'other', why: `not read: ${failure(e as Error)}`, warn: true };
+    } finally {
+      this.afterJob();
     }
   }
 
@@ -81,6 +87,8 @@ export class ReaderThread {
       data = (await this.jobs.run({ kind: 'native-symbols', request })) as NativeSymbolsData;
     } catch (e) {
       throw new Error(`${elf.path}: its symbol table was not read: ${failure(e as Error)}`);
+    } finally {
+      this.afterJob();
     }
     return NativeSymbols.fromData(data, files.map((f) => f.source));
   }

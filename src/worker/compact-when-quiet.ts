@@ -1,7 +1,7 @@
-// A worker thread that lives as long as the agent gives its memory back between bursts of work: once no job has
-// come for a while, a full collection of its heap, then whatever the caller frees besides (glibc's free pages).
-// Keeping the thread costs its isolate (~8 MiB here); starting one per burst cost the first profile ~0.2 s of CPU
-// (a new isolate, its modules compiled again, its hot loops run cold) and raised the agent's peak.
+// A thread that lives as long as the agent gives its memory back between bursts of work: once no work has come for
+// a while, a full collection of its heap, then whatever the caller frees besides (glibc's free pages). Used by the
+// reader thread (kept: starting one per burst cost the first profile ~0.2 s of CPU) and by the agent's main thread,
+// whose dead Buffers V8 would otherwise free only at its next full collection, which an idle agent may not run.
 
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
@@ -19,13 +19,15 @@ export function fullCollection(): void {
 
 /**
  * Returns what to call after each job: `quietMs` after the last such call, the heap is collected and `release`
- * runs. The timer does not keep the thread alive.
+ * runs, unless `busy()` says work is still in flight (whose end calls again). The timer does not keep the thread
+ * alive.
  */
-export function compactWhenQuiet(quietMs: number, release: () => void): () => void {
+export function compactWhenQuiet(quietMs: number, release: () => void, busy: () => boolean = () => false): () => void {
   let timer: NodeJS.Timeout | undefined;
   return () => {
     clearTimeout(timer);
     timer = setTimeout(() => {
+      if (busy()) return;
       fullCollection();
       release();
     }, quietMs);

@@ -1,5 +1,5 @@
-// compactWhenQuiet (src/worker/compact-when-quiet.ts): the kept reader thread's memory is handed back once its jobs
-// stop coming, not while they come; fullCollection really collects.
+// compactWhenQuiet (src/worker/compact-when-quiet.ts): the reader thread's and the main thread's memory is handed
+// back once jobs stop coming, not while they come nor while other work is in flight; fullCollection really collects.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
@@ -31,4 +31,17 @@ test('release runs once, quietMs after the last job of a burst', async () => {
   jobDone();
   await sleep(300);
   assert.equal(released, 2, 'the next burst is compacted too');
+});
+
+test('nothing is compacted while busy() holds: the end of that work calls again', async () => {
+  let released = 0;
+  let busy = true;
+  const jobDone = compactWhenQuiet(100, () => released++, () => busy);
+  jobDone();
+  await sleep(250);
+  assert.equal(released, 0, 'compacted with work in flight');
+  busy = false;
+  jobDone(); // the work in flight ended
+  await sleep(250);
+  assert.equal(released, 1);
 });
