@@ -11,6 +11,7 @@
 
 #include "bpf_object.h"
 #include "errors.h"
+#include "inflater.h"
 #include "open_in_root.h"
 #include "process_memory.h"
 #include "util.h"
@@ -100,6 +101,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 #endif
   InstallLibbpfPrint();
   exports.Set("BpfObject", BpfObject::Init(env));
+  exports.Set("Inflater", Inflater::Init(env));
   exports.Set("mount", Napi::Function::New<Mount>(env, "mount"));
   exports.Set("enableRunTimeStats", Napi::Function::New<EnableRunTimeStats>(env, "enableRunTimeStats"));
   exports.Set("possibleCpus", Napi::Function::New<PossibleCpus>(env, "possibleCpus"));

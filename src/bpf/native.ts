@@ -122,8 +122,16 @@ export interface NativeBpfObject {
   ringBufferReadNow(id: number): void;
 }
 
+/** zlib decompression a piece at a time (native/inflater.h). */
+export interface NativeInflater {
+  /** Decompresses from input's start into output's start, as far as both allow: [consumed, produced, ended]. */
+  inflate(input: Buffer, output: Buffer): [number, number, boolean];
+  close(): void;
+}
+
 export interface NativeAddon {
   BpfObject: new (path: string) => NativeBpfObject;
+  Inflater: new () => NativeInflater;
   mount(source: string, target: string, fstype: string): void;
   /** An fd; BPF run-time statistics are collected while it is open. */
   enableRunTimeStats(): number;

@@ -16,6 +16,8 @@ export interface ByteSource {
   readonly identity?: string;
   /** Exactly `length` bytes at `offset`, or a FormatError when the range is not inside the source. */
   read(offset: number, length: number): Buffer;
+  /** read() into a buffer of the caller's (reused across reads, so that streaming allocates nothing per read). */
+  readInto(out: Buffer, offset: number): void;
   close(): void;
 }
 
@@ -33,6 +35,10 @@ export class BufferSource implements ByteSource {
   read(offset: number, length: number): Buffer {
     checkRange(this.buf.length, offset, length, 'read');
     return this.buf.subarray(offset, offset + length);
+  }
+  readInto(out: Buffer, offset: number): void {
+    checkRange(this.buf.length, offset, out.length, 'read');
+    this.buf.copy(out, 0, offset, offset + out.length);
   }
   close(): void {}
 }
@@ -75,13 +81,18 @@ export class FileSource implements ByteSource {
     checkRange(this.size, offset, length, 'read');
     checkTableSize(length, 'read');
     const out = Buffer.allocUnsafe(length);
-    let done = 0;
-    while (done < length) {
-      const n = fs.readSync(this.fd, out, done, length - done, offset + done);
+    this.readInto(out, offset);
+    return out;
+  }
+
+  readInto(out: Buffer, offset: number): void {
+    if (this.fd === undefined) throw new Error(`${this.path}: read after close`);
+    checkRange(this.size, offset, out.length, 'read');
+    for (let done = 0; done < out.length;) {
+      const n = fs.readSync(this.fd, out, done, out.length - done, offset + done);
       if (n === 0) throw new FormatError(`unexpected end of file at ${offset + done}: the file is truncated`);
       done += n;
     }
-    return out;
   }
 
   close(): void {

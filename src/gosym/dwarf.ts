@@ -9,6 +9,7 @@
 
 import type { ElfFile } from './elf';
 import { FormatError } from './bytes';
+import { sectionPieces } from './section-pieces';
 
 export interface DwarfSections {
   info: Buffer;
@@ -407,36 +408,109 @@ function structNamesOutOfLine(table: Map<number, Abbrev> | Abbrev[]): boolean {
  * found are absent from the result. The first complete definition of a name wins (not a declaration).
  */
 export function readStructLayouts(sections: DwarfSections, names: string[]): Map<string, StructLayout> {
-  const { info, abbrev } = sections;
-  const wanted = new Set(names);
-  const out = new Map<string, StructLayout>();
-  if (wanted.size === 0) return out;
-  // Every place a wanted name occurs as an inline string (a superset of where such a struct can be named inline).
-  const hits: number[] = [];
-  for (const n of inlineNeedles(wanted)) {
-    for (let at = info.indexOf(n); at >= 0; at = info.indexOf(n, at + 1)) hits.push(at);
-  }
-  hits.sort((x, y) => x - y);
-  let h = 0;
-  const tables = new Map<number, Map<number, Abbrev> | Abbrev[]>();
-  const outOfLine = new Map<number, boolean>();
+  const search = new StructSearch(sections, names);
+  search.scan(sections.info);
+  return search.out;
+}
 
-  for (const u of units(info)) {
-    let table = tables.get(u.abbrevOffset);
-    if (!table) {
-      table = parseAbbrevTable(abbrev, u.abbrevOffset);
-      tables.set(u.abbrevOffset, table);
-      outOfLine.set(u.abbrevOffset, structNamesOutOfLine(table));
+/** Bytes of .debug_info inflated at a time by readStructLayoutsOf (a unit that is longer is read whole). */
+const INFO_WINDOW = 1 << 20;
+
+/**
+ * readStructLayouts over an ELF file's DWARF, its .debug_info read a window of whole units at a time and no
+ * further than the last name found (runtime.g is halfway into a big Go binary's 19 MiB). Undefined without DWARF.
+ */
+export function readStructLayoutsOf(elf: ElfFile, names: string[]): Map<string, StructLayout> | undefined {
+  const infoSection = elf.section('.debug_info') ?? elf.section('.zdebug_info');
+  const rest = dwarfSectionsOf(elf, false);
+  if (!infoSection || !rest) return undefined;
+  const pieces = sectionPieces(elf, infoSection);
+  try {
+    if (pieces.size === 0) return undefined;
+    const search = new StructSearch(rest, names);
+    let window = Buffer.allocUnsafe(Math.min(INFO_WINDOW, pieces.size));
+    let have = 0;
+    while (!search.done) {
+      if (have === window.length) {
+        // One unit longer than the window: a bigger one (bounded by the section's size, itself capped).
+        const bigger = Buffer.allocUnsafe(Math.min(window.length * 2, pieces.size));
+        window.copy(bigger, 0, 0, have);
+        window = bigger;
+      }
+      const n = pieces.readInto(window.subarray(have));
+      have += n;
+      const whole = n === 0 ? have : wholeUnits(window.subarray(0, have));
+      if (whole > 0) search.scan(window.subarray(0, whole));
+      window.copyWithin(0, whole, have);
+      have -= whole;
+      if (n === 0) break;
     }
-    while (h < hits.length && hits[h]! < u.dieStart) h++;
-    if (!outOfLine.get(u.abbrevOffset) && !(h < hits.length && hits[h]! < u.end)) {
-      // All struct names in this unit are inline strings and none of the wanted ones occurs in it.
-      continue;
-    }
-    walkUnit(sections, u, table, wanted, out);
-    if (out.size === wanted.size) break;
+    return search.out;
+  } finally {
+    pieces.close();
   }
-  return out;
+}
+
+/** Bytes at the start of `buf` taken by whole units (a reserved length: all of it, for units() to refuse). */
+function wholeUnits(buf: Buffer): number {
+  let pos = 0;
+  while (pos + 4 <= buf.length) {
+    let length = buf.readUInt32LE(pos);
+    let header = 4;
+    if (length === 0xffffffff) {
+      if (pos + 12 > buf.length) break;
+      length = Number(buf.readBigUInt64LE(pos + 4));
+      header = 12;
+    } else if (length >= 0xfffffff0) {
+      return buf.length;
+    }
+    if (pos + header + length > buf.length) break;
+    pos += header + length;
+  }
+  return pos;
+}
+
+/** The search of readStructLayouts, over one or more runs of whole units of .debug_info. */
+class StructSearch {
+  readonly out = new Map<string, StructLayout>();
+  private readonly wanted: Set<string>;
+  private readonly tables = new Map<number, Map<number, Abbrev> | Abbrev[]>();
+  private readonly outOfLine = new Map<number, boolean>();
+
+  constructor(private readonly sections: Omit<DwarfSections, 'info'>, names: string[]) {
+    this.wanted = new Set(names);
+  }
+
+  get done(): boolean {
+    return this.out.size === this.wanted.size;
+  }
+
+  scan(info: Buffer): void {
+    if (this.done) return;
+    // Every place a wanted name occurs as an inline string (a superset of where such a struct can be named inline).
+    const hits: number[] = [];
+    for (const n of inlineNeedles(this.wanted)) {
+      for (let at = info.indexOf(n); at >= 0; at = info.indexOf(n, at + 1)) hits.push(at);
+    }
+    hits.sort((x, y) => x - y);
+    let h = 0;
+    const sections: DwarfSections = { ...this.sections, info };
+    for (const u of units(info)) {
+      let table = this.tables.get(u.abbrevOffset);
+      if (!table) {
+        table = parseAbbrevTable(this.sections.abbrev, u.abbrevOffset);
+        this.tables.set(u.abbrevOffset, table);
+        this.outOfLine.set(u.abbrevOffset, structNamesOutOfLine(table));
+      }
+      while (h < hits.length && hits[h]! < u.dieStart) h++;
+      if (!this.outOfLine.get(u.abbrevOffset) && !(h < hits.length && hits[h]! < u.end)) {
+        // All struct names in this unit are inline strings and none of the wanted ones occurs in it.
+        continue;
+      }
+      walkUnit(sections, u, table, this.wanted, this.out);
+      if (this.done) break;
+    }
+  }
 }
 
 function lookup(table: Map<number, Abbrev> | Abbrev[], code: number): Abbrev | undefined {
@@ -569,16 +643,25 @@ function walkUnit(sections: DwarfSections, u: Unit, table: Map<number, Abbrev> |
   }
 }
 
-/** The DWARF sections of an ELF file (decompressed), or undefined when it has none (e.g. linked with -w). */
-export function dwarfSectionsOf(elf: ElfFile): DwarfSections | undefined {
+/**
+ * The DWARF sections of an ELF file (decompressed), or undefined when it has none (e.g. linked with -w). Without
+ * `withInfo`, all but .debug_info (readStructLayoutsOf reads that one a piece at a time).
+ */
+export function dwarfSectionsOf(elf: ElfFile): DwarfSections | undefined;
+export function dwarfSectionsOf(elf: ElfFile, withInfo: false): Omit<DwarfSections, 'info'> | undefined;
+export function dwarfSectionsOf(elf: ElfFile, withInfo = true): Omit<DwarfSections, 'info'> | undefined {
   const get = (name: string): Buffer | undefined => {
     const s = elf.section(`.debug_${name}`) ?? elf.section(`.zdebug_${name}`);
     return s ? elf.sectionData(s) : undefined;
   };
-  const info = get('info');
   const abbrev = get('abbrev');
-  if (!info || !abbrev || info.length === 0) return undefined;
-  const out: DwarfSections = { info, abbrev };
+  if (!abbrev) return undefined;
+  const out: Omit<DwarfSections, 'info'> & { info?: Buffer } = { abbrev };
+  if (withInfo) {
+    const info = get('info');
+    if (!info || info.length === 0) return undefined;
+    out.info = info;
+  }
   const str = get('str');
   if (str) out.str = str;
   const lineStr = get('line_str');

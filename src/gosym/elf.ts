@@ -159,17 +159,27 @@ export class ElfFile {
   /** A section's bytes, decompressed when SHF_COMPRESSED (zlib; Go compresses DWARF this way). */
   sectionData(s: Section): Buffer {
     if (s.type === SHT_NOBITS) return Buffer.alloc(0);
+    const z = this.compression(s);
     const raw = this.source.read(s.offset, s.size);
+    return z ? this.inflate(raw.subarray(z.dataOffset), z.size, s.name) : raw;
+  }
+
+  /**
+   * Where a compressed section's zlib stream starts (in the section) and its size once inflated; undefined for a
+   * section stored as it is. Both ELF's SHF_COMPRESSED and the older GNU .zdebug_ ("ZLIB" + big-endian size).
+   */
+  compression(s: Section): { dataOffset: number; size: number } | undefined {
+    if (s.type === SHT_NOBITS) return undefined;
     if ((s.flags & BigInt(SHF_COMPRESSED)) === 0n) {
-      if (s.name.startsWith('.zdebug_') && raw.length >= 12 && raw.toString('latin1', 0, 4) === 'ZLIB') {
-        return this.inflate(raw.subarray(12), Number(raw.readBigUInt64BE(4)), s.name);
-      }
-      return raw;
+      if (!s.name.startsWith('.zdebug_') || s.size < 12) return undefined;
+      const head = this.source.read(s.offset, 12);
+      return head.toString('latin1', 0, 4) === 'ZLIB' ? { dataOffset: 12, size: Number(head.readBigUInt64BE(4)) } : undefined;
     }
-    if (raw.length < 24) throw new FormatError(`${s.name}: truncated compression header`);
-    const ctype = raw.readUInt32LE(0);
+    if (s.size < 24) throw new FormatError(`${s.name}: truncated compression header`);
+    const head = this.source.read(s.offset, 24);
+    const ctype = head.readUInt32LE(0);
     if (ctype !== ELFCOMPRESS_ZLIB) throw new FormatError(`${s.name}: unsupported compression type ${ctype}`);
-    return this.inflate(raw.subarray(24), toNumber(raw.readBigUInt64LE(8), 'ch_size'), s.name);
+    return { dataOffset: 24, size: toNumber(head.readBigUInt64LE(8), 'ch_size') };
   }
 
   private inflate(data: Buffer, size: number, name: string): Buffer {

@@ -11,7 +11,7 @@
 
 import type { ElfFile } from './elf';
 import { FormatError } from './bytes';
-import { dwarfSectionsOf, readStructLayouts } from './dwarf';
+import { readStructLayoutsOf } from './dwarf';
 import { GoArch, GoMinorVersion, offsetsFromLayouts, RuntimeOffsets, tableOffsets } from './runtime-offsets';
 
 export interface GoroutineFields {
@@ -99,9 +99,8 @@ const DWARF_NAMES: ReadonlyArray<readonly [keyof Fields, string, boolean]> = [
 export function goroutineLayout(elf: ElfFile, goVersion: GoMinorVersion | undefined, arch: GoArch): GoroutineLayout {
   let why: string;
   try {
-    const sections = dwarfSectionsOf(elf);
-    if (sections) {
-      const layouts = readStructLayouts(sections, ['runtime.g', 'runtime.m', 'runtime.gobuf', 'runtime.stack']);
+    const layouts = readStructLayoutsOf(elf, ['runtime.g', 'runtime.m', 'runtime.gobuf', 'runtime.stack']);
+    if (layouts) {
       const base = offsetsFromLayouts(layouts);
       const g = layouts.get('runtime.g');
       if (typeof base === 'string' || !g) {

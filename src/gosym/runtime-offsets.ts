@@ -7,7 +7,7 @@
 
 import type { ElfFile } from './elf';
 import { FormatError } from './bytes';
-import { dwarfSectionsOf, readStructLayouts, StructLayout } from './dwarf';
+import { readStructLayoutsOf, StructLayout } from './dwarf';
 
 export type GoArch = 'amd64' | 'arm64';
 
@@ -162,9 +162,9 @@ export function offsetsFromLayouts(layouts: Map<string, StructLayout>): RuntimeO
 export function runtimeOffsets(elf: ElfFile, goVersion: GoMinorVersion | undefined, arch: GoArch): RuntimeOffsets {
   let why: string;
   try {
-    const sections = dwarfSectionsOf(elf);
-    if (sections) {
-      const r = offsetsFromLayouts(readStructLayouts(sections, STRUCTS));
+    const layouts = readStructLayoutsOf(elf, STRUCTS);
+    if (layouts) {
+      const r = offsetsFromLayouts(layouts);
       if (typeof r !== 'string') return r;
       why = r;
     } else {

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { FormatError } from '../../src/gosym/bytes';
-import { DwarfSections, dwarfSectionsOf, readStructLayouts } from '../../src/gosym/dwarf';
+import { DwarfSections, dwarfSectionsOf, readStructLayouts, readStructLayoutsOf } from '../../src/gosym/dwarf';
 import { ElfFile } from '../../src/gosym/elf';
 
 // --- a tiny DWARF writer -------------------------------------------------------------------------------------
@@ -301,6 +301,7 @@ int main(void) { return 0; }
         assert.equal(r.get('g')!.size, 80, name);
         assert.deepEqual(Object.fromEntries(r.get('g')!.members), { stack: 0, guard0: 16, sched: 24, atomicstatus: 48, goid: 56, pad: 64, last: 72 }, name);
         assert.deepEqual(Object.fromEntries(r.get('gobuf')!.members), { sp: 0, pc: 8, g: 16 }, name);
+        assert.deepEqual(readStructLayoutsOf(elf, ['g', 'gobuf']), r, `${name}: read a window of units at a time, the same`);
       } finally {
         elf.close();
       }
@@ -309,6 +310,7 @@ int main(void) { return 0; }
     const elf = ElfFile.open(path.join(dir, 'nodebug'));
     try {
       assert.equal(dwarfSectionsOf(elf), undefined);
+      assert.equal(readStructLayoutsOf(elf, ['g']), undefined);
     } finally {
       elf.close();
     }
