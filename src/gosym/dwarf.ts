@@ -440,7 +440,14 @@ export function readStructLayoutsOf(elf: ElfFile, names: string[]): Map<string, 
       const n = pieces.readInto(window.subarray(have));
       have += n;
       const whole = n === 0 ? have : wholeUnits(window.subarray(0, have));
-      if (whole > 0) search.scan(window.subarray(0, whole));
+      try {
+        if (whole > 0) search.scan(window.subarray(0, whole));
+      } catch (e) {
+        // Units that make no sense in a stream that lies (a zip bomb, corrupt data): the stream's fault is the one
+        // to name, so it is read out (no further than its header's size) before the units' is reported.
+        if (e instanceof FormatError) while (pieces.readInto(window) > 0);
+        throw e;
+      }
       window.copyWithin(0, whole, have);
       have -= whole;
       if (n === 0) break;
