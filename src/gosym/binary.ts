@@ -28,7 +28,8 @@ export class GoBinary {
   /** Link-time address of file offset 0 (PIE executables are linked at 0x400000, not 0). */
   readonly baseVaddr: number;
   readonly isPie: boolean;
-  private readonly gofunc: number;
+  /** Base of 1.18+ funcdata offsets (0: absolute pointers, or unknown). */
+  readonly gofunc: number;
   private expander: InlineExpander | undefined;
   private wrapperId: number | undefined | null = null;
 
@@ -45,11 +46,11 @@ export class GoBinary {
   /**
    * @param opts.pcTablesOnDemand the pclntab's pc-value tables are read from the file when looked up instead of
    *   held (Pclntab.withPcTablesOnDemand): for a table kept long and asked little, such as the agent's. The file
-   *   must stay open meanwhile.
+   *   must stay open meanwhile. Inline trees are then cached a little at a time too (inline.ts FEW_CHUNKS).
    */
   constructor(
     readonly elf: ElfFile,
-    opts: { pcTablesOnDemand?: boolean } = {},
+    private readonly opts: { pcTablesOnDemand?: boolean } = {},
   ) {
     if (elf.machine === EM_X86_64) this.arch = 'amd64';
     else if (elf.machine === EM_AARCH64) this.arch = 'arm64';
@@ -89,8 +90,9 @@ export class GoBinary {
    */
   private inlineExpander(): InlineExpander {
     if (this.expander === undefined) {
-      const { InlineExpander, inlineLayout } = require('./inline') as typeof import('./inline');
-      this.expander = new InlineExpander(this.pcln, this.elf, inlineLayout(this.pcln, this.version.exact ? this.version.minor : undefined), this.gofunc);
+      const { InlineExpander, inlineLayout, FEW_CHUNKS, KEEP_ALL_CHUNKS } = require('./inline') as typeof import('./inline');
+      const layout = inlineLayout(this.pcln, this.version.exact ? this.version.minor : undefined);
+      this.expander = new InlineExpander(this.pcln, this.elf, layout, this.gofunc, this.opts.pcTablesOnDemand ? FEW_CHUNKS : KEEP_ALL_CHUNKS);
     }
     return this.expander;
   }

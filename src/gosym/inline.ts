@@ -35,28 +35,52 @@ export function inlineLayout(pcln: Pclntab, goMinor: number | undefined): Inline
   }
 }
 
-const CHUNK = 64 * 1024;
+/**
+ * How inline-tree bytes are cached: chunks of chunkBytes, at most maxChunks of them (the least recently used go).
+ * addr2line looks up every function and keeps all (64 KiB chunks); the agent's symbolizer keeps a binary for as long
+ * as its processes run and looks up few, so it keeps 512 KiB at most: unbounded, three profiles of a 56 MiB binary
+ * left 8 MiB of chunks behind, and each new function's tree added to them.
+ */
+export interface InlineCaching {
+  chunkBytes: number;
+  maxChunks: number;
+}
 
-/** Reads small ranges at link-time addresses through a cache of 64 KiB chunks (inline trees are read record by record). */
+export const KEEP_ALL_CHUNKS: InlineCaching = { chunkBytes: 64 << 10, maxChunks: Infinity };
+export const FEW_CHUNKS: InlineCaching = { chunkBytes: 4 << 10, maxChunks: 128 };
+
+/** Reads small ranges at link-time addresses through a cache of chunks (inline trees are read record by record). */
 class ChunkCache {
-  private chunks = new Map<number, Buffer>();
-  constructor(private readonly elf: ElfFile) {}
+  private chunks = new Map<number, Buffer>(); // in order of use, least recent first
+  constructor(
+    private readonly elf: ElfFile,
+    private readonly caching: InlineCaching,
+  ) {}
 
   read(vaddr: number, length: number): Buffer {
-    const c = Math.floor(vaddr / CHUNK);
-    const at = vaddr - c * CHUNK;
-    if (at + length > CHUNK) return this.elf.readAt(vaddr, length);
+    const size = this.caching.chunkBytes;
+    const c = Math.floor(vaddr / size);
+    const at = vaddr - c * size;
+    if (at + length > size) return this.elf.readAt(vaddr, length);
     let chunk = this.chunks.get(c);
-    if (!chunk) {
+    if (chunk) {
+      this.chunks.delete(c); // most recently used: last
+    } else {
       const seg = this.elf.segmentAt(vaddr);
       if (!seg) throw new FormatError(`inline tree address 0x${vaddr.toString(16)} is not in the file`);
-      const start = Math.max(c * CHUNK, seg.vaddr);
-      const end = Math.min((c + 1) * CHUNK, seg.vaddr + seg.filesz);
-      chunk = Buffer.alloc(CHUNK);
-      this.elf.readAt(start, end - start).copy(chunk, start - c * CHUNK);
-      this.chunks.set(c, chunk);
+      const start = Math.max(c * size, seg.vaddr);
+      const end = Math.min((c + 1) * size, seg.vaddr + seg.filesz);
+      chunk = Buffer.alloc(size);
+      this.elf.readAt(start, end - start).copy(chunk, start - c * size);
+      if (this.chunks.size >= this.caching.maxChunks) this.chunks.delete(this.chunks.keys().next().value!);
     }
+    this.chunks.set(c, chunk);
     return chunk.subarray(at, at + length);
+  }
+
+  /** Chunks held now (for tests). */
+  get held(): number {
+    return this.chunks.size;
   }
 }
 
@@ -69,8 +93,14 @@ export class InlineExpander {
     private readonly layout: InlineLayout,
     /** moduledata.gofunc (1.18+); 0 when unknown, and then inlined frames cannot be expanded. */
     private readonly gofunc: number,
+    caching: InlineCaching = KEEP_ALL_CHUNKS,
   ) {
-    this.cache = new ChunkCache(elf);
+    this.cache = new ChunkCache(elf, caching);
+  }
+
+  /** Inline-tree chunks held now (for tests). */
+  get chunksHeld(): number {
+    return this.cache.held;
   }
 
   /** Address of f's inline tree, or undefined when it has none. */
