@@ -73,8 +73,8 @@ export async function startAgent(opts: AgentOptions, logger: Logger): Promise<Ru
   // its samples would be looked at), and forgets a process when its exit comes through the ring buffer.
   // One thread reads binaries for both: new executables for the sampler, big native symbol tables for the symbolizer.
   // The heap is compacted a second after each burst of work, once no profile is in flight (a profile's end calls it
-  // again): the Buffers a profile, a dump or a binary's tables leave behind (kallsyms' text alone is ~8 MiB at start)
-  // are otherwise freed only by V8's next full collection, which an agent at rest may not run for hours: ~12 MiB.
+  // again): the Buffers a profile, a dump or a binary's read leave behind are otherwise freed only by V8's next full
+  // collection, which an agent at rest may not run for hours (12 MiB of them after start, measured).
   let sampler: Sampler | undefined;
   const compactHeap = compactWhenQuiet(QUIET_MS, () => native().releaseFreeMemory(), () => sampler?.subscribed === true);
   const reader = new ReaderThread({ afterJob: compactHeap });
