@@ -7,13 +7,12 @@
 // medians and new/base ratios. AGENT_NODE_FLAGS='--flag …': extra node flags for the agents (both builds); BASE_NODE_FLAGS='--flag …': for the base's only (without BASE_CLI the base is this build: a flag measured against none). THREADS=1: each profile's CPU by agent thread. CPU_PROF_DIR=dir: V8 CPU profiles of the agents into dir (support/cpu-profile-preload.ts; for diagnosis).
 // Prints numbers; asserts nothing.
 
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { median, startAgentProcess } from './support/agent';
 import { bpfRunSeconds, countBpfRunTime, cpuSeconds, memoryMiB, minorFaults } from './support/proc-stats';
-import { buildFixture, newestToolchain } from '../test/support/go-toolchains';
+import { startHotFixture } from './support/go-workload';
 
 const ROUNDS = Number(process.argv[2] ?? 3);
 const WINDOW = Number(process.argv[3] ?? 10);
@@ -61,7 +60,7 @@ interface Run {
 
 const flagList = (flags: string | undefined): string[] => (flags ?? '').split(' ').filter((f) => f !== '');
 
-async function oneAgent(cli: string | undefined, extraFlags: string[], binary: string, args: string[]): Promise<Run> {
+async function oneAgent(cli: string | undefined, extraFlags: string[]): Promise<Run> {
   const cpus = os.cpus().length;
   const profDir = process.env.CPU_PROF_DIR;
   const agent = await startAgentProcess(['--log-level', 'info'], {
@@ -82,7 +81,7 @@ async function oneAgent(cli: string | undefined, extraFlags: string[], binary: s
       const faults0 = minorFaults(pid);
       const threads0 = process.env.THREADS ? threadSeconds(pid) : undefined;
       const bpf0 = bpfRunSeconds(agent.programIds);
-      const go = spawn(binary, args, { stdio: 'ignore' });
+      const go = startHotFixture(cpus);
       try {
         const r = await fetch(`${agent.url}/debug/pprof/profile?seconds=${WINDOW}`);
         if (r.status !== 200) throw new Error(`profile: HTTP ${r.status} ${await r.text()}`);
@@ -108,10 +107,7 @@ function pct(x: number): string {
 }
 
 async function main(): Promise<void> {
-  const go = newestToolchain().version;
   const cpus = os.cpus().length;
-  const binary = buildFixture({ go, fixture: 'hot', mode: 'plain' });
-  const args = ['-leaf', String(Math.ceil(cpus / 2)), '-framed', String(Math.floor(cpus / 2)), '-sleeper', '0'];
   const stats = countBpfRunTime();
   const base = process.env.BASE_CLI;
   const baseFlags = flagList(process.env.BASE_NODE_FLAGS);
@@ -122,7 +118,7 @@ async function main(): Promise<void> {
   try {
     for (let round = 0; round < ROUNDS; round++) {
       for (const [name, cli, flags] of round % 2 === 0 ? variants : [...variants].reverse()) {
-        const r = await oneAgent(cli, flags, binary, args);
+        const r = await oneAgent(cli, flags);
         runs.get(name)!.push(r);
         console.log(`  ${name} round ${round + 1}: ${r.profiles.map((p, i) => `#${i + 1} ${pct(p.share)} (user+sys ${p.userSys.toFixed(2)} s, BPF ${p.bpf.toFixed(3)} s, ${p.faults} page faults)`).join(', ')}; peak RSS ${r.peakMiB.toFixed(0)} MiB`);
       }
