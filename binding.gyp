@@ -29,6 +29,7 @@
         "native/addon.cc",
         "native/bpf_object.cc",
         "native/errors.cc",
+        "native/huge_pages.cc",
         "native/inflater.cc",
         "native/open_in_root.cc",
         "native/process_memory.cc",

@@ -1,5 +1,6 @@
 // addr2line speed and table load cost on a big Go binary (>= 50 MB), against Go's own tool in the same script.
 //   npm run bench -- [BINARY]      (default: the generated bigbin fixture, built on first use)
+//   BASE_CLI=/other/checkout/dist/src/cli.js: that build's addr2line is timed too, in the same alternation.
 // Prints medians over alternating runs; nothing here is asserted.
 
 import { spawnSync } from 'node:child_process';
@@ -66,13 +67,20 @@ function main(): void {
   const input = path.join(dir, 'addresses');
   fs.writeFileSync(input, Array.from({ length: ADDRESSES }, () => '0x' + rng.int(text.addr, text.addr + text.size).toString(16)).join('\n') + '\n');
 
+  const baseCli = process.env.BASE_CLI;
   const ours: number[] = [];
+  const bases: number[] = [];
   const gos: number[] = [];
   const nodes: number[] = [];
   let same = true;
   for (let i = 0; i < RUNS; i++) {
     const g = timeRun(goBin, ['tool', 'addr2line', binary], input, path.join(dir, 'go'));
     const q = timeRun(process.execPath, [...cliNodeFlags(), CLI, 'addr2line', binary], input, path.join(dir, 'quietflame'));
+    if (baseCli !== undefined) {
+      const b = timeRun(process.execPath, [...cliNodeFlags(baseCli), baseCli, 'addr2line', binary], input, path.join(dir, 'base'));
+      bases.push(b.ms);
+      same &&= g.out.equals(b.out);
+    }
     nodes.push(timeRun(process.execPath, ['-e', '0'], '/dev/null', '/dev/null').ms);
     gos.push(g.ms);
     ours.push(q.ms);
@@ -84,6 +92,9 @@ function main(): void {
   console.log(`addr2line ${ADDRESSES} random .text addresses, whole process:`);
   console.log(`  go tool addr2line (${spawnSync(goBin, ['version'], { encoding: 'utf8' }).stdout.trim()}): median ${median(gos).toFixed(0)} ms`);
   console.log(`  quietflame addr2line:            median ${median(ours).toFixed(0)} ms   ratio ${(median(ours) / median(gos)).toFixed(2)}x   identical output: ${same}`);
+  if (baseCli !== undefined) {
+    console.log(`  base ${baseCli}: median ${median(bases).toFixed(0)} ms   ratio ${(median(bases) / median(gos)).toFixed(2)}x   this/base ${(median(ours) / median(bases)).toFixed(2)}x`);
+  }
   console.log(`  (of which Node's own start-up, node -e 0: median ${median(nodes).toFixed(0)} ms)`);
   console.log(`table load (GoBinary.open, warm page cache): median ${median(loads).toFixed(1)} ms, reads ${mb(tablesRead)} of the ${mb(pclntabSize)} .gopclntab; heap+external growth median ${mb(median(heaps))} = ${(median(heaps) / pclntabSize).toFixed(2)}x the .gopclntab`);
   elfyComparison(binary);

@@ -11,6 +11,7 @@
 
 #include "bpf_object.h"
 #include "errors.h"
+#include "huge_pages.h"
 #include "inflater.h"
 #include "open_in_root.h"
 #include "process_memory.h"
@@ -110,6 +111,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("closeDescriptor", Napi::Function::New<CloseDescriptor>(env, "closeDescriptor"));
   exports.Set("onlineCpus", Napi::Function::New<OnlineCpuList>(env, "onlineCpus"));
   exports.Set("releaseFreeMemory", Napi::Function::New<ReleaseFreeMemory>(env, "releaseFreeMemory"));
+  exports.Set("hugePageBuffer", Napi::Function::New<HugePageBuffer>(env, "hugePageBuffer"));
   exports.Set("setThreadName", Napi::Function::New<SetThreadName>(env, "setThreadName"));
   exports.Set("libbpfVersion",
               Napi::String::New(env, std::to_string(libbpf_major_version()) + "." + std::to_string(libbpf_minor_version())));

@@ -139,6 +139,8 @@ export interface NativeAddon {
   onlineCpus(): number[];
   /** malloc_trim(0): glibc's free heap pages back to the kernel; true when some were released. */
   releaseFreeMemory(): boolean;
+  /** `bytes` zero-filled bytes in 2 MiB-aligned memory marked MADV_HUGEPAGE (native/huge_pages.h): for big buffers filled once. */
+  hugePageBuffer(bytes: number): Buffer;
   /** The calling thread's name (first 15 bytes), as /proc/PID/task/TID/comm and `top -H` show it. */
   setThreadName(name: string): void;
   /**

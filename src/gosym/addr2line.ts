@@ -8,6 +8,7 @@ import { GoBinary } from './binary';
 import { FormatError } from './bytes';
 import { FunctionRuns, Pclntab } from './pclntab';
 import { radixSortPairs } from './radix';
+import { ScratchArrays } from './huge-pages';
 
 /** Takes output as it is produced; the chunk's memory is reused once the call returns, so write it synchronously. */
 export type WriteChunk = (chunk: Buffer) => void;
@@ -135,12 +136,15 @@ class Dictionary {
  */
 export function goAddr2line(bin: GoBinary, pcs: Float64Array, write: WriteChunk): void {
   const pcln = bin.pcln;
-  const entryOf = new Int32Array(pcs.length).fill(UNKNOWN_ENTRY); // per input line, until found
-  const lineOf = new Int32Array(pcs.length);
-  const { sorted, order } = knownPcsInOrder(pcln.minPc, pcln.maxPc, pcs, entryOf);
+  // Nine arrays of a batch's length (entryOf, lineOf, the sort's keys and indices and their spares, the sorted PCs,
+  // their lines and file numbers): 40 bytes an address, in one block of huge pages.
+  const scratch = new ScratchArrays(pcs.length * 40 + 64);
+  const entryOf = scratch.int32(pcs.length).fill(UNKNOWN_ENTRY); // per input line, until found
+  const lineOf = scratch.int32(pcs.length);
+  const { sorted, order } = knownPcsInOrder(pcln.minPc, pcln.maxPc, pcs, entryOf, scratch);
   // A guess at the dictionary's size: pages it leaves unwritten cost nothing, a second copy would.
   const dict = new Dictionary(Math.min(sorted.length, 4 * pcln.nfunc) * 96 + 256);
-  findAnswers(pcln, sorted, order, dict, entryOf, lineOf);
+  findAnswers(pcln, sorted, order, dict, entryOf, lineOf, scratch);
   writeAnswers(dict, entryOf, lineOf, write);
 }
 
@@ -148,17 +152,17 @@ export function goAddr2line(bin: GoBinary, pcs: Float64Array, write: WriteChunk)
  * The PCs inside the function table, ascending, with their input indices; marks reverse-syntax lines in entryOf
  * on the way (everything else outside the table stays unknown).
  */
-function knownPcsInOrder(lo: number, hi: number, pcs: Float64Array, entryOf: Int32Array): { sorted: Float64Array; order: Uint32Array } {
-  const keys = new Uint32Array(pcs.length);
-  const order = new Uint32Array(pcs.length);
+function knownPcsInOrder(lo: number, hi: number, pcs: Float64Array, entryOf: Int32Array, scratch: ScratchArrays): { sorted: Float64Array; order: Uint32Array } {
+  const keys = scratch.uint32(pcs.length);
+  const order = scratch.uint32(pcs.length);
   const count = collectKnown(pcs, lo, hi, keys, order, entryOf);
   if (hi - lo > 2 ** 32) {
     // Only a corrupt table spans 4 GiB (the keys wrapped): a comparison sort of the PCs themselves.
     const byPc = order.subarray(0, count).sort((a, b) => pcs[a]! - pcs[b]!);
     return { sorted: gatherPcs(pcs, byPc), order: byPc };
   }
-  const r = radixSortPairs(keys, order, count, hi - lo - 1);
-  return { sorted: offsetsToPcs(r.keys, count, lo), order: r.idx };
+  const r = radixSortPairs(keys, order, count, hi - lo - 1, scratch.uint32(pcs.length), scratch.uint32(pcs.length));
+  return { sorted: offsetsToPcs(r.keys, scratch.float64(count), lo), order: r.idx };
 }
 
 /** Keys (pc - lo) and input indices of the PCs in [lo, hi); returns how many. */
@@ -176,8 +180,8 @@ function collectKnown(pcs: Float64Array, lo: number, hi: number, keys: Uint32Arr
   return count;
 }
 
-function offsetsToPcs(keys: Uint32Array, count: number, lo: number): Float64Array {
-  const out = new Float64Array(count);
+function offsetsToPcs(keys: Uint32Array, out: Float64Array, lo: number): Float64Array {
+  const count = out.length;
   for (let k = 0; k < count; k++) out[k] = keys[k]! + lo;
   return out;
 }
@@ -193,9 +197,9 @@ function gatherPcs(pcs: Float64Array, order: Uint32Array): Float64Array {
  * Three short loops rather than one long one: each is compiled on its own, early, and quickly. A function whose
  * code alternates between files (inlined calls) reuses its entry for a file it has already had.
  */
-function findAnswers(pcln: Pclntab, sorted: Float64Array, order: Uint32Array, dict: Dictionary, entryOf: Int32Array, lineOf: Int32Array): void {
-  const lines = new Int32Array(sorted.length);
-  const fnos = new Int32Array(sorted.length);
+function findAnswers(pcln: Pclntab, sorted: Float64Array, order: Uint32Array, dict: Dictionary, entryOf: Int32Array, lineOf: Int32Array, scratch: ScratchArrays): void {
+  const lines = scratch.int32(sorted.length);
+  const fnos = scratch.int32(sorted.length);
   const runs = pcln.functionRuns(sorted);
   pcln.linesOfRuns(runs, sorted, lines);
   pcln.fileNumbersOfRuns(runs, sorted, fnos);

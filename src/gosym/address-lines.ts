@@ -1,6 +1,8 @@
 // The input side of `quietflame addr2line`: lines of hex addresses, parsed the way cmd/addr2line parses them,
 // straight from the bytes read into a reusable Float64Array (no strings, no boxed numbers).
 
+import { hugePageBytes } from './huge-pages';
+
 /** Marks an input line with a ':' (cmd/addr2line's unimplemented file:line → pc syntax). */
 export const REVERSE_SYNTAX = -1;
 
@@ -37,12 +39,12 @@ const HEX_VALUE = (() => {
  * not touched again for the next), so a batch must be answered before more lines are parsed.
  */
 export class PcBatch {
-  private pcs = new Float64Array(1 << 18); // 2 MiB of address space; pages only as lines arrive
+  private pcs = float64s(1 << 18); // 2 MiB; faulted in as lines arrive
   length = 0;
 
   push(pc: number): void {
     if (this.length === this.pcs.length) {
-      const bigger = new Float64Array(this.pcs.length * 4);
+      const bigger = float64s(this.pcs.length * 4);
       bigger.set(this.pcs);
       this.pcs = bigger;
     }
@@ -55,6 +57,11 @@ export class PcBatch {
     this.length = 0;
     return out;
   }
+}
+
+function float64s(n: number): Float64Array {
+  const bytes = hugePageBytes(n * 8);
+  return new Float64Array(bytes.buffer, bytes.byteOffset, n);
 }
 
 /**

@@ -1,7 +1,7 @@
 // GoBinary: one Go executable's symbol tables. Opening reads the ELF headers and the pclntab (one read); names,
 // files, line tables and inline trees are decoded only when a PC asks for them.
 
-import { FormatError } from './bytes';
+import { FormatError, type ReadAllocator } from './bytes';
 import { applyRelativeRelocs, ElfFile, EM_AARCH64, EM_X86_64, ET_DYN } from './elf';
 import { GoVersion, parseGoVersion, readGoBuildId, readGoVersionString, versionFromLayout } from './buildinfo';
 import { findModuledata, findTextStart, locatePclntab, ModuleData } from './locate';
@@ -33,8 +33,9 @@ export class GoBinary {
   private expander: InlineExpander | undefined;
   private wrapperId: number | undefined | null = null;
 
-  static open(path: string): GoBinary {
-    const elf = ElfFile.open(path);
+  /** `allocate`: where the file's reads go (the pclntab is one read of up to tens of MiB). */
+  static open(path: string, allocate?: ReadAllocator): GoBinary {
+    const elf = ElfFile.open(path, allocate);
     try {
       return new GoBinary(elf);
     } catch (e) {

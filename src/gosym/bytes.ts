@@ -43,6 +43,9 @@ export class BufferSource implements ByteSource {
   close(): void {}
 }
 
+/** Where a read's bytes go: exactly `length` of them (uninitialised is fine). */
+export type ReadAllocator = (length: number) => Buffer;
+
 /** Reads a file with pread; each read allocates exactly what was asked for. */
 export class FileSource implements ByteSource {
   private fd: number | undefined;
@@ -54,9 +57,14 @@ export class FileSource implements ByteSource {
   /**
    * Opens `path`, or takes over `fd` (closed by close(), or at once when it is not a regular file). `ownership`:
    * 'borrowed' — never closed here (another thread's source, whose owner keeps it open while this one reads); or
-   * how to close a descriptor that fs did not open (default fs.closeSync).
+   * how to close a descriptor that fs did not open (default fs.closeSync). `allocate`: where read() puts its bytes.
    */
-  constructor(readonly path: string, fd?: number, ownership: 'borrowed' | ((fd: number) => void) = fs.closeSync) {
+  constructor(
+    readonly path: string,
+    fd?: number,
+    ownership: 'borrowed' | ((fd: number) => void) = fs.closeSync,
+    private readonly allocate: ReadAllocator = Buffer.allocUnsafe,
+  ) {
     this.closeFd = ownership === 'borrowed' ? undefined : ownership;
     this.fd = fd ?? fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY);
     try {
@@ -80,7 +88,7 @@ export class FileSource implements ByteSource {
     if (this.fd === undefined) throw new Error(`${this.path}: read after close`);
     checkRange(this.size, offset, length, 'read');
     checkTableSize(length, 'read');
-    const out = Buffer.allocUnsafe(length);
+    const out = this.allocate(length);
     this.readInto(out, offset);
     return out;
   }

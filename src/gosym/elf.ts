@@ -1,6 +1,6 @@
 // A lazy ELF64 reader: headers up front, section contents, notes and symbols only when asked for.
 
-import { ByteSource, FileSource, FormatError, readCString } from './bytes';
+import { ByteSource, FileSource, FormatError, readCString, type ReadAllocator } from './bytes';
 import { checkTableSize } from './limits';
 
 export const ET_EXEC = 2;
@@ -69,8 +69,8 @@ export class ElfFile {
   private symbolCache = new Map<string, ElfSymbol[]>();
   private rawSymtab: { data: Buffer; strtab: Buffer } | undefined;
 
-  static open(path: string): ElfFile {
-    const src = new FileSource(path);
+  static open(path: string, allocate?: ReadAllocator): ElfFile {
+    const src = new FileSource(path, undefined, undefined, allocate);
     try {
       return new ElfFile(src, path);
     } catch (e) {

@@ -8,17 +8,24 @@ const MAX_DIGIT_BITS = 13; // 8192 counters a round: two rounds cover a 64 MiB .
 
 /**
  * Sorts keys[0, n) ascending (all ≤ maxKey < 2^32), moving idx[0, n) along with them. Returns the sorted pair,
- * which may be the arrays passed in or scratch arrays of the same length.
+ * which may be the arrays passed in or the spares (scratch of at least n each; allocated when not given).
  */
-export function radixSortPairs(keys: Uint32Array, idx: Uint32Array, n: number, maxKey: number): { keys: Uint32Array; idx: Uint32Array } {
+export function radixSortPairs(
+  keys: Uint32Array,
+  idx: Uint32Array,
+  n: number,
+  maxKey: number,
+  spareKeys: Uint32Array = new Uint32Array(keys.length),
+  spareIdx: Uint32Array = new Uint32Array(idx.length),
+): { keys: Uint32Array; idx: Uint32Array } {
   const bits = maxKey > 0 ? 32 - Math.clz32(maxKey) : 1;
   const rounds = Math.ceil(bits / MAX_DIGIT_BITS);
   const digitBits = Math.ceil(bits / rounds);
   const starts = digitStarts(keys, n, rounds, digitBits);
   let srcK = keys;
   let srcI = idx;
-  let dstK: Uint32Array = new Uint32Array(keys.length);
-  let dstI: Uint32Array = new Uint32Array(idx.length);
+  let dstK = spareKeys;
+  let dstI = spareIdx;
   for (let r = 0; r < rounds; r++) {
     scatter(srcK, srcI, dstK, dstI, n, starts.subarray(r << digitBits, (r + 1) << digitBits), r * digitBits);
     [srcK, dstK] = [dstK, srcK];

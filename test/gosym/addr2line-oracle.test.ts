@@ -8,7 +8,7 @@ import { GoBinary } from '../../src/gosym/binary';
 import { goToolAddr2line, newestToolchain } from '../support/go-toolchains';
 import { build, fixtureMatrix } from '../support/matrix';
 import { Rng } from '../support/random';
-import { CLI, runCli } from '../support/cli';
+import { CLI, runCli, runCliWithInputFile } from '../support/cli';
 
 const RANDOM_ADDRESSES = 4000;
 
@@ -52,6 +52,24 @@ test('addr2line input quirks match cmd/addr2line: 0x prefix, bad hex, reverse sy
   const input = lines.join('\n'); // no final newline on purpose
   const expected = goToolAddr2line(newestToolchain().goBin, file, lines);
   assert.equal(runCli(['addr2line', file], input).stdout, expected);
+});
+
+test('addr2line with a file on stdin (read in big reads, not streamed) answers as Go does and as through a pipe', () => {
+  const file = build(fixtureMatrix(['inline'])[0]!);
+  const quirks = ['0x401000', '401000', 'zz', '', 'main.go:12', '0xffffffffffffffffff', '0x401000\r'];
+  const addrs = [...addressesOf(file, 7), ...quirks];
+  const input = addrs.join('\n'); // no final newline
+  const expected = goToolAddr2line(newestToolchain().goBin, file, addrs);
+  const fromFile = runCliWithInputFile(['addr2line', file], input);
+  assert.equal(fromFile.status, 0, fromFile.stderr);
+  assert.equal(fromFile.stdout, expected);
+  // A line longer than one read (1 MiB), where Go's bufio.Scanner gives up (64 KiB): the same answer either way.
+  const long = ['0x401000', '0'.repeat(1.5 * 2 ** 20) + '401000', 'main.go:1', '0x401000'].join('\n') + '\n';
+  const piped = runCli(['addr2line', file], long);
+  assert.equal(piped.status, 0, piped.stderr);
+  assert.equal(piped.stdout.split('\n').length, 2 * 3 + 1 + 1); // the reverse syntax is answered in one line
+  assert.equal(runCliWithInputFile(['addr2line', file], long).stdout, piped.stdout);
+  assert.deepEqual(runCliWithInputFile(['addr2line', file], ''), { status: 0, stdout: '', stderr: '' });
 });
 
 test('addr2line streams: a line split across writes, and a reader that waits for each answer before the next', async () => {

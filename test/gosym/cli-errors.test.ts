@@ -59,15 +59,29 @@ test('addr2line: usage errors exit 2, --help exits 0', () => {
   assert.equal(runCli(['frobnicate']).status, 2);
 });
 
-test('addr2line: a reader that goes away early (| head) ends it quietly, exit 0, nothing on stderr', async () => {
-  const file = build({ go: newestToolchain().version, fixture: 'inline', mode: 'plain', goarch: 'amd64', label: '' });
-  const child = spawn(process.execPath, [CLI, 'addr2line', file], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-  child.stdout.once('data', () => child.stdout.destroy()); // read one chunk, then close our end of the pipe
-  child.stdin.on('error', () => {}); // it may stop reading before we stop writing
-  child.stdin.end('0x401000\n'.repeat(100_000)); // ~8 MB of answers: far more than a pipe holds
-  const status = await new Promise((r) => child.on('exit', r));
-  assert.equal(stderr, '');
-  assert.equal(status, 0);
-});
+for (const stdin of ['a pipe', 'a file'] as const) {
+  test(`addr2line: a reader that goes away early (| head) ends it quietly, exit 0, nothing on stderr (stdin ${stdin})`, async () => {
+    const file = build({ go: newestToolchain().version, fixture: 'inline', mode: 'plain', goarch: 'amd64', label: '' });
+    const input = '0x401000\n'.repeat(100_000); // ~8 MB of answers: far more than a pipe holds
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qf-head-'));
+    const inputFile = path.join(dir, 'input');
+    fs.writeFileSync(inputFile, input);
+    const fd = fs.openSync(inputFile, 'r');
+    try {
+      const child = spawn(process.execPath, [CLI, 'addr2line', file], { stdio: [stdin === 'a file' ? fd : 'pipe', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+      child.stdout!.once('data', () => child.stdout!.destroy()); // read one chunk, then close our end of the pipe
+      if (child.stdin) {
+        child.stdin.on('error', () => {}); // it may stop reading before we stop writing
+        child.stdin.end(input);
+      }
+      const status = await new Promise((r) => child.on('exit', r));
+      assert.equal(stderr, '');
+      assert.equal(status, 0);
+    } finally {
+      fs.closeSync(fd);
+      fs.rmSync(dir, { recursive: true });
+    }
+  });
+}

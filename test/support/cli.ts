@@ -2,6 +2,7 @@
 
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 
 export const CLI = path.resolve(__dirname, '../../src/cli.js');
@@ -24,4 +25,20 @@ export function runCli(args: string[], input = '', timeoutMs = 120_000): CliResu
   const r = spawnSync(process.execPath, [CLI, ...args], { input, encoding: 'utf8', maxBuffer: 1 << 30, timeout: timeoutMs });
   if (r.error) throw r.error;
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** runCli with stdin redirected from a file holding `input` (`cli … <file`), not a pipe. */
+export function runCliWithInputFile(args: string[], input: string | Buffer, timeoutMs = 120_000): CliResult {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qf-cli-input-'));
+  const file = path.join(dir, 'input');
+  fs.writeFileSync(file, input);
+  const fd = fs.openSync(file, 'r');
+  try {
+    const r = spawnSync(process.execPath, [CLI, ...args], { stdio: [fd, 'pipe', 'pipe'], encoding: 'utf8', maxBuffer: 1 << 30, timeout: timeoutMs });
+    if (r.error) throw r.error;
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  } finally {
+    fs.closeSync(fd);
+    fs.rmSync(dir, { recursive: true });
+  }
 }
