@@ -213,7 +213,7 @@ function noteAnswers(pcln: Pclntab, runs: FunctionRuns, order: Uint32Array, line
   const { funcs, ends } = runs;
   let k = 0;
   for (let r = 0; r < funcs.length; r++) {
-    const f = funcs[r]!;
+    const f = pcln.funcAt(funcs[r]!);
     const end = ends[r]!;
     const nameAt = pcln.funcNameOffset(f);
     let seen = 0;

@@ -167,9 +167,13 @@ export class ChangePoints {
   }
 }
 
-/** Ascending PCs by function: run r is funcs[r], for the PCs at [ends[r - 1], ends[r]) (from 0 for the first). */
+/**
+ * Ascending PCs by function: run r is function funcs[r] (an index for funcAt), for the PCs at
+ * [ends[r - 1], ends[r]) (from 0 for the first). Indices, not FuncInfo objects: 20,000 objects held across a
+ * batch's passes would be copied by each young-generation collection; made again per pass, they die young.
+ */
 export interface FunctionRuns {
-  readonly funcs: FuncInfo[];
+  readonly funcs: Int32Array;
   readonly ends: Int32Array;
 }
 
@@ -442,19 +446,20 @@ export class Pclntab {
    * follows is then one loop over the runs, which the JIT compiles once for the whole batch.
    */
   functionRuns(pcs: Float64Array): FunctionRuns {
-    const funcs: FuncInfo[] = [];
-    const ends = new Int32Array(Math.min(pcs.length, this.nfunc));
+    const funcs = new Int32Array(Math.min(pcs.length, this.nfunc));
+    const ends = new Int32Array(funcs.length);
     let fi = -1;
-    for (let k = 0; k < pcs.length; ) {
+    let r = 0;
+    for (let k = 0; k < pcs.length; r++) {
       fi = this.findIndexFrom(pcs[k]!, fi);
-      const f = this.funcAt(fi);
+      const fend = this.pcAt(fi + 1);
       let end = k + 1;
-      while (end < pcs.length && pcs[end]! < f.end) end++;
-      ends[funcs.length] = end;
-      funcs.push(f);
+      while (end < pcs.length && pcs[end]! < fend) end++;
+      funcs[r] = fi;
+      ends[r] = end;
       k = end;
     }
-    return { funcs, ends };
+    return { funcs: funcs.subarray(0, r), ends: ends.subarray(0, r) };
   }
 
   /** Lines at the PCs of every run (the same ascending pcs that made the runs), into out. */
@@ -471,7 +476,7 @@ export class Pclntab {
     const { funcs, ends } = runs;
     let from = 0;
     for (let r = 0; r < funcs.length; r++) {
-      const f = funcs[r]!;
+      const f = this.funcAt(funcs[r]!);
       this.pcvalues(this.field(f, field), f.entry, pcs, from, ends[r]!, out);
       from = ends[r]!;
     }
