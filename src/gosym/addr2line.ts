@@ -8,7 +8,7 @@ import { GoBinary } from './binary';
 import { FormatError } from './bytes';
 import { FunctionRuns, Pclntab } from './pclntab';
 import { radixSortPairs } from './radix';
-import { ScratchArrays } from './huge-pages';
+import { hugePageBytes, ScratchArrays } from './huge-pages';
 
 /** Takes output as it is produced; the chunk's memory is reused once the call returns, so write it synchronously. */
 export type WriteChunk = (chunk: Buffer) => void;
@@ -23,7 +23,7 @@ class OutputBuffer {
   len = 0;
 
   constructor(capacity = 1 << 16) {
-    this.buf = Buffer.allocUnsafe(capacity);
+    this.buf = hugePageBytes(capacity); // the dictionary and answers of a big batch: touched once, in huge pages
   }
 
   reserve(n: number): void {
