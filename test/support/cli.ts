@@ -22,7 +22,11 @@ export interface CliResult {
 }
 
 export function runCli(args: string[], input = '', timeoutMs = 120_000): CliResult {
-  const r = spawnSync(process.execPath, [CLI, ...args], { input, encoding: 'utf8', maxBuffer: 1 << 30, timeout: timeoutMs });
+  return spawnCli(args, { input, timeout: timeoutMs });
+}
+
+function spawnCli(args: string[], opts: { input?: string; stdio?: Array<number | 'pipe'>; timeout: number }): CliResult {
+  const r = spawnSync(process.execPath, [CLI, ...args], { ...opts, encoding: 'utf8', maxBuffer: 1 << 30 });
   if (r.error) throw r.error;
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -34,9 +38,7 @@ export function runCliWithInputFile(args: string[], input: string | Buffer, time
   fs.writeFileSync(file, input);
   const fd = fs.openSync(file, 'r');
   try {
-    const r = spawnSync(process.execPath, [CLI, ...args], { stdio: [fd, 'pipe', 'pipe'], encoding: 'utf8', maxBuffer: 1 << 30, timeout: timeoutMs });
-    if (r.error) throw r.error;
-    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+    return spawnCli(args, { stdio: [fd, 'pipe', 'pipe'], timeout: timeoutMs });
   } finally {
     fs.closeSync(fd);
     fs.rmSync(dir, { recursive: true });
