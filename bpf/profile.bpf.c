@@ -48,6 +48,8 @@ _Static_assert(sizeof(struct offcpu_record) == 2112, "struct offcpu_record: see 
 
 /* Set before load: sample only this process (0 = as filter_mode says). */
 const volatile __u32 target_tgid = 0;
+/* Set before load: how long after its start a process without a config gets SAMPLE_F_SP_CALLER (sp_caller_step). */
+const volatile __u64 sp_caller_age_ns = 30000000000ULL;
 /* Set by the agent at any time: FILTER_NONE, FILTER_ALL or FILTER_PIDS, for CPU samples and for off-CPU time. */
 __u32 filter_mode = FILTER_NONE;
 __u32 offcpu_filter_mode = FILTER_NONE;
@@ -183,11 +185,36 @@ struct leaf_info {
 	__u8 flags; /* its UNWIND_F_* */
 };
 
+/* The leaf step without a table (amd64): a process the agent has not configured yet (a Go process's first second),
+ * or whose table did not fit, is walked by frame pointers alone, which skips the caller of a leaf that has not set
+ * up its frame (a frameless function, a prologue). Nothing here tells whether it has, so the word at [SP] goes in
+ * as stack[1], flagged SAMPLE_F_SP_CALLER: user space, which names the stack from the binary's tables, keeps it
+ * only where the leaf's SP delta is 0. Only where that can matter: a PC in the main executable's text (Go code is
+ * there) of a process configured without a table or started less than sp_caller_age_ns ago (now is
+ * CLOCK_MONOTONIC, start_boottime CLOCK_BOOTTIME: ahead by the time suspended, which only keeps it longer). A
+ * process never configured keeps its stacks' shape, so identical samples still merge. */
+static __always_inline __u16 sp_caller_step(struct task_struct *task, struct pt_regs *regs,
+					    const struct proc_config *cfg, __u64 *stack, __u32 *flags, __u64 now)
+{
+	__u64 pc = PT_REGS_IP(regs), sp = PT_REGS_SP(regs), ret;
+	struct mm_struct *mm = task->mm;
+
+	if (!cfg && task->group_leader->start_boottime + sp_caller_age_ns < now)
+		return 1;
+	if (!mm || pc < mm->start_code || pc >= mm->end_code)
+		return 1;
+	if (bpf_probe_read_user(&ret, sizeof(ret), (void *)sp) || ret < USER_ADDR_MIN || ret >= USER_ADDR_END)
+		return 1;
+	stack[1] = ret;
+	*flags |= SAMPLE_F_SP_CALLER;
+	return 2;
+}
+
 /* The leaf step (amd64): where the sampled function's return address is, and whether it has set up its frame
  * pointer yet. Puts the PC (and, for a frame not set up, its caller) into stack[]; returns the entries used, or 0
- * with stack[0] set when the walk ends here (a TopFrame, an unreadable return address). */
-static __always_inline __u16 leaf_step(struct pt_regs *regs, const struct proc_config *cfg, __u64 *stack,
-				       __u32 *flags, struct leaf_info *leaf, bool *done)
+ * with stack[0] set when the walk ends here (a TopFrame, an unreadable return address). now: CLOCK_MONOTONIC. */
+static __always_inline __u16 leaf_step(struct task_struct *task, struct pt_regs *regs, const struct proc_config *cfg,
+				       __u64 *stack, __u32 *flags, struct leaf_info *leaf, bool *done, __u64 now)
 {
 	__u64 pc = PT_REGS_IP(regs), sp = PT_REGS_SP(regs), bp = PT_REGS_FP(regs), ret; /* BTF loads */
 	struct range_info r;
@@ -197,7 +224,9 @@ static __always_inline __u16 leaf_step(struct pt_regs *regs, const struct proc_c
 		return 0;
 	stack[0] = pc;
 #if defined(__TARGET_ARCH_x86)
-	if (!cfg || !cfg->binary_id || pc - cfg->bias < cfg->minpc || pc - cfg->bias >= cfg->maxpc)
+	if (!cfg || !cfg->binary_id)
+		return sp_caller_step(task, regs, cfg, stack, flags, now);
+	if (pc - cfg->bias < cfg->minpc || pc - cfg->bias >= cfg->maxpc)
 		return 1;
 	if (!find_range(cfg->binary_id, pc - cfg->bias - cfg->minpc, &r)) {
 		count(COUNTER_TABLE_MISSES);
@@ -468,10 +497,10 @@ struct captured {
 };
 
 /* The current task's user stack and goroutine (*stack has MAX_USER_STACK entries); returns the entries used.
- * which: WALK_CPU or WALK_OFFCPU. The Go-aware steps (leaf, goroutine, stack switches) are amd64 only; arm64 gets
- * the frame-pointer walk (its frame records have the same [FP] / [FP + 8] shape). */
+ * which: WALK_CPU or WALK_OFFCPU; now: CLOCK_MONOTONIC. The Go-aware steps (leaf, goroutine, stack switches) are
+ * amd64 only; arm64 gets the frame-pointer walk (its frame records have the same [FP] / [FP + 8] shape). */
 static __always_inline __u16 capture_user(__u32 tgid, __u64 *stack, __u32 *flags, __u64 *goid, struct captured *c,
-					  __u32 which)
+					  __u32 which, __u64 now)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	const struct proc_config *cfg;
@@ -507,7 +536,7 @@ static __always_inline __u16 capture_user(__u32 tgid, __u64 *stack, __u32 *flags
 	cfg = config_of(task, tgid);
 	if (cfg)
 		*flags |= SAMPLE_F_CONFIG;
-	n = leaf_step(regs, cfg, stack, flags, &leaf, &done);
+	n = leaf_step(task, regs, cfg, stack, flags, &leaf, &done, now);
 	c->cfg = cfg;
 	if (cfg) {
 		*goid = read_g(task, regs, cfg, &leaf, flags, &gc);
@@ -590,7 +619,7 @@ int do_sample(struct bpf_perf_event_data *ctx)
 		if (len > 0)
 			rec->kernel_len = len / sizeof(__u64);
 	}
-	rec->user_len = capture_user(tgid, rec->user_stack, &flags, &rec->goid, &c, WALK_CPU);
+	rec->user_len = capture_user(tgid, rec->user_stack, &flags, &rec->goid, &c, WALK_CPU, rec->time_ns);
 	if (c.cfg && (lp = labels_of(c.cfg, c.g)))
 		labels_len = read_labels(c.cfg, lp, buf->labels, WALK_CPU, &flags);
 	rec->flags = flags;
@@ -712,7 +741,7 @@ static __always_inline void offcpu_leave(struct task_struct *prev, __u64 clock)
 	 * here is charged to next. */
 	slot->start_ns = bpf_ktime_get_ns();
 	count(COUNTER_OFFCPU_READS);
-	slot->user_len = capture_user(prev->tgid, slot->user_stack, &slot->flags, &slot->goid, &c, WALK_OFFCPU);
+	slot->user_len = capture_user(prev->tgid, slot->user_stack, &slot->flags, &slot->goid, &c, WALK_OFFCPU, slot->start_ns);
 	if (!c.cfg || !(lp = labels_of(c.cfg, c.g)))
 		return;
 	labels = bpf_task_storage_get(&offcpu_labels, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);

@@ -188,6 +188,8 @@ struct proc_config {
 #define SAMPLE_F_SWITCHED 0x800   /* the walk went from the system stack (g0) on to the goroutine's stack */
 #define SAMPLE_F_EXITING 0x1000   /* the thread is exiting: no user stack (its address space may be gone) */
 #define SAMPLE_F_EXECVE 0x2000    /* in execve: no user stack (the old image's registers, maybe the new image's memory) */
+#define SAMPLE_F_SP_CALLER 0x4000 /* no unwind table: user_stack[1] is the word at [SP], the leaf's caller only if the
+				   * leaf had not set up its frame (user space decides, by the binary's pcsp table) */
 
 struct sample_record {
 	__u32 kind;       /* RECORD_SAMPLE */

@@ -5,7 +5,7 @@ import { FormatError, type ReadAllocator } from './bytes';
 import { applyRelativeRelocs, ElfFile, EM_AARCH64, EM_X86_64, ET_DYN } from './elf';
 import { GoVersion, parseGoVersion, readGoBuildId, readGoVersionString, versionFromLayout } from './buildinfo';
 import { findModuledata, findTextStart, locatePclntab, ModuleData } from './locate';
-import { FuncInfo, Pclntab } from './pclntab';
+import { FUNC_FLAG_SPWRITE, FuncInfo, Pclntab } from './pclntab';
 import type { Frame, InlineExpander } from './inline';
 
 export type GoArch = 'amd64' | 'arm64';
@@ -139,6 +139,16 @@ export class GoBinary {
   spDelta(pc: number): number {
     const f = this.pcln.find(pc);
     return f ? this.pcln.spDelta(f, pc) : -1;
+  }
+
+  /**
+   * Has the function at this link-time PC no frame of its own there (SP delta 0: a frameless function, or a PC
+   * before its prologue or after its epilogue)? Then its return address is at [SP] and the frame pointer is still
+   * its caller's, as the BPF unwinder reasons with a table (SP-writing assembly excepted, as there).
+   */
+  frameNotSetUp(pc: number): boolean {
+    const f = this.pcln.find(pc);
+    return f !== undefined && (this.pcln.funcFlag(f) & FUNC_FLAG_SPWRITE) === 0 && this.pcln.spDelta(f, pc) === 0;
   }
 }
 

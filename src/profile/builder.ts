@@ -68,9 +68,11 @@ export interface ResolvedLocation {
 export interface StackResolver {
   /**
    * stack[0] is the sampled PC, later entries return addresses. timeNs (CLOCK_MONOTONIC), when given, is when the
-   * stack was taken: a process that started later under the same PID must not answer for it.
+   * stack was taken: a process that started later under the same PID must not answer for it. spCaller: stack[1]
+   * is a guess at the leaf's caller (RawSample.spCaller), to be kept only where the leaf had not set up its frame;
+   * the answer then has no location for it where it is dropped.
    */
-  resolveUser(pid: number, stack: readonly number[], timeNs?: bigint): ResolvedLocation[];
+  resolveUser(pid: number, stack: readonly number[], timeNs?: bigint, spCaller?: boolean): ResolvedLocation[];
   resolveKernel(stack: ReadonlyArray<number | bigint>): ResolvedLocation[];
   /**
    * Optional: a number that changes whenever resolveUser(pid, …) may answer differently. While it stays the same,
@@ -114,6 +116,7 @@ interface Seen {
   state: string | undefined;
   labels: RawSample['labels'];
   user: readonly number[];
+  spCaller: boolean;
   kernel: readonly number[];
   userEpoch: number;
   kernelEpoch: number;
@@ -242,9 +245,9 @@ export class ProfileBuilder {
    * A user stack's location ids, compiler wrappers left out as Go's traceback does (runtime/pprof's own profiles
    * never show them): a wrapper frame goes unless it called a panic; the calls inlined into it stay.
    */
-  private userLocationIds(pid: number, stack: readonly number[], ids: number[], timeNs: bigint): void {
+  private userLocationIds(pid: number, stack: readonly number[], ids: number[], timeNs: bigint, spCaller: boolean): void {
     let callee: string | undefined;
-    for (const l of this.opts.resolver.resolveUser(pid, stack, timeNs)) {
+    for (const l of this.opts.resolver.resolveUser(pid, stack, timeNs, spCaller)) {
       const outer = l.frames[l.frames.length - 1];
       if (outer?.wrapper && !(callee !== undefined && WRAPPER_SHOWN_CALLING.has(callee))) {
         if (l.frames.length > 1) ids.push(this.locationId(l, true));
@@ -277,12 +280,13 @@ export class ProfileBuilder {
     const userEpoch = s.userStack.length > 0 ? resolver.userEpoch!(s.pid, s.timeNs) : 0;
     const kernelEpoch = s.kernelStack.length > 0 ? resolver.kernelEpoch!() : 0;
     const state = s.offCpu?.state;
+    const spCaller = s.spCaller === true;
     const h = rawHash(s);
     const head = this.seen.get(h);
     for (let e = head; e !== undefined; e = e.next) {
       if (e.pid !== s.pid || e.tid !== s.tid || e.goid !== s.goid || e.comm !== s.comm || e.state !== state) continue;
       if (e.labels !== s.labels && e.labels?.id !== s.labels?.id) continue;
-      if (!sameStack(e.user, s.userStack) || !sameStack(e.kernel, s.kernelStack)) continue;
+      if (e.spCaller !== spCaller || !sameStack(e.user, s.userStack) || !sameStack(e.kernel, s.kernelStack)) continue;
       if (e.userEpoch !== userEpoch || e.kernelEpoch !== kernelEpoch) {
         e.acc = this.accOf(s); // its processes' mappings (or the kernel's symbols) were read again
         e.userEpoch = userEpoch;
@@ -291,7 +295,7 @@ export class ProfileBuilder {
       return e.acc;
     }
     const acc = this.accOf(s);
-    const e: Seen = { pid: s.pid, tid: s.tid, goid: s.goid, comm: s.comm, state, labels: s.labels, user: s.userStack, kernel: s.kernelStack, userEpoch, kernelEpoch, acc, next: head };
+    const e: Seen = { pid: s.pid, tid: s.tid, goid: s.goid, comm: s.comm, state, labels: s.labels, user: s.userStack, spCaller, kernel: s.kernelStack, userEpoch, kernelEpoch, acc, next: head };
     this.seen.set(h, e);
     return acc;
   }
@@ -301,7 +305,7 @@ export class ProfileBuilder {
     const { resolver } = this.opts;
     const ids: number[] = [];
     if (s.kernelStack.length > 0) for (const l of resolver.resolveKernel(s.kernelStack)) ids.push(this.locationId(l));
-    if (s.userStack.length > 0) this.userLocationIds(s.pid, s.userStack, ids, s.timeNs);
+    if (s.userStack.length > 0) this.userLocationIds(s.pid, s.userStack, ids, s.timeNs, s.spCaller === true);
     const goid = s.goid === undefined ? '' : String(s.goid);
     const key = `${ids.join(',')}|${s.pid}|${s.tid}|${goid}|${s.comm}|${s.offCpu?.state ?? ''}|${s.labels?.id ?? ''}`;
     let acc = this.samples.get(key);

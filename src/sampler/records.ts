@@ -26,6 +26,7 @@ export const SampleFlag = {
   SWITCHED: 0x800,
   EXITING: 0x1000,
   EXECVE: 0x2000,
+  SP_CALLER: 0x4000,
 } as const;
 
 /** The most the BPF side can read of a goroutine's labels (LABELS_MAX, LABEL_KEY_MAX, LABEL_VALUE_MAX). */
@@ -169,6 +170,7 @@ export function decodeSample(b: Buffer): SampleWithFlags {
     userStack,
     kernelStack,
     labels: labelsLen > 0 && b.length >= fixed + labelsLen ? interned.get(b.subarray(fixed, fixed + labelsLen)) : undefined,
+    spCaller: (flags & SampleFlag.SP_CALLER) !== 0 && userLen >= 2,
     flags,
   };
 }

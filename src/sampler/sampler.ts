@@ -54,6 +54,11 @@ export interface SamplerOptions {
   targetPid?: number;
   /** Write unwind tables (default true). false: frame pointers only (for comparisons and diagnosis). */
   unwindTables?: boolean;
+  /**
+   * For how long after its start a process the sampler has not configured (a new Go process while its binary is
+   * read) sends the word at its SP with its stacks (RawSample.spCaller; default 30000 ms). Older ones never will be.
+   */
+  spCallerAgeMs?: number;
   /** Go binaries kept ready (unwind table in the map) after their last process exits (default 8). */
   idleBinaries?: number;
   /** Interval of the /proc scan for new and exited processes (default 1000 ms). */
@@ -314,6 +319,8 @@ export class Sampler implements SampleSource {
     if (!Number.isInteger(hz) || hz < 1 || hz > 10_000) throw new RangeError(`hz must be an integer in 1..10000, not ${hz}`);
     const periodMs = options.offCpuPeriodMs ?? 10;
     if (!(periodMs >= 0.001 && periodMs <= 10_000)) throw new RangeError(`offCpuPeriodMs must be in 0.001..10000, not ${periodMs}`);
+    const spCallerAgeMs = options.spCallerAgeMs ?? 30_000;
+    if (!(spCallerAgeMs >= 0 && spCallerAgeMs <= 3_600_000)) throw new RangeError(`spCallerAgeMs must be in 0..3600000, not ${spCallerAgeMs}`);
     const cpus = options.cpus ?? onlineCpus();
     const labels = options.labels ?? DEFAULT_LABEL_LIMITS;
     checkLabelLimits(labels);
@@ -326,6 +333,7 @@ export class Sampler implements SampleSource {
     const open = (autoload: Record<string, boolean>): BpfObject => BpfObject.open(options.objectPath ?? bpfObjectPath('profile'), {
       globals: {
         ...(options.targetPid !== undefined ? { target_tgid: options.targetPid } : {}),
+        sp_caller_age_ns: BigInt(Math.round(spCallerAgeMs * 1e6)),
         labels_max: labels.maxLabels,
         label_key_bytes: labels.keyBytes,
         label_value_bytes: labels.valueBytes,

@@ -22,6 +22,12 @@ export interface RawSample {
    * a return address (symbolize it at address - 1, as runtime.CallersFrames does).
    */
   userStack: number[];
+  /**
+   * userStack[1] is the word at the leaf's SP, not a frame the walk confirmed: the BPF side had no unwind table to
+   * tell whether the leaf had set up its frame. It is the leaf's caller exactly where the leaf's SP delta is 0; the
+   * resolver keeps it there and drops it elsewhere (StackResolver.resolveUser's spCaller).
+   */
+  spCaller?: boolean;
   /** Kernel stack, innermost first, same convention as userStack (empty when the sample hit user mode). */
   kernelStack: number[];
   /** The goroutine's pprof labels (pprof.Do, SetGoroutineLabels), read with goid; undefined = none. */

@@ -324,18 +324,33 @@ export class Symbolizer {
 
   /**
    * A user stack of process pid (runtime addresses, innermost first): stack[0] is looked up as is, every later
-   * entry (a return address) at address − 1.
+   * entry (a return address) at address − 1. spCaller: stack[1] is the word at the leaf's SP (RawSample.spCaller),
+   * kept only where the leaf is Go code that had not set up its frame (anywhere else it is left out).
    */
-  resolveUser(pid: number, stack: readonly number[], timeNs?: bigint): SymLocation[] {
+  resolveUser(pid: number, stack: readonly number[], timeNs?: bigint, spCaller = false): SymLocation[] {
     const now = Date.now();
     this.maybePrune(now);
     const state = this.processAt(pid, now, timeNs);
-    const out = new Array<SymLocation>(stack.length);
+    const out: SymLocation[] = [];
     for (let i = 0; i < stack.length; i++) {
+      // After stack[0]'s lookup, which reads the maps again if they do not know the address yet.
+      if (i === 1 && spCaller && !this.frameNotSetUp(state, stack[0]!)) continue;
       const pc = stack[i]!;
-      out[i] = this.resolveIn(state, i === 0 || pc === 0 ? pc : pc - 1, now);
+      out.push(this.resolveIn(state, i === 0 || pc === 0 ? pc : pc - 1, now));
     }
     return out;
+  }
+
+  /** Is pc in Go code of the process whose function has no frame of its own there (GoBinary.frameNotSetUp)? */
+  private frameNotSetUp(st: ProcessState, pc: number): boolean {
+    const rm = this.findMapping(st, pc);
+    const go = rm?.binary?.go;
+    if (!go) return false;
+    try {
+      return go.frameNotSetUp(pc - rm.bias);
+    } catch {
+      return false; // a corrupt pcsp table: the frame-pointer walk's stack as it came
+    }
   }
 
   /**

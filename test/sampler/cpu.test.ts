@@ -11,6 +11,7 @@ import { OffCpuRecord, SampleFlag, SampleRecord, type SampleWithFlags } from '..
 import { Sampler, type ProcessEvent } from '../../src/sampler/sampler';
 import { buildUnwindTable, UnwindChunk } from '../../src/symbols/unwind-table';
 import { ProcConfig } from '../../src/symbols/injector';
+import { Symbolizer } from '../../src/symbols/symbolizer';
 import { buildFixture, newestToolchain } from '../support/go-toolchains';
 import { spawnWithPid } from '../proc/support';
 import { userSystemTicks } from '../support/schedstat';
@@ -52,7 +53,7 @@ async function sampleLeaf(binary: string, unwindTables: boolean, extra: (r: Leaf
   }
 }
 
-samplerTest('frameless leaf: its caller is in the stack with the unwind table, and missing without it', async (t) => {
+samplerTest('frameless leaf: its caller is in the stack with the unwind table; without it the frame pointers lose it and the word at SP, kept by the resolver only for a leaf with no frame, gives it back', async (t) => {
   const binary = buildFixture({ go: NEWEST, fixture: 'hot', mode: 'plain' });
   const withTable = await sampleLeaf(binary, true, (r, startup) => {
     const n = r.leafSamples;
@@ -88,13 +89,74 @@ samplerTest('frameless leaf: its caller is in the stack with the unwind table, a
     assert.ok(viaR14 > 0.5, `g from R14 in ${viaR14 * 100}% (Go code, Go ≥ 1.17)`);
   });
   const withoutTable = await sampleLeaf(binary, false, (r) => {
-    t.diagnostic(`without the table: ${r.withCaller}/${r.leafSamples} leafSpin samples have main.leafCaller as userStack[1]`);
-    assert.ok(r.leafSamples >= 50);
-    const skipped = r.names.filter((n) => n[0] === 'main.leafSpin' && n[1] === 'main.leafWorker').length;
-    assert.ok(skipped / r.leafSamples >= 0.9, `frame pointers alone go leafSpin → leafWorker in ${skipped} of ${r.leafSamples}`);
+    const leaf = r.samples.filter((_, i) => r.names[i]![0] === 'main.leafSpin');
+    const spCaller = leaf.filter((s) => (s.flags & SampleFlag.SP_CALLER) !== 0);
+    t.diagnostic(`without the table: ${spCaller.length}/${leaf.length} leafSpin samples carry the word at SP`);
+    assert.ok(leaf.length >= 50);
+    assert.ok(spCaller.length / leaf.length >= 0.95, `the word at SP in ${spCaller.length} of ${leaf.length}`);
+    assert.ok(spCaller.every((s) => s.spCaller === true && (s.flags & SampleFlag.LEAF_FIXUP) === 0));
+    // The frame-pointer walk after the word skips leafCaller (the check that the word is needed).
+    const fpOnly = r.names.filter((n, i) => n[0] === 'main.leafSpin' && r.samples[i]!.spCaller && n[2] === 'main.leafWorker').length;
+    assert.ok(fpOnly / leaf.length >= 0.9, `frame pointers alone go leafSpin → leafWorker in ${fpOnly} of ${leaf.length}`);
+    // The agent's resolver keeps the word under leafSpin (SP delta 0 there) and drops it under framedHash, which
+    // has its frame: both stacks come out whole, with nothing between a function and its caller.
+    const sym = new Symbolizer();
+    const resolved = r.samples.map((s) => sym.resolveUser(s.pid, s.userStack, s.timeNs, s.spCaller).map((l) => l.frames.at(-1)?.function ?? '?'));
+    const chain = (names: string[], fns: string[]): boolean => names.slice(0, fns.length).join(' ') === fns.join(' ');
+    const leafWhole = resolved.filter((n) => chain(n, ['main.leafSpin', 'main.leafCaller', 'main.leafWorker'])).length;
+    assert.ok(leafWhole / leaf.length >= 0.95, `leafSpin ← leafCaller ← leafWorker in ${leafWhole} of ${leaf.length} resolved`);
+    const framedChain = ['main.framedHash', 'main.framedCaller', 'main.framedWorker'];
+    const framed = resolved.filter((n) => n[0] === 'main.framedHash');
+    assert.ok(framed.length >= 20, `only ${framed.length} samples in main.framedHash`);
+    const framedWhole = framed.filter((n) => chain(n, framedChain)).length;
+    assert.ok(framedWhole / framed.length >= 0.95, `framedHash ← framedCaller ← framedWorker in ${framedWhole} of ${framed.length} resolved`);
+    // framedHash's word at SP is one of its hash values, seldom a plausible address, so the BPF side seldom sends
+    // one: give a framedHash stack a word that is a return address (into leafCaller) and see it dropped.
+    const inFramed = r.samples.find((_, i) => r.names[i]![0] === 'main.framedHash' && chain(r.names[i]!, framedChain))!;
+    const word = spCaller[0]!.userStack[1]!;
+    const planted = sym.resolveUser(inFramed.pid, [inFramed.userStack[0]!, word, ...inFramed.userStack.slice(1)], inFramed.timeNs, true);
+    assert.deepEqual(planted.map((l) => l.frames.at(-1)?.function).slice(0, 3), framedChain);
+    assert.equal(planted.length, inFramed.userStack.length);
+    r.withCaller = leafWhole;
   });
-  assert.ok(withoutTable.withCaller / withoutTable.leafSamples < 0.1, 'without the table the caller is lost: the check above can fail');
+  assert.ok(withoutTable.withCaller / withoutTable.leafSamples >= 0.95);
   assert.ok(withTable.withCaller / withTable.leafSamples >= 0.95);
+});
+
+samplerTest('a Go process not configured yet sends the word at its SP while young (< spCallerAgeMs), and not once older', async (t) => {
+  const binary = buildFixture({ go: NEWEST, fixture: 'hot', mode: 'plain' });
+  const noProcesses = fs.mkdtempSync(path.join(os.tmpdir(), 'qf-noproc-')); // a /proc with nothing to configure
+  const fx = await run(binary);
+  const sym = symbolizer(binary, 0);
+  try {
+    for (const ageMs of [30_000, 1]) {
+      const sampler = Sampler.start({ hz: 99, procRoot: noProcesses, spCallerAgeMs: ageMs });
+      await sampler.ready();
+      try {
+        assert.equal(sampler.goProcesses().length, 0);
+        const samples = (await collect(sampler, { pid: fx.pid }, 2000)) as SampleWithFlags[];
+        const leaf = samples.filter((s) => sym.names(s.userStack)[0] === 'main.leafSpin');
+        const words = leaf.filter((s) => (s.flags & SampleFlag.SP_CALLER) !== 0);
+        const callers = words.filter((s) => sym.names(s.userStack).slice(1, 3).join(' ') === 'main.leafCaller main.leafWorker');
+        t.diagnostic(`spCallerAgeMs ${ageMs}: ${words.length} of ${leaf.length} leafSpin samples with the word at SP, ${callers.length} of them leafCaller`);
+        assert.ok(leaf.length >= 30, `only ${leaf.length} samples in main.leafSpin`);
+        assert.ok(samples.every((s) => (s.flags & SampleFlag.CONFIG) === 0), 'no sample of a configured process');
+        if (ageMs > 1) {
+          assert.ok(callers.length / leaf.length >= 0.95, `leafSpin ← [SP] leafCaller ← leafWorker in ${callers.length} of ${leaf.length}`);
+        } else {
+          assert.equal(words.length, 0, 'a process older than spCallerAgeMs sends no word');
+          const skipped = leaf.filter((s) => sym.names(s.userStack)[1] === 'main.leafWorker').length;
+          assert.ok(skipped / leaf.length >= 0.9, `frame pointers alone go leafSpin → leafWorker in ${skipped} of ${leaf.length}`);
+        }
+      } finally {
+        await sampler.close();
+      }
+    }
+  } finally {
+    sym.close();
+    await fx.stop();
+    fs.rmSync(noProcesses, { recursive: true, force: true });
+  }
 });
 
 samplerTest('repeats of a sample in one read arrive once with a count, and the counts add up to every sample sent', async (t) => {
