@@ -37,7 +37,7 @@ _Static_assert(sizeof(struct unwind_key) == 8, "struct unwind_key: see src/symbo
 _Static_assert(sizeof(struct unwind_chunk) == 508, "struct unwind_chunk: see src/symbols/unwind-table.ts");
 _Static_assert(sizeof(struct labels_layout) == 32, "struct labels_layout: see src/symbols/injector.ts");
 _Static_assert(sizeof(struct stack_switch) == 104, "struct stack_switch: see src/symbols/injector.ts");
-_Static_assert(sizeof(struct proc_config) == 256, "struct proc_config: see src/symbols/injector.ts");
+_Static_assert(sizeof(struct proc_config) == 320, "struct proc_config: see src/symbols/injector.ts");
 _Static_assert(sizeof(struct sample_record) == 2088, "struct sample_record: see src/sampler/records.ts");
 _Static_assert(__builtin_offsetof(struct sample_record, user_stack) == 56, "struct sample_record: see src/sampler/records.ts");
 _Static_assert(sizeof(struct exec_record) == 16, "struct exec_record: see src/sampler/records.ts");
@@ -180,6 +180,39 @@ static __always_inline bool top_frame(const struct proc_config *cfg, __u64 link_
 	return false;
 }
 
+/* Is the link-time PC inside an injected-call function (asyncPreempt, sigpanic, debugCallV*)? Its return address is
+ * then the PC a signal interrupted, not a call's. */
+static __always_inline bool injected_call(const struct proc_config *cfg, __u64 link_pc)
+{
+	for (int i = 0; i < PROC_INJECTED_CALLS; i++)
+		if (link_pc >= cfg->injected_start[i] && link_pc < cfg->injected_end[i])
+			return true;
+	return false;
+}
+
+/* Has the function of range r set up its own frame pointer, with SP sp and RBP bp? Also true when the table cannot
+ * say (no pcsp data, assembly that writes SP itself): the frame pointer is followed then. */
+static __always_inline bool frame_set_up(const struct range_info *r, __u64 sp, __u64 bp)
+{
+	return (r->flags & (UNWIND_F_NO_INFO | UNWIND_F_SPWRITE)) || r->spdelta < 0 || bp == sp + r->spdelta - 8;
+}
+
+/* The frame a signal interrupted to inject a call (asyncPreempt at an async preemption, sigpanic at a fault), at pc
+ * with SP sp and RBP bp: like a sampled leaf it may not have set up its frame (a frameless loop is a preemption
+ * point), and then RBP is its caller's and the frame pointers skip that caller. Returns the caller's return address
+ * ([SP + spdelta]) in that case; 0 when the frame pointer is its own, or nothing tells. */
+static __always_inline __u64 interrupted_caller(const struct proc_config *cfg, __u64 pc, __u64 sp, __u64 bp)
+{
+	struct range_info r;
+	__u64 ret;
+
+	if (!cfg->binary_id || pc - cfg->bias < cfg->minpc || pc - cfg->bias >= cfg->maxpc ||
+	    !find_range(cfg->binary_id, pc - cfg->bias - cfg->minpc, &r) || frame_set_up(&r, sp, bp) ||
+	    bpf_probe_read_user(&ret, sizeof(ret), (void *)(sp + r.spdelta)) || ret < USER_ADDR_MIN || ret >= USER_ADDR_END)
+		return 0;
+	return ret;
+}
+
 struct leaf_info {
 	bool found; /* the leaf PC is in the unwind table */
 	__u8 flags; /* its UNWIND_F_* */
@@ -218,6 +251,7 @@ static __always_inline __u16 leaf_step(struct task_struct *task, struct pt_regs 
 {
 	__u64 pc = PT_REGS_IP(regs), sp = PT_REGS_SP(regs), bp = PT_REGS_FP(regs), ret; /* BTF loads */
 	struct range_info r;
+	__u16 n;
 
 	*done = !pc;
 	if (!pc)
@@ -241,7 +275,7 @@ static __always_inline __u16 leaf_step(struct task_struct *task, struct pt_regs 
 		*done = true;
 		return 1;
 	}
-	if ((r.flags & (UNWIND_F_NO_INFO | UNWIND_F_SPWRITE)) || r.spdelta < 0 || bp == sp + r.spdelta - 8)
+	if (frame_set_up(&r, sp, bp))
 		return 1;
 	/* Frame not set up (frameless leaf, prologue, epilogue): RBP is still the caller's, so the caller would be
 	 * skipped. Take it from the stack. */
@@ -251,13 +285,25 @@ static __always_inline __u16 leaf_step(struct task_struct *task, struct pt_regs 
 		return 1;
 	}
 	stack[1] = ret;
+	n = 2;
 	*flags |= SAMPLE_F_LEAF_FIXUP;
 	count(COUNTER_LEAF_FIXUPS);
+	if (injected_call(cfg, pc - cfg->bias)) {
+		/* The start of asyncPreempt or sigpanic (where the signal handler's return lands): ret is the PC the
+		 * signal interrupted. It goes in as pc + 1, as Go's traceback records it, so that symbolizing at
+		 * address - 1 finds that instruction; and its function may not have set up its frame either. */
+		stack[1] = ret + 1;
+		ret = interrupted_caller(cfg, ret, sp + r.spdelta + 8, bp);
+		if (!ret)
+			return n;
+		stack[2] = ret;
+		n = 3;
+	}
 	if (top_frame(cfg, ret - 1 - cfg->bias)) {
 		*flags |= SAMPLE_F_TOP_FRAME;
 		*done = true;
 	}
-	return 2;
+	return n;
 #else
 	return 1;
 #endif
@@ -356,7 +402,7 @@ struct fp_walk {
 	__u32 flags;    /* SAMPLE_F_* found on the way */
 	__u32 on_g0;
 	__u32 back;     /* frame records met below the one before (at most WALK_MAX_BACK) */
-	__u32 pad;
+	__u32 injected; /* the last entry is in an injected-call function: the next return address is an interrupted PC */
 };
 
 struct {
@@ -393,7 +439,7 @@ static long fp_step(__u64 i, void *arg)
 	struct fp_walk *w = c->w;
 	const struct proc_config *cfg = c->cfg;
 	struct { __u64 next_bp, ret; } frame;
-	__u64 bp = w->bp, lpc;
+	__u64 bp = w->bp, lpc, ret;
 
 	if (!bp || (bp & 7) || bp == w->prev_bp)
 		return 1;
@@ -414,7 +460,24 @@ static long fp_step(__u64 i, void *arg)
 	}
 	if (!frame.ret || frame.ret >= USER_ADDR_END || frame.ret < USER_ADDR_MIN)
 		return 1;
-	if (cfg) {
+	if (cfg && w->injected) {
+		/* frame.ret is the PC the signal interrupted (pushed as pc + 1, as in leaf_step); below it, the
+		 * interrupted function's caller if it had no frame yet. Its SP was just above that PC. */
+		w->injected = 0;
+		if (!push(c->stack, w, frame.ret + 1))
+			return 1;
+		lpc = frame.ret - cfg->bias;
+		ret = interrupted_caller(cfg, frame.ret, bp + 16, frame.next_bp);
+		if (ret) {
+			if (!push(c->stack, w, ret))
+				return 1;
+			lpc = ret - 1 - cfg->bias;
+		}
+		if (top_frame(cfg, lpc)) {
+			w->flags |= SAMPLE_F_TOP_FRAME;
+			return 1;
+		}
+	} else if (cfg) {
 		lpc = frame.ret - 1 - cfg->bias;
 		if (w->on_g0) {
 			for (int k = 0; k < SWITCH_FUNCS; k++) {
@@ -431,6 +494,7 @@ static long fp_step(__u64 i, void *arg)
 			w->flags |= SAMPLE_F_TOP_FRAME;
 			return 1;
 		}
+		w->injected = injected_call(cfg, lpc);
 	} else if (!push(c->stack, w, frame.ret)) {
 		return 1;
 	}
@@ -482,6 +546,7 @@ static __always_inline bool switch_stacks(const struct proc_config *cfg, __u64 *
 		return false;
 	}
 	w->flags |= SAMPLE_F_SWITCHED;
+	w->injected = injected_call(cfg, ret - 1 - cfg->bias);
 	w->bp = bp;
 	w->prev_bp = 0; /* another stack: its addresses need not be above the last one's */
 	w->lo = w->hi = 0;
@@ -553,6 +618,8 @@ static __always_inline __u16 capture_user(__u32 tgid, __u64 *stack, __u32 *flags
 	w->stop = WALK_END;
 	w->flags = 0;
 	w->back = 0;
+	/* The last entry's function (the leaf's PC is exact, a return address is one past its call). */
+	w->injected = cfg && n > 0 && injected_call(cfg, (n == 1 ? stack[0] : stack[(n - 1) & 3] - 1) - cfg->bias);
 	w->on_g0 = gc.on_g0;
 	w->lo = w->hi = 0;
 	if (gc.on_g0 && gc.curg &&

@@ -62,6 +62,9 @@ struct unwind_chunk {
 #define PROC_F_SWITCH 0x08 /* proc_config.sw is known: samples on g0 join their goroutine's stack */
 
 #define PROC_TOP_FRAMES 4
+/* Functions a signal handler makes a goroutine call (Go's "injected calls": asyncPreempt, sigpanic(0), debugCallV*),
+ * pushing the interrupted PC as their return address. */
+#define PROC_INJECTED_CALLS 4
 
 /* Where the current goroutine's pprof labels are (proc_config.labels). The numbers come from the agent's one
  * description of Go's layouts (src/gosym/pprof-labels.ts), so this side knows no Go release. */
@@ -131,12 +134,15 @@ struct proc_config {
 	/* link-time [start, end) of the functions with the TopFrame flag (0,0 = unused): the walk stops there */
 	__u64 top_start[PROC_TOP_FRAMES];
 	__u64 top_end[PROC_TOP_FRAMES];
+	/* link-time [start, end) of the injected-call functions (0,0 = unused) */
+	__u64 injected_start[PROC_INJECTED_CALLS];
+	__u64 injected_end[PROC_INJECTED_CALLS];
 	struct labels_layout labels;
 	struct stack_switch sw;
 	/* The process's start time as /proc/PID/stat has it (field 22, clock ticks since boot): a config is used only
 	 * for the process it was written for, never for a later one that got the same PID. */
 	__u64 start_ticks;
-};                       /* 256 bytes */
+};                       /* 320 bytes */
 
 /* /proc/PID/stat's start time from task_struct.start_boottime: nsec_to_clock_t with USER_HZ = 100 (every
  * architecture the agent runs on). */

@@ -21,6 +21,7 @@ import type { Mapping } from '../proc/maps';
 import { buildUnwindTable, findTlsGOffset, unwindKeys, type StackSwitch, type UnwindTable, type UnwindTableStats } from './unwind-table';
 
 export const PROC_TOP_FRAMES = 4;
+export const PROC_INJECTED_CALLS = 4;
 
 /** proc_config.flags */
 export const ProcFlag = {
@@ -81,7 +82,7 @@ export const LabelsLayout = struct({
 });
 export type LabelsLayoutValue = CodecValue<typeof LabelsLayout>;
 
-/** struct proc_config (256 bytes) */
+/** struct proc_config (320 bytes) */
 export const ProcConfig = struct({
   binary_id: u32,
   flags: u32,
@@ -94,6 +95,8 @@ export const ProcConfig = struct({
   m_curg: u32,
   top_start: array(u64, PROC_TOP_FRAMES),
   top_end: array(u64, PROC_TOP_FRAMES),
+  injected_start: array(u64, PROC_INJECTED_CALLS),
+  injected_end: array(u64, PROC_INJECTED_CALLS),
   labels: LabelsLayout,
   sw: StackSwitchConfig,
   start_ticks: u64,
@@ -115,6 +118,8 @@ export interface GoBinaryInfo {
   tableStats: UnwindTableStats;
   chunkCounts: Uint8Array;
   topFrames: ReadonlyArray<readonly [number, number]>;
+  /** Link-time [start, end) of asyncPreempt, sigpanic, debugCall (what the binary has of them). */
+  injectedCalls: ReadonlyArray<readonly [number, number]>;
   flags: number;
   tlsGOffset: number;
   offsets: { gGoid: number; gM: number; mCurg: number; source: string };
@@ -150,6 +155,7 @@ export function goBinaryInfo(bin: GoBinary, key: string): GoBinaryInfo {
     tableStats: table.stats,
     chunkCounts: table.chunkCounts,
     topFrames: table.topFrames.slice(0, PROC_TOP_FRAMES),
+    injectedCalls: table.injectedCalls.slice(0, PROC_INJECTED_CALLS),
     flags,
     tlsGOffset: tls ?? 0,
     offsets: { gGoid: off.gGoid, gM: off.gM, mCurg: off.mCurg, source: off.detail ? `${off.source} (${off.detail})` : off.source },
@@ -442,13 +448,6 @@ export class UnwindInjector {
 
   private encodeConfig(b: BinaryEntry, bias: number, startTicks: bigint): Buffer {
     const info = b.info;
-    const top_start: bigint[] = [];
-    const top_end: bigint[] = [];
-    for (let i = 0; i < PROC_TOP_FRAMES; i++) {
-      const t = info.topFrames[i];
-      top_start.push(BigInt(t ? t[0] : 0));
-      top_end.push(BigInt(t ? t[1] : 0));
-    }
     return ProcConfig.encode({
       binary_id: b.entries > 0 ? b.id : 0,
       flags: info.flags,
@@ -459,11 +458,20 @@ export class UnwindInjector {
       g_goid: info.offsets.gGoid,
       g_m: info.offsets.gM,
       m_curg: info.offsets.mCurg,
-      top_start,
-      top_end,
+      top_start: rangeEnds(info.topFrames, PROC_TOP_FRAMES, 0),
+      top_end: rangeEnds(info.topFrames, PROC_TOP_FRAMES, 1),
+      injected_start: rangeEnds(info.injectedCalls, PROC_INJECTED_CALLS, 0),
+      injected_end: rangeEnds(info.injectedCalls, PROC_INJECTED_CALLS, 1),
       labels: info.labels,
       sw: info.sw,
       start_ticks: startTicks,
     });
   }
+}
+
+/** One end (0 = start, 1 = end) of each of at most n [start, end) ranges, as a config array of n (0 = unused). */
+function rangeEnds(ranges: ReadonlyArray<readonly [number, number]>, n: number, end: 0 | 1): bigint[] {
+  const out: bigint[] = [];
+  for (let i = 0; i < n; i++) out.push(BigInt(ranges[i]?.[end] ?? 0));
+  return out;
 }

@@ -58,6 +58,13 @@ const SWITCH_NAMES: ReadonlyMap<string, StackSwitch> = new Map([
   ['runtime.mcall', 'mcall'],
 ] as const);
 
+/**
+ * The runtime's injected calls (runtime/traceback.go's isInjectedCall): a signal handler makes the goroutine call
+ * them, pushing the interrupted PC as their return address. sigpanic0 (amd64, Go 1.17+) is where the handler sends a
+ * fault: it loads g and jumps to sigpanic. debugCallV1 before Go 1.17, V2 since.
+ */
+const INJECTED_CALL_NAMES = ['runtime.asyncPreempt', 'runtime.sigpanic', 'runtime.sigpanic0', 'runtime.debugCallV2', 'runtime.debugCallV1'];
+
 /** Functions that end a stack in binaries whose pclntab has no flags (before Go 1.17). */
 const TOP_FRAME_NAMES = new Set(['runtime.goexit', 'runtime.mstart', 'runtime.rt0_go', 'runtime.sigtramp']);
 
@@ -93,6 +100,7 @@ export interface UnwindTableData {
   flags: Uint8Array;
   topFrames: ReadonlyArray<readonly [number, number]>;
   switches: Partial<Record<StackSwitch, readonly [number, number]>>;
+  injectedCalls: ReadonlyArray<readonly [number, number]>;
   stats: Omit<UnwindTableStats, 'ranges' | 'pages' | 'entries' | 'droppedRanges'>;
 }
 
@@ -118,6 +126,8 @@ export class UnwindTable {
     readonly topFrames: ReadonlyArray<readonly [number, number]>,
     /** Link-time [start, end) of the stack-switching functions the binary has. */
     readonly switches: Partial<Record<StackSwitch, readonly [number, number]>>,
+    /** Link-time [start, end) of the injected-call functions the binary has (asyncPreempt, sigpanic, debugCall). */
+    readonly injectedCalls: ReadonlyArray<readonly [number, number]>,
     stats: Omit<UnwindTableStats, 'ranges' | 'pages' | 'entries' | 'droppedRanges'>,
   ) {
     this.starts = starts;
@@ -148,12 +158,12 @@ export class UnwindTable {
     const { functions, asmFunctions, asmFrom, topFrameFrom } = this.stats;
     return {
       minpc: this.minpc, maxpc: this.maxpc, starts: this.starts, deltas: this.deltas, flags: this.flags,
-      topFrames: this.topFrames, switches: this.switches, stats: { functions, asmFunctions, asmFrom, topFrameFrom },
+      topFrames: this.topFrames, switches: this.switches, injectedCalls: this.injectedCalls, stats: { functions, asmFunctions, asmFrom, topFrameFrom },
     };
   }
 
   static fromData(d: UnwindTableData): UnwindTable {
-    return new UnwindTable(d.minpc, d.maxpc, d.starts, d.deltas, d.flags, d.topFrames, d.switches, d.stats);
+    return new UnwindTable(d.minpc, d.maxpc, d.starts, d.deltas, d.flags, d.topFrames, d.switches, d.injectedCalls, d.stats);
   }
 
   /** What toData() hands over without copying. */
@@ -354,7 +364,9 @@ export function buildUnwindTable(bin: GoBinary): UnwindTable {
   const minpc = pcln.minPc;
   const maxpc = pcln.maxPc;
   if (len === 0 || starts[0] !== minpc) throw new RangeError('pclntab: the first function does not start at minpc');
-  return new UnwindTable(minpc, maxpc, starts.slice(0, len), deltas.slice(0, len), flags.slice(0, len), topFrames, switches, {
+  const injectedCalls = INJECTED_CALL_NAMES.flatMap((name) => pcln.funcIndexesNamed(name, true).slice(0, 1))
+    .map((i): readonly [number, number] => [pcln.funcAt(i).entry, pcln.funcAt(i).end]);
+  return new UnwindTable(minpc, maxpc, starts.slice(0, len), deltas.slice(0, len), flags.slice(0, len), topFrames, switches, injectedCalls, {
     functions: n,
     asmFunctions,
     asmFrom: asmFlag ? 'flag' : 'file',

@@ -584,8 +584,8 @@ samplerTest('record and config layouts match bpf/profile.h', () => {
   assert.deepEqual([SampleRecord.offsets.comm, SampleRecord.offsets.user_stack, SampleRecord.offsets.kernel_stack], [40, 56, 56 + 127 * 8]);
   assert.deepEqual([SampleRecord.offsets.flags, SampleRecord.offsets.labels_len], [32, 34]);
   assert.equal(OffCpuRecord.size, 2112);
-  assert.equal(ProcConfig.size, 256);
-  assert.equal(ProcConfig.offsets.labels, 112);
+  assert.equal(ProcConfig.size, 320);
+  assert.equal(ProcConfig.offsets.labels, 176);
 });
 
 samplerTest('close() detaches everything; subscribe after close throws', async () => {

@@ -17,13 +17,18 @@ import { readPprof, startAgent } from './agent';
 
 export type Sample = Profile['sample'][number];
 
-/** The function names of a sample's stack (inlined ones too). */
-export function functionsOf(p: Profile, s: Sample): Set<string> {
+/** The function names of a sample's stack, innermost first (inlined ones too). */
+export function stackOf(p: Profile, s: Sample): string[] {
   const locs = new Map(p.location.map((l) => [l.id, l]));
   const fns = new Map(p.function.map((f) => [f.id, p.stringTable[f.name]!]));
-  const out = new Set<string>();
-  for (const id of s.locationId) for (const line of locs.get(id)?.line ?? []) out.add(fns.get(line.functionId) ?? '?');
+  const out: string[] = [];
+  for (const id of s.locationId) for (const line of locs.get(id)?.line ?? []) out.push(fns.get(line.functionId) ?? '?');
   return out;
+}
+
+/** The function names of a sample's stack (inlined ones too). */
+export function functionsOf(p: Profile, s: Sample): Set<string> {
+  return new Set(stackOf(p, s));
 }
 
 /** Samples (by count) in all, and of those whose stack holds each function. */
@@ -96,6 +101,8 @@ export interface OwnProfileRun<T> {
  */
 export async function profileWithOwn<T extends { pid: number }>(opts: {
   binary: string;
+  /** More arguments for the fixture (after -cpuprofile and -seconds). */
+  args?: string[];
   agentArgs?: string[];
   kinds?: Array<'profile' | 'offcpu'>;
   seconds?: number;
@@ -104,7 +111,7 @@ export async function profileWithOwn<T extends { pid: number }>(opts: {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qf-own-'));
   const mineFile = path.join(dir, 'own.pb.gz');
   const agent = await startAgent(opts.agentArgs ?? []);
-  const child = spawn(opts.binary, ['-cpuprofile', mineFile, '-seconds', String(opts.ownSeconds ?? 7)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(opts.binary, ['-cpuprofile', mineFile, '-seconds', String(opts.ownSeconds ?? 7), ...(opts.args ?? [])], { stdio: ['ignore', 'pipe', 'inherit'] });
   const close = async (): Promise<void> => {
     child.kill('SIGKILL');
     await agent.stop();

@@ -171,6 +171,13 @@ test('the frameless leaf and its caller, as the BPF side will see them', () => {
     assert.ok(deltas.has(0) && deltas.has(8) && [...deltas].some((d) => d > 8), `leafCaller pushes BP and has a frame: ${[...deltas]}`);
     const names = table.topFrames.map(([s]) => bin.funcName(bin.funcAt(s)!)).sort();
     assert.deepEqual(names, ['runtime.goexit', 'runtime.mstart', 'runtime.rt0_go', 'runtime.sigtramp']);
+    const injected = table.injectedCalls.map(([s, e]) => {
+      const f = bin.funcAt(s)!;
+      assert.equal(f.entry, s);
+      assert.equal(f.end, e);
+      return bin.funcName(f);
+    });
+    assert.deepEqual(injected, ['runtime.asyncPreempt', 'runtime.sigpanic', 'runtime.sigpanic0', 'runtime.debugCallV2']);
   } finally {
     bin.close();
   }
@@ -184,6 +191,8 @@ test('go1.15 (no Asm/TopFrame flags in the pclntab): assembly by file name, top 
     assert.equal(table.stats.topFrameFrom, 'name');
     assert.ok(table.stats.asmFunctions > 50, `${table.stats.asmFunctions} assembly functions`);
     assert.equal(table.topFrames.length, 4);
+    const injected = table.injectedCalls.map(([s]) => bin.funcName(bin.funcAt(s)!));
+    assert.deepEqual(injected, ['runtime.asyncPreempt', 'runtime.sigpanic', 'runtime.debugCallV1'], 'no sigpanic0 before Go 1.17');
     let memmove = false;
     for (let i = 0; i < bin.pcln.nfunc; i++) {
       const f = bin.pcln.funcAt(i);
