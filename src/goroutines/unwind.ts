@@ -5,6 +5,7 @@
 
 import type { GoBinary } from '../gosym/binary';
 import { FUNC_FLAG_SPWRITE, FUNC_FLAG_TOPFRAME } from '../gosym/pclntab';
+import { INJECTED_CALL_FUNCS, TOP_FRAME_FUNCS } from '../gosym/runtime-frames';
 
 /** One physical frame: its PC and whether the PC is exact (else a return address: look up pc − 1). */
 export interface PhysicalFrame {
@@ -37,9 +38,7 @@ export interface FrameInfo {
   trap: boolean;
 }
 
-// Where every stack ends (their TopFrame flag is only recorded from Go 1.16 on).
-const TOP_FRAME_FUNCS = new Set(['runtime.goexit', 'runtime.mstart', 'runtime.rt0_go']);
-const TRAP_FUNCS = new Set(['runtime.sigpanic', 'runtime.asyncPreempt']);
+const TRAP_FUNCS: ReadonlySet<string> = new Set(INJECTED_CALL_FUNCS);
 /** Goroutines of one program share most of their PCs: a bounded cache of what the tables say about each. */
 const FRAME_INFO_CACHE = 1 << 16;
 

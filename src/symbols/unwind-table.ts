@@ -11,6 +11,7 @@
 import { array, i32, struct, u16, u32, u8 } from '../bpf/codec';
 import type { GoBinary } from '../gosym/binary';
 import { ChangePoints, FUNC_FLAG_ASM, FUNC_FLAG_SPWRITE, FUNC_FLAG_TOPFRAME } from '../gosym/pclntab';
+import { INJECTED_CALL_FUNCS, TOP_FRAME_FUNCS } from '../gosym/runtime-frames';
 
 export const UNWIND_PAGE_SHIFT = 12;
 export const UNWIND_PAGE_SIZE = 1 << UNWIND_PAGE_SHIFT;
@@ -58,15 +59,6 @@ const SWITCH_NAMES: ReadonlyMap<string, StackSwitch> = new Map([
   ['runtime.mcall', 'mcall'],
 ] as const);
 
-/**
- * The runtime's injected calls (runtime/traceback.go's isInjectedCall): a signal handler makes the goroutine call
- * them, pushing the interrupted PC as their return address. sigpanic0 (amd64, Go 1.17+) is where the handler sends a
- * fault: it loads g and jumps to sigpanic. debugCallV1 before Go 1.17, V2 since.
- */
-const INJECTED_CALL_NAMES = ['runtime.asyncPreempt', 'runtime.sigpanic', 'runtime.sigpanic0', 'runtime.debugCallV2', 'runtime.debugCallV1'];
-
-/** Functions that end a stack in binaries whose pclntab has no flags (before Go 1.17). */
-const TOP_FRAME_NAMES = new Set(['runtime.goexit', 'runtime.mstart', 'runtime.rt0_go', 'runtime.sigtramp']);
 
 export interface UnwindRangeInfo {
   /** Bytes below the function's entry SP (-1 when unknown). */
@@ -338,7 +330,7 @@ export function buildUnwindTable(bin: GoBinary): UnwindTable {
     if (f.end <= f.entry) continue;
     const ff = pcln.funcFlag(f);
     const isAsm = asmFlag ? (ff & FUNC_FLAG_ASM) !== 0 : pcln.file(f, f.entry).endsWith('.s');
-    const isTop = topFlag ? (ff & FUNC_FLAG_TOPFRAME) !== 0 : TOP_FRAME_NAMES.has(pcln.funcName(f));
+    const isTop = topFlag ? (ff & FUNC_FLAG_TOPFRAME) !== 0 : TOP_FRAME_FUNCS.has(pcln.funcName(f));
     let fl = isAsm ? 0 : UnwindFlag.GO;
     if (isAsm) {
       asmFunctions++;
@@ -364,7 +356,7 @@ export function buildUnwindTable(bin: GoBinary): UnwindTable {
   const minpc = pcln.minPc;
   const maxpc = pcln.maxPc;
   if (len === 0 || starts[0] !== minpc) throw new RangeError('pclntab: the first function does not start at minpc');
-  const injectedCalls = INJECTED_CALL_NAMES.flatMap((name) => pcln.funcIndexesNamed(name, true).slice(0, 1))
+  const injectedCalls = INJECTED_CALL_FUNCS.flatMap((name) => pcln.funcIndexesNamed(name, true).slice(0, 1))
     .map((i): readonly [number, number] => [pcln.funcAt(i).entry, pcln.funcAt(i).end]);
   return new UnwindTable(minpc, maxpc, starts.slice(0, len), deltas.slice(0, len), flags.slice(0, len), topFrames, switches, injectedCalls, {
     functions: n,
