@@ -118,7 +118,7 @@ export interface GoBinaryInfo {
   tableStats: UnwindTableStats;
   chunkCounts: Uint8Array;
   topFrames: ReadonlyArray<readonly [number, number]>;
-  /** Link-time [start, end) of asyncPreempt, sigpanic, debugCall (what the binary has of them). */
+  /** Link-time [start, end) of the injected-call functions the binary has (gosym/runtime-frames.ts), at most PROC_INJECTED_CALLS. */
   injectedCalls: ReadonlyArray<readonly [number, number]>;
   flags: number;
   tlsGOffset: number;
