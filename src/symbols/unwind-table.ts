@@ -118,7 +118,7 @@ export class UnwindTable {
     readonly topFrames: ReadonlyArray<readonly [number, number]>,
     /** Link-time [start, end) of the stack-switching functions the binary has. */
     readonly switches: Partial<Record<StackSwitch, readonly [number, number]>>,
-    /** Link-time [start, end) of the injected-call functions the binary has (asyncPreempt, sigpanic, debugCall). */
+    /** Link-time [start, end) of the injected-call functions the binary has (gosym/runtime-frames.ts). */
     readonly injectedCalls: ReadonlyArray<readonly [number, number]>,
     stats: Omit<UnwindTableStats, 'ranges' | 'pages' | 'entries' | 'droppedRanges'>,
   ) {
