@@ -101,23 +101,27 @@ samplerTest('frameless leaf: its caller is in the stack with the unwind table; w
     // The agent's resolver keeps the word under leafSpin (SP delta 0 there) and drops it under framedHash, which
     // has its frame: both stacks come out whole, with nothing between a function and its caller.
     const sym = new Symbolizer();
-    const resolved = r.samples.map((s) => sym.resolveUser(s.pid, s.userStack, s.timeNs, s.spCaller).map((l) => l.frames.at(-1)?.function ?? '?'));
-    const chain = (names: string[], fns: string[]): boolean => names.slice(0, fns.length).join(' ') === fns.join(' ');
-    const leafWhole = resolved.filter((n) => chain(n, ['main.leafSpin', 'main.leafCaller', 'main.leafWorker'])).length;
-    assert.ok(leafWhole / leaf.length >= 0.95, `leafSpin ← leafCaller ← leafWorker in ${leafWhole} of ${leaf.length} resolved`);
-    const framedChain = ['main.framedHash', 'main.framedCaller', 'main.framedWorker'];
-    const framed = resolved.filter((n) => n[0] === 'main.framedHash');
-    assert.ok(framed.length >= 20, `only ${framed.length} samples in main.framedHash`);
-    const framedWhole = framed.filter((n) => chain(n, framedChain)).length;
-    assert.ok(framedWhole / framed.length >= 0.95, `framedHash ← framedCaller ← framedWorker in ${framedWhole} of ${framed.length} resolved`);
-    // framedHash's word at SP is one of its hash values, seldom a plausible address, so the BPF side seldom sends
-    // one: give a framedHash stack a word that is a return address (into leafCaller) and see it dropped.
-    const inFramed = r.samples.find((_, i) => r.names[i]![0] === 'main.framedHash' && chain(r.names[i]!, framedChain))!;
-    const word = spCaller[0]!.userStack[1]!;
-    const planted = sym.resolveUser(inFramed.pid, [inFramed.userStack[0]!, word, ...inFramed.userStack.slice(1)], inFramed.timeNs, true);
-    assert.deepEqual(planted.map((l) => l.frames.at(-1)?.function).slice(0, 3), framedChain);
-    assert.equal(planted.length, inFramed.userStack.length);
-    r.withCaller = leafWhole;
+    try {
+      const resolved = r.samples.map((s) => sym.resolveUser(s.pid, s.userStack, s.timeNs, s.spCaller).map((l) => l.frames.at(-1)?.function ?? '?'));
+      const chain = (names: string[], fns: string[]): boolean => names.slice(0, fns.length).join(' ') === fns.join(' ');
+      const leafWhole = resolved.filter((n) => chain(n, ['main.leafSpin', 'main.leafCaller', 'main.leafWorker'])).length;
+      assert.ok(leafWhole / leaf.length >= 0.95, `leafSpin ← leafCaller ← leafWorker in ${leafWhole} of ${leaf.length} resolved`);
+      const framedChain = ['main.framedHash', 'main.framedCaller', 'main.framedWorker'];
+      const framed = resolved.filter((n) => n[0] === 'main.framedHash');
+      assert.ok(framed.length >= 20, `only ${framed.length} samples in main.framedHash`);
+      const framedWhole = framed.filter((n) => chain(n, framedChain)).length;
+      assert.ok(framedWhole / framed.length >= 0.95, `framedHash ← framedCaller ← framedWorker in ${framedWhole} of ${framed.length} resolved`);
+      // framedHash's word at SP is one of its hash values, seldom a plausible address, so the BPF side seldom sends
+      // one: give a framedHash stack a word that is a return address (into leafCaller) and see it dropped.
+      const inFramed = r.samples.find((_, i) => r.names[i]![0] === 'main.framedHash' && chain(r.names[i]!, framedChain))!;
+      const word = spCaller[0]!.userStack[1]!;
+      const planted = sym.resolveUser(inFramed.pid, [inFramed.userStack[0]!, word, ...inFramed.userStack.slice(1)], inFramed.timeNs, true);
+      assert.deepEqual(planted.map((l) => l.frames.at(-1)?.function).slice(0, 3), framedChain);
+      assert.equal(planted.length, inFramed.userStack.length);
+      r.withCaller = leafWhole;
+    } finally {
+      sym.close();
+    }
   });
   assert.ok(withoutTable.withCaller / withoutTable.leafSamples >= 0.95);
   assert.ok(withTable.withCaller / withTable.leafSamples >= 0.95);
